@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package that vmctl's build, tests and runtime need. Idempotent: on a
+# machine that already has them it only checks and returns in seconds. Run as root.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config clang-format
+  libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
+  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
+  # runtime: VMM, disks, guest image build
+  qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
+  dpkg-dev ca-certificates
+  # runtime: network (later issues) and tests
+  nftables iproute2 openssh-client socat sqlite3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages (${missing[*]}); run as root: sudo $0" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

@@ -1,0 +1,43 @@
+#ifndef VMCTL_BASE_FRAME_H_
+#define VMCTL_BASE_FRAME_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace vmctl {
+
+// Length-prefixed JSON frames: a 4-byte big-endian length N (1..kMaxFrameSize), then N bytes of
+// one JSON object. Spoken by the guest agent, and by the daemon's exec stream to the CLI
+// (docs/agent-protocol.md). Binary payloads travel base64-encoded in a "data" member.
+inline constexpr uint32_t kMaxFrameSize = 16 * 1024 * 1024;
+
+std::string EncodeFrame(const nlohmann::json& message);
+
+// Incremental decoder for non-blocking readers: Feed bytes, then Next() until it returns nullopt.
+class FrameDecoder {
+ public:
+  void Feed(std::string_view bytes) { buffer_.append(bytes); }
+  // A complete frame, nullopt if more bytes are needed, or kInvalidArgument for a bad length or
+  // bad JSON (the stream is then unusable).
+  Result<std::optional<nlohmann::json>> Next();
+
+ private:
+  std::string buffer_;
+};
+
+// Blocking helpers on an fd.
+Result<void> WriteFrame(int fd, const nlohmann::json& message);
+// kUnavailable "end of stream" on clean EOF.
+Result<nlohmann::json> ReadFrame(int fd);
+
+std::string Base64Encode(std::string_view data);
+Result<std::string> Base64Decode(std::string_view text);
+
+}  // namespace vmctl
+
+#endif  // VMCTL_BASE_FRAME_H_

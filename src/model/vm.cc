@@ -1,0 +1,140 @@
+#include "model/vm.h"
+
+#include <array>
+#include <random>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace vmctl {
+namespace {
+
+constexpr std::array<std::pair<VmState, std::string_view>, 7> kStateNames = {{
+    {VmState::kCreating, "creating"},
+    {VmState::kStarting, "starting"},
+    {VmState::kRunning, "running"},
+    {VmState::kStopping, "stopping"},
+    {VmState::kStopped, "stopped"},
+    {VmState::kFailed, "failed"},
+    {VmState::kDeleting, "deleting"},
+}};
+
+}  // namespace
+
+std::string_view VmStateName(VmState state) {
+  for (const auto& [s, name] : kStateNames) {
+    if (s == state) return name;
+  }
+  return "unknown";
+}
+
+Result<VmState> VmStateFromName(std::string_view name) {
+  for (const auto& [s, n] : kStateNames) {
+    if (n == name) return s;
+  }
+  return InvalidArgument(fmt::format("unknown VM state '{}'", name));
+}
+
+Result<void> CheckTransition(VmState from, VmState to) {
+  using S = VmState;
+  bool ok = false;
+  switch (from) {
+    case S::kCreating:
+      ok = to == S::kStarting || to == S::kFailed || to == S::kDeleting;
+      break;
+    case S::kStarting:
+      ok = to == S::kRunning || to == S::kFailed || to == S::kStopping || to == S::kStopped ||
+           to == S::kDeleting;
+      break;
+    case S::kRunning:
+      ok = to == S::kStopping || to == S::kStopped || to == S::kFailed || to == S::kDeleting ||
+           to == S::kStarting;  // restart
+      break;
+    case S::kStopping:
+      ok = to == S::kStopped || to == S::kFailed || to == S::kDeleting;
+      break;
+    case S::kStopped:
+      ok = to == S::kStarting || to == S::kDeleting;
+      break;
+    case S::kFailed:
+      ok = to == S::kStarting || to == S::kStopped || to == S::kDeleting;
+      break;
+    case S::kDeleting:
+      ok = false;
+      break;
+  }
+  if (ok) return Ok();
+  return FailedPrecondition(
+      fmt::format("cannot go from {} to {}", VmStateName(from), VmStateName(to)));
+}
+
+Result<void> ValidateVmName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("VM name must not be empty");
+  if (name.size() > VmLimits::kMaxNameLength) {
+    return InvalidArgument(fmt::format("VM name is too long ({} characters, at most {})",
+                                       name.size(), VmLimits::kMaxNameLength));
+  }
+  if (!(name[0] >= 'a' && name[0] <= 'z')) {
+    return InvalidArgument(fmt::format(
+        "invalid VM name '{}': must start with a lowercase letter (a-z)", name));
+  }
+  for (char c : name) {
+    bool good = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    if (!good) {
+      return InvalidArgument(fmt::format(
+          "invalid VM name '{}': only lowercase letters, digits and '-' are allowed", name));
+    }
+  }
+  if (name.back() == '-') {
+    return InvalidArgument(fmt::format("invalid VM name '{}': must not end with '-'", name));
+  }
+  return Ok();
+}
+
+Result<void> ValidateVmRequest(const VmRequest& r) {
+  VMCTL_TRY(ValidateVmName(r.name));
+  if (r.image.empty()) return InvalidArgument("image name must not be empty");
+  if (r.cpus < VmLimits::kMinCpus || r.cpus > VmLimits::kMaxCpus) {
+    return InvalidArgument(fmt::format("cpus must be between {} and {} (got {})",
+                                       VmLimits::kMinCpus, VmLimits::kMaxCpus, r.cpus));
+  }
+  if (r.memory_mib < VmLimits::kMinMemoryMib || r.memory_mib > VmLimits::kMaxMemoryMib) {
+    return InvalidArgument(fmt::format("memory must be between {} and {} MiB (got {})",
+                                       VmLimits::kMinMemoryMib, VmLimits::kMaxMemoryMib,
+                                       r.memory_mib));
+  }
+  if (r.disk_mib < VmLimits::kMinDiskMib || r.disk_mib > VmLimits::kMaxDiskMib) {
+    return InvalidArgument(fmt::format("disk must be between {} and {} MiB (got {})",
+                                       VmLimits::kMinDiskMib, VmLimits::kMaxDiskMib, r.disk_mib));
+  }
+  return Ok();
+}
+
+nlohmann::json ToJson(const VmRecord& vm) {
+  return {
+      {"id", vm.id},
+      {"owner", vm.owner},
+      {"name", vm.name},
+      {"image", vm.image},
+      {"state", VmStateName(vm.state)},
+      {"cpus", vm.cpus},
+      {"memory_mib", vm.memory_mib},
+      {"disk_mib", vm.disk_mib},
+      {"backend", vm.backend},
+      {"pid", vm.pid},
+      {"runtime_dir", vm.runtime_dir},
+      {"error", vm.error},
+      {"created_at", vm.created_at},
+      {"updated_at", vm.updated_at},
+  };
+}
+
+std::string NewVmId() {
+  std::random_device rd;
+  std::uniform_int_distribution<int> hex(0, 15);
+  std::string id;
+  for (int i = 0; i < 12; ++i) id.push_back("0123456789abcdef"[hex(rd)]);
+  return id;
+}
+
+}  // namespace vmctl

@@ -1,0 +1,89 @@
+#ifndef VMCTL_MODEL_VM_H_
+#define VMCTL_MODEL_VM_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace vmctl {
+
+// Lifecycle states. Every change goes through CheckTransition, and the store persists the new
+// state before the controller acts on it (write-ahead), so a crash mid-operation is visible on
+// restart and reconciled.
+enum class VmState {
+  kCreating,  // row exists, disk being provisioned, VMM not yet started
+  kStarting,  // VMM launched, waiting for the guest agent's hello
+  kRunning,   // agent answered
+  kStopping,  // graceful shutdown requested
+  kStopped,   // no VMM process; disk kept
+  kFailed,    // boot or VMM failure; `error` says why; can be started again or removed
+  kDeleting,  // rm in progress; the row goes away when every resource is released
+};
+
+std::string_view VmStateName(VmState state);
+Result<VmState> VmStateFromName(std::string_view name);
+
+// ok, or kFailedPrecondition "cannot go from X to Y".
+Result<void> CheckTransition(VmState from, VmState to);
+
+// Resource limits a single VM may ask for (quotas cap the totals per user).
+struct VmLimits {
+  static constexpr int kMinCpus = 1;
+  static constexpr int kMaxCpus = 64;
+  static constexpr int64_t kMinMemoryMib = 128;
+  static constexpr int64_t kMaxMemoryMib = 256 * 1024;
+  static constexpr int64_t kMinDiskMib = 512;
+  static constexpr int64_t kMaxDiskMib = 2 * 1024 * 1024;
+  static constexpr size_t kMaxNameLength = 32;
+};
+
+// VM names are DNS labels (they become myvm.host): 1-32 chars of [a-z0-9-], starting with a
+// letter, not ending with '-'. Host-side names (TAP, sockets) derive from the VM id, never the
+// name, so the limit is about DNS and readability rather than IFNAMSIZ.
+Result<void> ValidateVmName(std::string_view name);
+
+// What a user asks for; validated by ValidateVmRequest.
+struct VmRequest {
+  std::string name;
+  std::string image = "default";
+  int cpus = 1;
+  int64_t memory_mib = 512;
+  int64_t disk_mib = 2048;
+};
+Result<void> ValidateVmRequest(const VmRequest& request);
+
+// One VM as persisted. Runtime fields (pid, sockets) are empty while stopped.
+struct VmRecord {
+  std::string id;     // 12 lowercase hex chars, random, immutable
+  std::string owner;  // user id
+  std::string name;   // unique per owner
+  std::string image;
+  VmState state = VmState::kCreating;
+  int cpus = 1;
+  int64_t memory_mib = 512;
+  int64_t disk_mib = 2048;
+  std::string backend;  // backend that runs it, e.g. "qemu"
+  int64_t pid = 0;
+  uint64_t pid_start_time = 0;  // with pid, identifies the VMM process across reuse
+  std::string api_socket;       // VMM control socket (QMP or REST)
+  std::string agent_socket;     // host end of the agent channel
+  std::string runtime_dir;      // per-VM directory with sockets, logs, disks
+  std::string root_disk;
+  std::string error;       // why the last operation failed (with console tail), else empty
+  int64_t created_at = 0;  // unix seconds
+  int64_t updated_at = 0;
+};
+
+nlohmann::json ToJson(const VmRecord& vm);
+
+std::string NewVmId();
+
+}  // namespace vmctl
+
+#endif  // VMCTL_MODEL_VM_H_

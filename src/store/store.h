@@ -1,0 +1,72 @@
+#ifndef VMCTL_STORE_STORE_H_
+#define VMCTL_STORE_STORE_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "model/event.h"
+#include "model/image.h"
+#include "model/user.h"
+#include "model/vm.h"
+
+namespace vmctl {
+
+// Durable control-plane state. The SQLite implementation (store/sqlite) is the only one today; a
+// PostgreSQL one can follow behind this interface.
+//
+// Threading: implementations are thread-safe; every method is atomic (one transaction).
+// Errors: kNotFound for a missing row, kAlreadyExists for a unique-key clash, kFailedPrecondition
+// for an illegal or stale state transition, kInternal for database failures (message carries
+// the database's own text).
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Users, keys, quotas, shares.
+  virtual Result<User> CreateUser(const User& user) = 0;
+  virtual Result<User> GetUser(std::string_view id) = 0;
+  virtual Result<User> GetUserByName(std::string_view name) = 0;
+  virtual Result<void> AddSshKey(const SshKey& key) = 0;
+  virtual Result<std::vector<SshKey>> ListSshKeys(std::string_view user_id) = 0;
+  virtual Result<void> RemoveSshKey(std::string_view fingerprint) = 0;
+  // A user without a quota row gets the defaults of Quota.
+  virtual Result<Quota> GetQuota(std::string_view user_id) = 0;
+  virtual Result<void> SetQuota(const Quota& quota) = 0;
+  virtual Result<void> AddShare(const Share& share) = 0;
+  virtual Result<void> RemoveShare(std::string_view vm_id, std::string_view user_id) = 0;
+  virtual Result<std::vector<Share>> ListShares(std::string_view vm_id) = 0;
+
+  // VMs. InsertVm fails with kAlreadyExists when (owner, name) is taken; the message names it.
+  virtual Result<void> InsertVm(const VmRecord& vm) = 0;
+  virtual Result<VmRecord> GetVm(std::string_view id) = 0;
+  virtual Result<VmRecord> GetVmByName(std::string_view owner, std::string_view name) = 0;
+  // All VMs, or only one owner's when owner is set; ordered by created_at.
+  virtual Result<std::vector<VmRecord>> ListVms(std::optional<std::string> owner) = 0;
+  // Writes every mutable column of the row (not the state: use TransitionVm for that).
+  virtual Result<void> UpdateVm(const VmRecord& vm) = 0;
+  // Compare-and-set of the state: fails with kFailedPrecondition if the stored state is not
+  // `from` (someone else moved it) or if from -> to is illegal (CheckTransition). Sets `error`
+  // to error_message (cleared when empty) and appends a "state" event. Returns the new row.
+  virtual Result<VmRecord> TransitionVm(std::string_view id, VmState from, VmState to,
+                                        std::string_view error_message = "") = 0;
+  // Deletes the row, its shares and its events.
+  virtual Result<void> DeleteVm(std::string_view id) = 0;
+
+  // Images, keyed by name.
+  virtual Result<void> PutImage(const ImageRecord& image) = 0;  // insert or replace
+  virtual Result<ImageRecord> GetImage(std::string_view name) = 0;
+  virtual Result<std::vector<ImageRecord>> ListImages() = 0;
+  virtual Result<void> DeleteImage(std::string_view name) = 0;
+
+  // Operations log.
+  virtual Result<void> AppendEvent(const Event& event) = 0;
+  // Newest last; at most `limit` events; all VMs when vm_id is empty.
+  virtual Result<std::vector<Event>> ListEvents(std::string_view vm_id, int limit) = 0;
+};
+
+}  // namespace vmctl
+
+#endif  // VMCTL_STORE_STORE_H_
