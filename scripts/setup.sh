@@ -12,7 +12,7 @@ packages=(
   qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
   dpkg-dev ca-certificates
   # runtime: network (later issues) and tests
-  nftables iproute2 openssh-client socat sqlite3 procps
+  nftables iproute2 openssh-client socat sqlite3 procps curl
 )
 
 missing=()

@@ -1,0 +1,41 @@
+#ifndef VMCTL_API_REQUEST_H_
+#define VMCTL_API_REQUEST_H_
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/client.h"
+#include "base/result.h"
+#include "model/vm.h"
+
+namespace vmctl::api {
+
+// Pure parsing of API requests (no I/O), shared by the server and its tests.
+
+struct Query {
+  std::map<std::string, std::string> values;
+  // "1", "true", "yes" or a bare key count as set.
+  bool Flag(const std::string& key) const;
+};
+
+struct Target {
+  std::string path;
+  std::vector<std::string> segments;  // "/v1/vms/x" -> {"v1","vms","x"}; %XX decoded
+  Query query;
+};
+
+Target ParseTarget(std::string_view target);
+
+// Body of POST /v1/vms: {"name": str, "image"?: str, "cpus"?: int, "memory_mib"?: int,
+// "disk_mib"?: int}. kInvalidArgument for malformed JSON, wrong types and unknown fields.
+Result<VmRequest> ParseVmRequest(std::string_view body);
+
+// Body of POST /v1/vms/NAME/exec: {"argv": [str...], "env"?: {str: str}, "cwd"?: str,
+// "tty"?: bool, "rows"?: int, "cols"?: int}.
+Result<agent::ExecRequest> ParseExecRequest(std::string_view body);
+
+}  // namespace vmctl::api
+
+#endif  // VMCTL_API_REQUEST_H_

@@ -1,0 +1,60 @@
+#include "api/request.h"
+
+#include <gtest/gtest.h>
+
+namespace vmctl::api {
+namespace {
+
+TEST(ParseTargetTest, SplitsPathAndQuery) {
+  auto t = ParseTarget("/v1/vms/web/logs?follow=1&x");
+  EXPECT_EQ(t.path, "/v1/vms/web/logs");
+  ASSERT_EQ(t.segments.size(), 4u);
+  EXPECT_EQ(t.segments[2], "web");
+  EXPECT_TRUE(t.query.Flag("follow"));
+  EXPECT_TRUE(t.query.Flag("x"));
+  EXPECT_FALSE(t.query.Flag("force"));
+  EXPECT_EQ(ParseTarget("/v1/vms/a%2Fb").segments[2], "a/b");
+}
+
+TEST(ParseVmRequestTest, AcceptsDefaultsAndFields) {
+  auto r = ParseVmRequest(R"({"name":"web","cpus":2,"memory_mib":1024})");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->name, "web");
+  EXPECT_EQ(r->cpus, 2);
+  EXPECT_EQ(r->memory_mib, 1024);
+  EXPECT_EQ(r->image, "default");
+}
+
+TEST(ParseVmRequestTest, RejectsMalformedInputClearly) {
+  struct Case {
+    const char* body;
+    const char* message;
+  };
+  for (const auto& c : {Case{"", "empty"}, Case{"{", "not valid JSON"},
+                        Case{"[1]", "must be a JSON object"}, Case{"{}", "'name' is required"},
+                        Case{R"({"name":1})", "'name' must be a string"},
+                        Case{R"({"name":"a","cpus":"2"})", "'cpus' must be an integer"},
+                        Case{R"({"name":"a","cpus":99999999999})", "out of range"},
+                        Case{R"({"name":"a","colour":"red"})", "unknown field 'colour'"}}) {
+    auto r = ParseVmRequest(c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(c.message), std::string::npos)
+        << c.body << " -> " << r.error().message();
+  }
+}
+
+TEST(ParseExecRequestTest, ParsesAndValidates) {
+  auto r = ParseExecRequest(R"({"argv":["sh","-c","exit 7"],"env":{"A":"b"},"tty":true})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->argv.size(), 3u);
+  EXPECT_EQ(r->env.at("A"), "b");
+  EXPECT_TRUE(r->tty);
+  EXPECT_FALSE(ParseExecRequest(R"({"argv":[]})").ok());
+  EXPECT_FALSE(ParseExecRequest(R"({"argv":["x",1]})").ok());
+  EXPECT_FALSE(ParseExecRequest(R"({"argv":["x"],"env":{"A=B":"c"}})").ok());
+  EXPECT_FALSE(ParseExecRequest(R"({"argv":["x"],"rows":0})").ok());
+}
+
+}  // namespace
+}  // namespace vmctl::api

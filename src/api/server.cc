@@ -1,0 +1,451 @@
+#include "api/server.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/request.h"
+#include "base/frame.h"
+#include "base/io.h"
+
+namespace vmctl::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using Socket = net::local::stream_protocol::socket;
+using Request = http::request<http::string_body>;
+using nlohmann::json;
+
+constexpr std::string_view kNdjson = "application/x-ndjson";
+constexpr size_t kMaxBody = 1 << 20;
+
+json ErrorBody(const Error& error) {
+  return {{"error", {{"code", ErrorCodeName(error.code())}, {"message", error.message()}}}};
+}
+
+bool SendJson(Socket& socket, unsigned version, http::status status, const json& body,
+              bool keep_alive) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = body.dump() + "\n";
+  res.prepare_payload();
+  beast::error_code ec;
+  http::write(socket, res, ec);
+  return !ec && keep_alive;
+}
+
+bool SendError(Socket& socket, unsigned version, const Error& error, bool keep_alive) {
+  return SendJson(socket, version, static_cast<http::status>(error.HttpStatus()),
+                  ErrorBody(error), keep_alive);
+}
+
+// A chunked response body written piece by piece: NDJSON progress or a followed log.
+class ChunkedWriter {
+ public:
+  ChunkedWriter(Socket& socket, unsigned version, std::string_view content_type)
+      : socket_(socket) {
+    http::response<http::empty_body> res{http::status::ok, version};
+    res.set(http::field::content_type, content_type);
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> serializer{res};
+    http::write_header(socket_, serializer, ec_);
+  }
+  bool Write(std::string_view data) {
+    if (ec_ || data.empty()) return !ec_;
+    net::write(socket_, http::make_chunk(net::buffer(data.data(), data.size())), ec_);
+    return !ec_;
+  }
+  bool Line(const json& line) { return Write(line.dump() + "\n"); }
+  void End() {
+    if (!ec_) net::write(socket_, http::make_chunk_last(), ec_);
+  }
+
+ private:
+  Socket& socket_;
+  beast::error_code ec_;
+};
+
+bool WantsProgress(const Request& req) {
+  return req[http::field::accept].find(kNdjson) != std::string_view::npos;
+}
+
+// Runs a long operation, streaming its progress as NDJSON when the client asked for it, and
+// answering with one JSON document otherwise.
+bool RunWithProgress(Socket& socket, const Request& req, http::status ok_status,
+                     const std::function<Result<json>(const controller::Progress&)>& op) {
+  if (!WantsProgress(req)) {
+    auto result = op(nullptr);
+    if (!result.ok()) return SendError(socket, req.version(), result.error(), req.keep_alive());
+    return SendJson(socket, req.version(), ok_status, *result, req.keep_alive());
+  }
+  ChunkedWriter out(socket, req.version(), kNdjson);
+  auto result = op([&](const std::string& line) { out.Line({{"progress", line}}); });
+  if (result.ok()) {
+    out.Line({{"result", *result}});
+  } else {
+    out.Line(ErrorBody(result.error()));
+  }
+  out.End();
+  return false;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(controller::VmService& v, controller::ImageService& i, ServerOptions o)
+      : vms(v), images(i), options(std::move(o)) {}
+
+  controller::VmService& vms;
+  controller::ImageService& images;
+  ServerOptions options;
+  net::io_context ioc;
+  std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
+  std::atomic<bool> stopping{false};
+
+  void HandleConnection(Socket socket);
+  bool Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req);
+  bool HandleVm(Socket& socket, beast::flat_buffer& buffer, const Request& req,
+                const std::string& name, const std::string& action, const Query& query);
+  bool HandleExec(Socket& socket, beast::flat_buffer& buffer, const Request& req,
+                  const std::string& name);
+  bool HandleLogs(Socket& socket, const Request& req, const std::string& name, bool follow);
+};
+
+Server::Server(controller::VmService& vms, controller::ImageService& images,
+               ServerOptions options)
+    : impl_(std::make_unique<Impl>(vms, images, std::move(options))) {}
+
+Server::~Server() { Stop(); }
+
+Result<void> Server::Listen() {
+  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ListenUnix(impl_->options.socket_path,
+                                                 impl_->options.socket_mode));
+  impl_->acceptor = std::make_unique<net::local::stream_protocol::acceptor>(impl_->ioc);
+  beast::error_code ec;
+  impl_->acceptor->assign(net::local::stream_protocol(), fd.release(), ec);
+  if (ec) return Internal("cannot use the API socket: " + ec.message());
+  return Ok();
+}
+
+void Server::Serve() {
+  while (!impl_->stopping) {
+    Socket socket(impl_->ioc);
+    beast::error_code ec;
+    impl_->acceptor->accept(socket, ec);
+    if (ec) {
+      if (impl_->stopping) break;
+      spdlog::warn("api: accept failed: {}", ec.message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    std::thread([impl = impl_.get(), s = std::move(socket)]() mutable {
+      impl->HandleConnection(std::move(s));
+    }).detach();
+  }
+}
+
+void Server::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  if (impl_->acceptor && impl_->acceptor->is_open()) {
+    // shutdown(2) on a listening socket wakes a thread blocked in accept(2).
+    ::shutdown(impl_->acceptor->native_handle(), SHUT_RDWR);
+  }
+}
+
+void Server::Impl::HandleConnection(Socket socket) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    beast::error_code ec;
+    http::read(socket, buffer, parser, ec);
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::connection_reset) {
+      return;
+    }
+    if (ec) {
+      SendError(socket, 11, InvalidArgument("malformed HTTP request: " + ec.message()), false);
+      return;
+    }
+    Request req = parser.release();
+    bool keep_alive;
+    try {
+      keep_alive = Dispatch(socket, buffer, req);
+    } catch (const std::exception& e) {
+      spdlog::error("api: {} {}: {}", std::string(req.method_string()), std::string(req.target()),
+                    e.what());
+      SendError(socket, req.version(), Internal(e.what()), false);
+      return;
+    }
+    if (!keep_alive) return;
+  }
+}
+
+bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req) {
+  auto target = ParseTarget(req.target());
+  const auto& parts = target.segments;
+  const unsigned v = req.version();
+  const bool keep = req.keep_alive();
+  const auto method = req.method();
+  spdlog::debug("api: {} {}", std::string(req.method_string()), std::string(req.target()));
+  if (parts.empty() || parts[0] != "v1") {
+    return SendError(socket, v, NotFound("no such endpoint: " + std::string(req.target())), keep);
+  }
+  auto bad_method = [&] {
+    return SendJson(socket, v, http::status::method_not_allowed,
+                    ErrorBody(InvalidArgument(fmt::format("{} is not allowed on {}",
+                                                          std::string(req.method_string()),
+                                                          target.path))),
+                    keep);
+  };
+  if (parts.size() == 2 && parts[1] == "health") {
+    return SendJson(socket, v, http::status::ok,
+                    {{"ok", true}, {"backend", options.backend_name}}, keep);
+  }
+  if (parts.size() >= 2 && parts[1] == "vms") {
+    if (parts.size() == 2) {
+      if (method == http::verb::get) {
+        auto list = vms.List(options.owner);
+        if (!list.ok()) return SendError(socket, v, list.error(), keep);
+        json out = json::array();
+        for (const auto& vm : *list) out.push_back(ToJson(vm));
+        return SendJson(socket, v, http::status::ok, {{"vms", out}}, keep);
+      }
+      if (method == http::verb::post) {
+        auto request = ParseVmRequest(req.body());
+        if (!request.ok()) return SendError(socket, v, request.error(), keep);
+        return RunWithProgress(socket, req, http::status::created,
+                               [&](const controller::Progress& p) -> Result<json> {
+                                 VMCTL_ASSIGN_OR_RETURN(VmRecord vm,
+                                                        vms.Create(options.owner, *request, p));
+                                 return ToJson(vm);
+                               });
+      }
+      return bad_method();
+    }
+    std::string action = parts.size() >= 4 ? parts[3] : "";
+    if (parts.size() > 4) {
+      return SendError(socket, v, NotFound("no such endpoint: " + target.path), keep);
+    }
+    return HandleVm(socket, buffer, req, parts[2], action, target.query);
+  }
+  if (parts.size() >= 2 && parts[1] == "images") {
+    if (parts.size() == 2 && method == http::verb::get) {
+      auto list = images.List();
+      if (!list.ok()) return SendError(socket, v, list.error(), keep);
+      json out = json::array();
+      for (const auto& image : *list) out.push_back(ToJson(image));
+      return SendJson(socket, v, http::status::ok, {{"images", out}}, keep);
+    }
+    if (parts.size() == 4 && parts[3] == "build") {
+      if (method != http::verb::post) return bad_method();
+      std::string name = parts[2];
+      return RunWithProgress(socket, req, http::status::ok,
+                             [&](const controller::Progress& p) -> Result<json> {
+                               VMCTL_ASSIGN_OR_RETURN(ImageRecord image, images.Build(name, p));
+                               return ToJson(image);
+                             });
+    }
+    if (parts.size() == 2) return bad_method();
+  }
+  return SendError(socket, v, NotFound("no such endpoint: " + target.path), keep);
+}
+
+bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Request& req,
+                            const std::string& name, const std::string& action,
+                            const Query& query) {
+  const unsigned v = req.version();
+  const bool keep = req.keep_alive();
+  const auto method = req.method();
+  const std::string& owner = options.owner;
+  auto reply = [&](const Result<VmRecord>& vm, http::status status = http::status::ok) {
+    if (!vm.ok()) return SendError(socket, v, vm.error(), keep);
+    return SendJson(socket, v, status, ToJson(*vm), keep);
+  };
+  auto bad_method = [&] {
+    return SendJson(socket, v, http::status::method_not_allowed,
+                    ErrorBody(InvalidArgument(fmt::format(
+                        "{} is not allowed here", std::string(req.method_string())))),
+                    keep);
+  };
+  auto with_progress = [&](auto op) {
+    return RunWithProgress(socket, req, http::status::ok,
+                           [&](const controller::Progress& p) -> Result<json> {
+                             VMCTL_ASSIGN_OR_RETURN(VmRecord vm, op(p));
+                             return ToJson(vm);
+                           });
+  };
+  if (action.empty()) {
+    if (method == http::verb::get) return reply(vms.Get(owner, name));
+    if (method == http::verb::delete_) {
+      auto removed = vms.Remove(owner, name);
+      if (!removed.ok()) return SendError(socket, v, removed.error(), keep);
+      return SendJson(socket, v, http::status::ok, {{"removed", name}}, keep);
+    }
+    return bad_method();
+  }
+  if (action == "exec") {
+    if (method != http::verb::post) return bad_method();
+    return HandleExec(socket, buffer, req, name);
+  }
+  if (action == "logs") {
+    if (method != http::verb::get) return bad_method();
+    return HandleLogs(socket, req, name, query.Flag("follow"));
+  }
+  if (method != http::verb::post) return bad_method();
+  if (action == "start") {
+    return with_progress([&](const controller::Progress& p) { return vms.Start(owner, name, p); });
+  }
+  if (action == "stop") return reply(vms.Stop(owner, name, query.Flag("force")));
+  if (action == "restart") {
+    return with_progress(
+        [&](const controller::Progress& p) { return vms.Restart(owner, name, p); });
+  }
+  return SendError(socket, v, NotFound("no such VM action: " + action), keep);
+}
+
+bool Server::Impl::HandleExec(Socket& socket, beast::flat_buffer& buffer, const Request& req,
+                              const std::string& name) {
+  const unsigned v = req.version();
+  if (!beast::iequals(req[http::field::upgrade], "vmctl-exec")) {
+    return SendError(socket, v, InvalidArgument("exec needs the header Upgrade: vmctl-exec"),
+                     false);
+  }
+  auto request = ParseExecRequest(req.body());
+  if (!request.ok()) return SendError(socket, v, request.error(), false);
+  auto started = vms.Exec(options.owner, name, *request);
+  if (!started.ok()) return SendError(socket, v, started.error(), false);
+  std::unique_ptr<agent::ExecSession> session = std::move(started).value();
+
+  http::response<http::empty_body> res{http::status::switching_protocols, v};
+  res.set(http::field::upgrade, "vmctl-exec");
+  res.set(http::field::connection, "Upgrade");
+  beast::error_code ec;
+  http::write(socket, res, ec);
+  if (ec) {
+    (void)session->Signal(SIGKILL);
+    return false;
+  }
+  // From here the connection carries frames both ways (docs/api.md, "exec").
+  const int fd = socket.native_handle();
+  std::string early = beast::buffers_to_string(buffer.data());
+  buffer.consume(buffer.size());
+  std::atomic<bool> finished{false};
+  std::thread reader([&] {
+    FrameDecoder decoder;
+    decoder.Feed(early);
+    for (;;) {
+      for (;;) {
+        auto frame = decoder.Next();
+        if (!frame.ok() || !frame->has_value()) {
+          if (!frame.ok()) return;
+          break;
+        }
+        const json& f = **frame;
+        std::string type = f.value("type", "");
+        if (type == "stdin") {
+          auto data = Base64Decode(f.value("data", ""));
+          if (data.ok()) (void)session->WriteStdin(*data);
+        } else if (type == "stdin_close") {
+          (void)session->CloseStdin();
+        } else if (type == "resize") {
+          (void)session->Resize(f.value("rows", 24), f.value("cols", 80));
+        } else if (type == "signal") {
+          (void)session->Signal(f.value("signal", SIGTERM));
+        }
+      }
+      auto data = ReadSome(fd, 65536);
+      if (!data.ok() || data->empty()) {
+        // The client went away: nobody is left to read the output, so end the process.
+        if (!finished) (void)session->Signal(SIGKILL);
+        return;
+      }
+      decoder.Feed(*data);
+    }
+  });
+  for (;;) {
+    auto event = session->Next();
+    json frame;
+    if (!event.ok()) {
+      frame = {{"type", "error"},
+               {"code", ErrorCodeName(event.error().code())},
+               {"message", event.error().message()}};
+    } else if (event->kind == agent::ExecEvent::Kind::kExit) {
+      frame = {{"type", "exit"}, {"code", event->exit_code}};
+    } else {
+      frame = {{"type", event->kind == agent::ExecEvent::Kind::kStdout ? "stdout" : "stderr"},
+               {"data", Base64Encode(event->data)}};
+    }
+    bool last = !event.ok() || event->kind == agent::ExecEvent::Kind::kExit;
+    if (last) finished = true;
+    if (!WriteFrame(fd, frame).ok()) {
+      (void)session->Signal(SIGKILL);
+      if (!last) {
+        // Drain until the exit so the agent's stream is released.
+        while (true) {
+          auto rest = session->Next();
+          if (!rest.ok() || rest->kind == agent::ExecEvent::Kind::kExit) break;
+        }
+      }
+      finished = true;
+      break;
+    }
+    if (last) break;
+  }
+  ::shutdown(fd, SHUT_RDWR);
+  reader.join();
+  return false;
+}
+
+bool Server::Impl::HandleLogs(Socket& socket, const Request& req, const std::string& name,
+                              bool follow) {
+  auto path = vms.ConsoleLog(options.owner, name);
+  if (!path.ok()) return SendError(socket, req.version(), path.error(), false);
+  ChunkedWriter out(socket, req.version(), "text/plain; charset=utf-8");
+  std::ifstream in;
+  std::streamoff offset = 0;
+  char buf[65536];
+  const int fd = socket.native_handle();
+  for (;;) {
+    if (!in.is_open()) in.open(*path, std::ios::binary);
+    if (in.is_open()) {
+      in.clear();
+      in.seekg(offset);
+      while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+        auto n = in.gcount();
+        offset += n;
+        if (!out.Write(std::string_view(buf, static_cast<size_t>(n)))) return false;
+      }
+    }
+    if (!follow) break;
+    // Follow until the client hangs up or the VM is removed.
+    if (!vms.Get(options.owner, name).ok()) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 250) > 0) {
+      char probe;
+      if (::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return false;
+    }
+    // A log that was truncated or replaced (VM restarted) is read again from its start.
+    std::error_code ec;
+    auto size = std::filesystem::file_size(*path, ec);
+    if (!ec && static_cast<std::streamoff>(size) < offset) offset = 0;
+  }
+  out.End();
+  return false;
+}
+
+}  // namespace vmctl::api

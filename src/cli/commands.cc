@@ -1,0 +1,378 @@
+#include "cli/commands.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/frame.h"
+#include "base/io.h"
+#include "cli/api_client.h"
+
+namespace vmctl::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Globals {
+  std::string socket;
+};
+
+int Fail(const Error& error) {
+  std::cerr << "vmctl: " << error.message() << "\n";
+  return error.ExitCode();
+}
+
+ApiClient Client(const Globals& g) {
+  return ApiClient(g.socket.empty() ? DefaultSocketPath() : std::filesystem::path(g.socket));
+}
+
+void PrintProgress(const std::string& line) { std::cerr << "==> " << line << std::endl; }
+
+std::string Mib(int64_t mib) {
+  if (mib >= 1024 && mib % 1024 == 0) return fmt::format("{}G", mib / 1024);
+  return fmt::format("{}M", mib);
+}
+
+std::string Age(int64_t created) {
+  int64_t s = std::time(nullptr) - created;
+  if (s < 120) return fmt::format("{}s", s);
+  if (s < 7200) return fmt::format("{}m", s / 60);
+  if (s < 172800) return fmt::format("{}h", s / 3600);
+  return fmt::format("{}d", s / 86400);
+}
+
+// Parses sizes like 512, 512M, 2G into MiB.
+Result<int64_t> ParseMib(const std::string& text) {
+  if (text.empty()) return InvalidArgument("empty size");
+  size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return InvalidArgument(fmt::format("bad size '{}' (examples: 512M, 2G)", text));
+  }
+  std::string unit = text.substr(used);
+  if (unit.empty() || unit == "M" || unit == "m" || unit == "MiB") return value;
+  if (unit == "G" || unit == "g" || unit == "GiB") return value * 1024;
+  return InvalidArgument(fmt::format("bad size '{}' (examples: 512M, 2G)", text));
+}
+
+void PrintVm(const json& vm) {
+  fmt::print("name:     {}\n", vm.value("name", ""));
+  fmt::print("id:       {}\n", vm.value("id", ""));
+  fmt::print("state:    {}\n", vm.value("state", ""));
+  fmt::print("image:    {}\n", vm.value("image", ""));
+  fmt::print("cpus:     {}\n", vm.value("cpus", 0));
+  fmt::print("memory:   {}\n", Mib(vm.value("memory_mib", int64_t{0})));
+  fmt::print("disk:     {}\n", Mib(vm.value("disk_mib", int64_t{0})));
+  fmt::print("backend:  {}\n", vm.value("backend", ""));
+  if (vm.value("pid", 0) != 0) fmt::print("pid:      {}\n", vm.value("pid", 0));
+  fmt::print("created:  {} ago\n", Age(vm.value("created_at", int64_t{0})));
+  if (!vm.value("error", "").empty()) fmt::print("error:    {}\n", vm.value("error", ""));
+}
+
+// Raw terminal mode for `exec -t`, restored on destruction.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (::tcgetattr(0, &saved_) != 0) return;
+    termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(0, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(0, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+std::atomic<bool> g_winch{false};
+
+int RunExec(const Globals& g, const std::string& name, const std::vector<std::string>& argv,
+            bool tty, const std::vector<std::string>& env, const std::string& cwd) {
+  agent::ExecRequest request;
+  request.argv = argv;
+  request.cwd = cwd;
+  request.tty = tty;
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail(InvalidArgument(fmt::format("bad --env '{}': expected NAME=VALUE", e)));
+    }
+    request.env[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  if (tty) {
+    winsize ws{};
+    if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
+      request.rows = ws.ws_row;
+      request.cols = ws.ws_col;
+    }
+  }
+  std::string early;
+  auto conn = Client(g).StartExec(name, request, &early);
+  if (!conn.ok()) return Fail(conn.error());
+  const int fd = conn->get();
+  std::optional<RawTerminal> raw;
+  if (tty && ::isatty(0)) {
+    raw.emplace();
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_winch = true; };
+    ::sigaction(SIGWINCH, &sa, nullptr);
+  }
+  // stdin is forwarded until EOF, then closed remotely (so `echo hi | vmctl exec v -- cat` ends).
+  std::thread([fd] {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(0, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        (void)WriteFrame(fd, {{"type", "stdin_close"}});
+        return;
+      }
+      if (!WriteFrame(fd, {{"type", "stdin"},
+                           {"data", Base64Encode(std::string_view(buf, static_cast<size_t>(n)))}})
+               .ok()) {
+        return;
+      }
+    }
+  }).detach();
+  FrameDecoder decoder;
+  decoder.Feed(early);
+  for (;;) {
+    for (;;) {
+      auto frame = decoder.Next();
+      if (!frame.ok()) return Fail(frame.error());
+      if (!frame->has_value()) break;
+      const json& f = **frame;
+      std::string type = f.value("type", "");
+      if (type == "stdout" || type == "stderr") {
+        auto data = Base64Decode(f.value("data", ""));
+        if (!data.ok()) return Fail(data.error());
+        (void)WriteAll(type == "stdout" ? 1 : 2, *data);
+      } else if (type == "exit") {
+        raw.reset();
+        return f.value("code", 1);
+      } else if (type == "error") {
+        raw.reset();
+        return Fail(Error(ErrorCodeFromName(f.value("code", "internal")),
+                          f.value("message", "exec failed")));
+      }
+    }
+    if (g_winch.exchange(false)) {
+      winsize ws{};
+      if (::ioctl(1, TIOCGWINSZ, &ws) == 0) {
+        (void)WriteFrame(fd, {{"type", "resize"}, {"rows", ws.ws_row}, {"cols", ws.ws_col}});
+      }
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    auto data = ReadSome(fd, 65536);
+    if (!data.ok() || data->empty()) {
+      raw.reset();
+      return Fail(Unavailable("the connection to the daemon closed before the command ended"));
+    }
+    decoder.Feed(*data);
+  }
+}
+
+}  // namespace
+
+void AddCommands(CLI::App& app, int* exit_code) {
+  auto g = std::make_shared<Globals>();
+  app.add_option("--socket", g->socket, "daemon API socket (default $VMCTL_SOCKET or "
+                                        "/run/vmctl/vmctl.sock)");
+  auto done = [exit_code](int code) { *exit_code = code; };
+
+  // create
+  {
+    struct Opts {
+      std::string name, image = "default", memory = "512M", disk = "2G";
+      int cpus = 1;
+      bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = app.add_subcommand("create", "create and boot a VM");
+    cmd->add_option("name", o->name, "VM name (lowercase letters, digits, '-')")->required();
+    cmd->add_option("--image", o->image, "image name")->capture_default_str();
+    cmd->add_option("--cpus", o->cpus, "virtual CPUs")->capture_default_str();
+    cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->capture_default_str();
+    cmd->add_option("--disk", o->disk, "root disk size, e.g. 2G")->capture_default_str();
+    cmd->add_flag("--json", o->json, "print the VM as JSON");
+    cmd->callback([g, o, done] {
+      auto memory = ParseMib(o->memory);
+      if (!memory.ok()) return done(Fail(memory.error().WithContext("--memory")));
+      auto disk = ParseMib(o->disk);
+      if (!disk.ok()) return done(Fail(disk.error().WithContext("--disk")));
+      json body = {{"name", o->name}, {"image", o->image}, {"cpus", o->cpus},
+                   {"memory_mib", *memory}, {"disk_mib", *disk}};
+      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, PrintProgress);
+      if (!vm.ok()) return done(Fail(vm.error()));
+      if (o->json) {
+        fmt::print("{}\n", vm->dump(2));
+      } else {
+        fmt::print("VM '{}' is {}.\nRun a command:  vmctl exec {} -- uname -a\n",
+                   vm->value("name", ""), vm->value("state", ""), vm->value("name", ""));
+      }
+      done(0);
+    });
+  }
+  // ls
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto* cmd = app.add_subcommand("ls", "list VMs");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    cmd->callback([g, as_json, done] {
+      auto list = Client(*g).Call("GET", "/v1/vms");
+      if (!list.ok()) return done(Fail(list.error()));
+      if (*as_json) {
+        fmt::print("{}\n", (*list)["vms"].dump(2));
+        return done(0);
+      }
+      fmt::print("{:<20} {:<9} {:>4} {:>7} {:>6}  {:<10} {}\n", "NAME", "STATE", "CPUS", "MEMORY",
+                 "DISK", "IMAGE", "AGE");
+      for (const auto& vm : (*list)["vms"]) {
+        fmt::print("{:<20} {:<9} {:>4} {:>7} {:>6}  {:<10} {}\n", vm.value("name", ""),
+                   vm.value("state", ""), vm.value("cpus", 0),
+                   Mib(vm.value("memory_mib", int64_t{0})), Mib(vm.value("disk_mib", int64_t{0})),
+                   vm.value("image", ""), Age(vm.value("created_at", int64_t{0})));
+      }
+      done(0);
+    });
+  }
+  // show
+  {
+    struct Opts {
+      std::string name;
+      bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = app.add_subcommand("show", "show one VM");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_flag("--json", o->json, "print JSON");
+    cmd->callback([g, o, done] {
+      auto vm = Client(*g).Call("GET", "/v1/vms/" + o->name);
+      if (!vm.ok()) return done(Fail(vm.error()));
+      if (o->json) {
+        fmt::print("{}\n", vm->dump(2));
+      } else {
+        PrintVm(*vm);
+      }
+      done(0);
+    });
+  }
+  // start / restart / stop
+  for (const char* action : {"start", "restart", "stop"}) {
+    struct Opts {
+      std::string name;
+      bool force = false;
+    };
+    auto o = std::make_shared<Opts>();
+    std::string what = action;
+    auto* cmd = app.add_subcommand(action, what + " a VM");
+    cmd->add_option("name", o->name, "VM name")->required();
+    if (what == "stop") cmd->add_flag("--force", o->force, "kill the VMM without a clean shutdown");
+    cmd->callback([g, o, what, done] {
+      std::string target = "/v1/vms/" + o->name + "/" + what + (o->force ? "?force=1" : "");
+      auto vm = what == "stop" ? Client(*g).Call("POST", target, json::object())
+                               : Client(*g).CallWithProgress("POST", target, json::object(),
+                                                             PrintProgress);
+      if (!vm.ok()) return done(Fail(vm.error()));
+      fmt::print("VM '{}' is {}.\n", vm->value("name", ""), vm->value("state", ""));
+      done(0);
+    });
+  }
+  // rm
+  {
+    auto name = std::make_shared<std::string>();
+    auto* cmd = app.add_subcommand("rm", "remove a VM and everything it owns");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->callback([g, name, done] {
+      auto r = Client(*g).Call("DELETE", "/v1/vms/" + *name);
+      if (!r.ok()) return done(Fail(r.error()));
+      fmt::print("VM '{}' removed.\n", *name);
+      done(0);
+    });
+  }
+  // exec
+  {
+    struct Opts {
+      std::string name, cwd;
+      std::vector<std::string> argv, env;
+      bool tty = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = app.add_subcommand(
+        "exec", "run a command in a VM: vmctl exec NAME -- CMD [ARGS...]; exits with its status");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("command", o->argv, "command and arguments (after --)")->required();
+    cmd->add_flag("-t,--tty", o->tty, "allocate a terminal (interactive shells)");
+    cmd->add_option("-e,--env", o->env, "NAME=VALUE environment entries");
+    cmd->add_option("-w,--workdir", o->cwd, "working directory in the VM");
+    cmd->callback([g, o, done] { done(RunExec(*g, o->name, o->argv, o->tty, o->env, o->cwd)); });
+  }
+  // logs
+  {
+    struct Opts {
+      std::string name;
+      bool follow = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = app.add_subcommand("logs", "print a VM's serial console log");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_flag("-f,--follow", o->follow, "keep printing new output");
+    cmd->callback([g, o, done] {
+      auto r = Client(*g).Logs(o->name, o->follow, std::cout);
+      done(r.ok() ? 0 : Fail(r.error()));
+    });
+  }
+  // image ls / build
+  {
+    auto* image = app.add_subcommand("image", "guest images");
+    image->require_subcommand(1);
+    auto as_json = std::make_shared<bool>(false);
+    auto* ls = image->add_subcommand("ls", "list images");
+    ls->add_flag("--json", *as_json, "print JSON");
+    ls->callback([g, as_json, done] {
+      auto list = Client(*g).Call("GET", "/v1/images");
+      if (!list.ok()) return done(Fail(list.error()));
+      if (*as_json) {
+        fmt::print("{}\n", (*list)["images"].dump(2));
+        return done(0);
+      }
+      fmt::print("{:<12} {:<18} {:>8}  {:<14} {}\n", "NAME", "SOURCE", "SIZE", "KERNEL", "AGE");
+      for (const auto& i : (*list)["images"]) {
+        fmt::print("{:<12} {:<18} {:>8}  {:<14} {}\n", i.value("name", ""), i.value("source", ""),
+                   Mib(i.value("size_bytes", int64_t{0}) >> 20), i.value("kernel_version", ""),
+                   Age(i.value("created_at", int64_t{0})));
+      }
+      done(0);
+    });
+    auto name = std::make_shared<std::string>("default");
+    auto* build = image->add_subcommand("build", "build an image (cached by its inputs)");
+    build->add_option("name", *name, "image name")->capture_default_str();
+    build->callback([g, name, done] {
+      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + *name + "/build",
+                                           json::object(), PrintProgress);
+      if (!r.ok()) return done(Fail(r.error()));
+      fmt::print("Image '{}' ready ({} MiB).\n", r->value("name", ""),
+                 r->value("size_bytes", int64_t{0}) >> 20);
+      done(0);
+    });
+  }
+}
+
+}  // namespace vmctl::cli

@@ -1,0 +1,639 @@
+#include "controller/vm_service.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/io.h"
+#include "base/process.h"
+
+namespace vmctl::controller {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kConsoleTailBytes = 3000;
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Report(const Progress& progress, const std::string& line) {
+  if (progress) progress(line);
+}
+
+Error NoSuchVm(const std::string& name) {
+  return NotFound(fmt::format("no VM named '{}'", name));
+}
+
+vmm::InstanceHandle HandleOf(const VmRecord& vm) {
+  return {ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}, vm.api_socket,
+          vm.agent_socket};
+}
+
+std::string WithConsoleTail(const std::string& message, const std::filesystem::path& log) {
+  std::string tail = TailFile(log, kConsoleTailBytes);
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+  if (tail.empty()) return message + " (the console log is empty)";
+  return message + "\n--- last console output ---\n" + tail;
+}
+
+}  // namespace
+
+// Per-VM state that is not persisted: the live VMM handle and the agent connection. `mu`
+// serializes lifecycle operations on the VM.
+struct VmService::Slot {
+  std::mutex mu;
+  std::unique_ptr<vmm::Instance> instance;
+  std::shared_ptr<agent::AgentClient> agent;
+};
+
+VmService::VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
+                     VmServiceOptions options)
+    : store_(store), backend_(backend), disks_(disks), options_(std::move(options)) {}
+
+VmService::~VmService() {
+  {
+    std::lock_guard lock(monitor_mu_);
+    stopping_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+}
+
+std::filesystem::path VmService::RuntimeDir(const std::string& vm_id) const {
+  return options_.state_dir / "vms" / vm_id;
+}
+
+std::shared_ptr<VmService::Slot> VmService::SlotFor(const std::string& vm_id) {
+  std::lock_guard lock(slots_mu_);
+  auto& slot = slots_[vm_id];
+  if (!slot) slot = std::make_shared<Slot>();
+  return slot;
+}
+
+void VmService::Log(const VmRecord& vm, const std::string& kind, const std::string& detail) {
+  spdlog::info("vm {} ({}): {}: {}", vm.name, vm.id, kind, detail);
+  auto r = store_.AppendEvent(Event{0, vm.id, vm.name, kind, detail, NowMillis()});
+  if (!r.ok()) spdlog::warn("could not record event: {}", r.error().message());
+}
+
+Result<VmRecord> VmService::Lookup(const std::string& owner, const std::string& name) {
+  auto vm = store_.GetVmByName(owner, name);
+  if (!vm.ok() && vm.error().code() == ErrorCode::kNotFound) return NoSuchVm(name);
+  return vm;
+}
+
+Result<VmRecord> VmService::Get(const std::string& owner, const std::string& name) {
+  return Lookup(owner, name);
+}
+
+Result<std::vector<VmRecord>> VmService::List(const std::string& owner) {
+  return store_.ListVms(owner);
+}
+
+Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& request) {
+  VMCTL_ASSIGN_OR_RETURN(Quota quota, store_.GetQuota(owner));
+  VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(owner));
+  int count = 0, cpus = 0;
+  int64_t memory = 0, disk = 0;
+  for (const auto& vm : vms) {
+    ++count;
+    cpus += vm.cpus;
+    memory += vm.memory_mib;
+    disk += vm.disk_mib;
+  }
+  if (count + 1 > quota.max_vms) {
+    return ResourceExhausted(
+        fmt::format("quota exceeded: you have {} of {} VMs; remove one first", count,
+                    quota.max_vms));
+  }
+  if (cpus + request.cpus > quota.max_cpus) {
+    return ResourceExhausted(fmt::format("quota exceeded: {} CPUs in use, {} requested, limit {}",
+                                         cpus, request.cpus, quota.max_cpus));
+  }
+  if (memory + request.memory_mib > quota.max_memory_mib) {
+    return ResourceExhausted(
+        fmt::format("quota exceeded: {} MiB memory in use, {} MiB requested, limit {} MiB",
+                    memory, request.memory_mib, quota.max_memory_mib));
+  }
+  if (disk + request.disk_mib > quota.max_disk_mib) {
+    return ResourceExhausted(
+        fmt::format("quota exceeded: {} MiB disk in use, {} MiB requested, limit {} MiB", disk,
+                    request.disk_mib, quota.max_disk_mib));
+  }
+  return Ok();
+}
+
+Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& request,
+                                   const Progress& progress) {
+  VMCTL_TRY(ValidateVmRequest(request));
+  auto image = store_.GetImage(request.image);
+  if (!image.ok()) {
+    if (image.error().code() != ErrorCode::kNotFound) return image.error();
+    return NotFound(fmt::format("image '{}' not found (build it with `vmctl image build {}`)",
+                                request.image, request.image));
+  }
+  for (const auto& [what, path] : {std::pair{"kernel", image->kernel},
+                                   std::pair{"initramfs", image->initramfs},
+                                   std::pair{"root filesystem", image->rootfs}}) {
+    if (!std::filesystem::exists(path)) {
+      return FailedPrecondition(fmt::format("image '{}' is missing its {} ({}); rebuild it with "
+                                            "`vmctl image build {}`",
+                                            request.image, what, path, request.image));
+    }
+  }
+  std::error_code ec;
+  auto base_size = std::filesystem::file_size(image->rootfs, ec);
+  if (!ec && static_cast<uint64_t>(request.disk_mib) * 1024 * 1024 < base_size) {
+    return InvalidArgument(fmt::format("disk of {} MiB is smaller than image '{}' ({} MiB)",
+                                       request.disk_mib, request.image,
+                                       (base_size + (1 << 20) - 1) >> 20));
+  }
+
+  VmRecord vm;
+  vm.id = NewVmId();
+  vm.owner = owner;
+  vm.name = request.name;
+  vm.image = request.image;
+  vm.state = VmState::kCreating;
+  vm.cpus = request.cpus;
+  vm.memory_mib = request.memory_mib;
+  vm.disk_mib = request.disk_mib;
+  vm.backend = backend_.name();
+  vm.runtime_dir = RuntimeDir(vm.id).string();
+  vm.created_at = vm.updated_at = NowSeconds();
+  {
+    std::lock_guard lock(create_mu_);
+    VMCTL_TRY(CheckQuota(owner, request));
+    auto inserted = store_.InsertVm(vm);
+    if (!inserted.ok()) {
+      if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+        return AlreadyExists(fmt::format("a VM named '{}' already exists", request.name));
+      }
+      return inserted.error();
+    }
+  }
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  Log(vm, "create", fmt::format("image {}, {} CPU, {} MiB memory, {} MiB disk", vm.image, vm.cpus,
+                                vm.memory_mib, vm.disk_mib));
+  Report(progress, fmt::format("Creating VM '{}' (id {}) from image '{}'", vm.name, vm.id,
+                               vm.image));
+
+  // Until the VMM is launched, a failure rolls the create back entirely: the user never had it.
+  auto rollback = [&](const Error& error) -> Error {
+    std::filesystem::remove_all(vm.runtime_dir, ec);
+    (void)store_.DeleteVm(vm.id);
+    Log(vm, "create", "rolled back: " + error.message());
+    return error;
+  };
+  std::filesystem::create_directories(vm.runtime_dir, ec);
+  if (ec || ::chmod(vm.runtime_dir.c_str(), 0700) != 0) {
+    return rollback(Internal(fmt::format("cannot create {}: {}", vm.runtime_dir, ec.message())));
+  }
+  Report(progress, fmt::format("Provisioning a {} MiB root disk ({})", vm.disk_mib, disks_.name()));
+  bool qcow2 = backend_.capabilities().qcow2_disks;
+  auto disk = disks_.CreateRootDisk(image->rootfs,
+                                    std::filesystem::path(vm.runtime_dir) /
+                                        (qcow2 ? "root.qcow2" : "root.img"),
+                                    vm.disk_mib);
+  if (!disk.ok()) return rollback(disk.error().WithContext("provisioning the root disk"));
+  vm.root_disk = disk->path.string();
+  if (auto r = store_.UpdateVm(vm); !r.ok()) return rollback(r.error());
+  auto starting = store_.TransitionVm(vm.id, VmState::kCreating, VmState::kStarting);
+  if (!starting.ok()) return rollback(starting.error());
+  return Boot(*slot, std::move(starting).value(), progress);
+}
+
+Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progress) {
+  VMCTL_ASSIGN_OR_RETURN(ImageRecord image, store_.GetImage(vm.image));
+  std::filesystem::path dir = vm.runtime_dir;
+  vmm::LaunchSpec spec;
+  spec.vm_id = vm.id;
+  spec.vm_name = vm.name;
+  spec.cpus = vm.cpus;
+  spec.memory_mib = vm.memory_mib;
+  spec.kernel = image.kernel;
+  spec.initramfs = image.initramfs;
+  spec.kernel_cmdline = options_.kernel_cmdline;
+  spec.disks.push_back(vmm::DiskSpec{
+      vm.root_disk,
+      vm.root_disk.ends_with(".qcow2") ? vmm::DiskSpec::Format::kQcow2 : vmm::DiskSpec::Format::kRaw,
+      false});
+  spec.runtime_dir = dir;
+  spec.console_log = dir / "console.log";
+  spec.vmm_log = dir / "vmm.log";
+
+  Report(progress, fmt::format("Starting the {} VMM ({} CPU, {} MiB)", backend_.name(), vm.cpus,
+                               vm.memory_mib));
+  auto launched = backend_.Launch(spec);
+  if (!launched.ok()) return FailBoot(slot, vm, VmState::kStarting, launched.error());
+  slot.instance = std::move(launched).value();
+  const auto& handle = slot.instance->handle();
+  vm.pid = handle.process.pid;
+  vm.pid_start_time = handle.process.start_time;
+  vm.api_socket = handle.api_socket.string();
+  vm.agent_socket = handle.agent_socket.string();
+  if (auto r = store_.UpdateVm(vm); !r.ok()) {
+    return FailBoot(slot, vm, VmState::kStarting, r.error());
+  }
+  Log(vm, "start", fmt::format("VMM pid {}", vm.pid));
+
+  Report(progress, "Booting the guest, waiting for its agent");
+  auto agent = Agent(slot, vm, options_.boot_timeout);
+  if (!agent.ok()) return FailBoot(slot, vm, VmState::kStarting, agent.error());
+  auto running = store_.TransitionVm(vm.id, VmState::kStarting, VmState::kRunning);
+  if (!running.ok()) return FailBoot(slot, vm, VmState::kStarting, running.error());
+  // The guest clock starts from the RTC; a resync keeps TLS and logs sane after restores too.
+  auto synced = (*agent)->Call("time_sync",
+                               {{"unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()}},
+                               std::chrono::seconds(5));
+  if (!synced.ok()) spdlog::warn("vm {}: time sync failed: {}", vm.name, synced.error().message());
+  Report(progress, fmt::format("VM '{}' is running", vm.name));
+  return running;
+}
+
+Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const VmRecord& vm,
+                                                             milliseconds timeout) {
+  if (slot.agent && !slot.agent->closed()) return slot.agent;
+  slot.agent.reset();
+  if (!slot.instance) {
+    VMCTL_ASSIGN_OR_RETURN(slot.instance, backend_.Adopt(HandleOf(vm)));
+  }
+  auto deadline = Clock::now() + timeout;
+  Error last = Unavailable("the guest agent did not answer");
+  while (Clock::now() < deadline) {
+    if (!slot.instance->Alive()) {
+      return Unavailable("the VMM exited while waiting for the guest agent");
+    }
+    auto stream = slot.instance->ConnectAgent();
+    if (stream.ok()) {
+      std::shared_ptr<agent::AgentClient> client = agent::NewAgentClient(std::move(stream).value());
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      // Short hello waits so a VMM that dies mid-boot is noticed promptly.
+      auto hello = client->WaitHello(std::min(left, milliseconds(2000)));
+      if (hello.ok()) {
+        Log(vm, "agent", fmt::format("agent {} up, kernel {}", hello->agent_version,
+                                     hello->kernel));
+        slot.agent = client;
+        return client;
+      }
+      last = hello.error();
+      // Keep the connection if it is merely slow: virtio-serial delivers the hello on the same
+      // stream once the guest opens its port.
+      while (!client->closed() && Clock::now() < deadline && slot.instance->Alive()) {
+        auto again = client->WaitHello(milliseconds(1000));
+        if (again.ok()) {
+          Log(vm, "agent", fmt::format("agent {} up, kernel {}", again->agent_version,
+                                       again->kernel));
+          slot.agent = client;
+          return client;
+        }
+        last = again.error();
+      }
+    } else {
+      last = stream.error();
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  }
+  return DeadlineExceeded(fmt::format("the guest agent did not answer within {} s ({})",
+                                      timeout.count() / 1000, last.message()));
+}
+
+Error VmService::FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Error& cause) {
+  if (slot.instance) {
+    (void)slot.instance->Kill();
+  } else if (vm.pid) {
+    ProcessRef ref{static_cast<pid_t>(vm.pid), vm.pid_start_time};
+    (void)ref.Signal(SIGKILL);
+    (void)ref.WaitExit(std::chrono::seconds(5));
+  }
+  std::string message = WithConsoleTail(cause.message(),
+                                        std::filesystem::path(vm.runtime_dir) / "console.log");
+  VmRecord copy = vm;
+  ReleaseRuntime(slot, copy);
+  auto failed = store_.TransitionVm(vm.id, from, VmState::kFailed, cause.message());
+  if (!failed.ok()) spdlog::warn("vm {}: {}", vm.name, failed.error().message());
+  Log(vm, "fail", cause.message());
+  return Error(cause.code(), message);
+}
+
+void VmService::ReleaseRuntime(Slot& slot, VmRecord& vm) {
+  slot.agent.reset();
+  slot.instance.reset();
+  std::error_code ec;
+  for (const auto& socket : {vm.api_socket, vm.agent_socket}) {
+    if (!socket.empty()) std::filesystem::remove(socket, ec);
+  }
+  vm.pid = 0;
+  vm.pid_start_time = 0;
+  vm.api_socket.clear();
+  vm.agent_socket.clear();
+  auto current = store_.GetVm(vm.id);
+  if (current.ok()) {
+    VmRecord updated = *current;
+    updated.pid = 0;
+    updated.pid_start_time = 0;
+    updated.api_socket.clear();
+    updated.agent_socket.clear();
+    if (auto r = store_.UpdateVm(updated); !r.ok()) {
+      spdlog::warn("vm {}: {}", vm.name, r.error().message());
+    }
+  }
+}
+
+Result<VmRecord> VmService::MarkStopped(Slot& slot, const VmRecord& vm, const std::string& why) {
+  VmRecord copy = vm;
+  ReleaseRuntime(slot, copy);
+  Log(vm, "stop", why);
+  return store_.TransitionVm(vm.id, vm.state, VmState::kStopped);
+}
+
+Result<VmRecord> VmService::Start(const std::string& owner, const std::string& name,
+                                  const Progress& progress) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
+  if (vm.state == VmState::kRunning) return vm;
+  if (vm.state != VmState::kStopped && vm.state != VmState::kFailed) {
+    return FailedPrecondition(fmt::format("VM '{}' is {}; wait for it to finish", name,
+                                          VmStateName(vm.state)));
+  }
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.TransitionVm(vm.id, vm.state, VmState::kStarting));
+  return Boot(*slot, std::move(vm), progress);
+}
+
+Result<VmRecord> VmService::Stop(const std::string& owner, const std::string& name, bool force) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
+  return StopLocked(*slot, std::move(vm), force);
+}
+
+Result<VmRecord> VmService::StopLocked(Slot& slot, VmRecord vm, bool force) {
+  if (vm.state == VmState::kStopped || vm.state == VmState::kFailed) return vm;
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.TransitionVm(vm.id, vm.state, VmState::kStopping));
+  if (!slot.instance) {
+    auto adopted = backend_.Adopt(HandleOf(vm));
+    if (!adopted.ok()) return MarkStopped(slot, vm, "VMM already gone");
+    slot.instance = std::move(adopted).value();
+  }
+  if (!force) {
+    // The agent powers off cleanly through systemd on every backend; ACPI is the fallback for a
+    // guest whose agent does not answer.
+    bool asked = false;
+    auto agent = Agent(slot, vm, milliseconds(3000));
+    if (agent.ok()) {
+      asked = (*agent)->Call("shutdown", {{"reboot", false}}, milliseconds(5000)).ok();
+    }
+    if (!asked && backend_.capabilities().graceful_shutdown) {
+      asked = slot.instance->RequestShutdown().ok();
+    }
+    if (asked && slot.instance->WaitExit(options_.stop_timeout).ok()) {
+      return MarkStopped(slot, vm, "guest powered off");
+    }
+  }
+  if (auto killed = slot.instance->Kill(); !killed.ok()) {
+    auto failed = store_.TransitionVm(vm.id, VmState::kStopping, VmState::kFailed,
+                                      killed.error().message());
+    return killed.error().WithContext("stopping the VMM");
+  }
+  return MarkStopped(slot, vm, force ? "VMM killed (forced stop)" : "VMM killed after timeout");
+}
+
+Result<VmRecord> VmService::Restart(const std::string& owner, const std::string& name,
+                                    const Progress& progress) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
+  if (vm.state != VmState::kStopped && vm.state != VmState::kFailed) {
+    Report(progress, fmt::format("Stopping VM '{}'", name));
+    VMCTL_ASSIGN_OR_RETURN(vm, StopLocked(*slot, std::move(vm), false));
+  }
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.TransitionVm(vm.id, vm.state, VmState::kStarting));
+  return Boot(*slot, std::move(vm), progress);
+}
+
+Result<void> VmService::Remove(const std::string& owner, const std::string& name) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
+  if (vm.state != VmState::kDeleting) {
+    VMCTL_ASSIGN_OR_RETURN(vm, store_.TransitionVm(vm.id, vm.state, VmState::kDeleting));
+  }
+  Log(vm, "rm", "removing");
+  if (slot->instance) {
+    VMCTL_TRY(slot->instance->Kill());
+  } else if (vm.pid) {
+    ProcessRef ref{static_cast<pid_t>(vm.pid), vm.pid_start_time};
+    VMCTL_TRY(ref.Signal(SIGKILL));
+    VMCTL_TRY(ref.WaitExit(std::chrono::seconds(10)));
+  }
+  slot->agent.reset();
+  slot->instance.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(vm.runtime_dir, ec);
+  if (ec) return Internal(fmt::format("cannot remove {}: {}", vm.runtime_dir, ec.message()));
+  VMCTL_TRY(store_.DeleteVm(vm.id));
+  std::lock_guard slots_lock(slots_mu_);
+  slots_.erase(vm.id);
+  return Ok();
+}
+
+Result<std::unique_ptr<agent::ExecSession>> VmService::Exec(const std::string& owner,
+                                                            const std::string& name,
+                                                            const agent::ExecRequest& request) {
+  if (request.argv.empty()) return InvalidArgument("exec needs a command");
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  if (vm.state != VmState::kRunning) {
+    return FailedPrecondition(fmt::format("VM '{}' is {}; start it with `vmctl start {}`", name,
+                                          VmStateName(vm.state), name));
+  }
+  auto slot = SlotFor(vm.id);
+  std::shared_ptr<agent::AgentClient> client;
+  {
+    std::lock_guard lock(slot->mu);
+    VMCTL_ASSIGN_OR_RETURN(client, Agent(*slot, vm, milliseconds(10000)));
+  }
+  return client->Exec(request);
+}
+
+Result<std::filesystem::path> VmService::ConsoleLog(const std::string& owner,
+                                                    const std::string& name) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  return std::filesystem::path(vm.runtime_dir) / "console.log";
+}
+
+Result<std::vector<std::string>> VmService::Reconcile() {
+  std::vector<std::string> actions;
+  VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(std::nullopt));
+  std::map<std::string, VmRecord> by_id;
+  for (auto& vm : vms) {
+    auto slot = SlotFor(vm.id);
+    std::lock_guard lock(slot->mu);
+    ProcessRef process{static_cast<pid_t>(vm.pid), vm.pid_start_time};
+    bool alive = vm.pid != 0 && process.Alive();
+    auto note = [&](const std::string& what) {
+      actions.push_back(fmt::format("{}: {}", vm.name, what));
+      Log(vm, "reconcile", what);
+    };
+    switch (vm.state) {
+      case VmState::kCreating: {
+        // The create was never acknowledged: undo it completely.
+        if (alive) {
+          (void)process.Signal(SIGKILL);
+          (void)process.WaitExit(std::chrono::seconds(10));
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(vm.runtime_dir, ec);
+        VMCTL_TRY(store_.DeleteVm(vm.id));
+        note("interrupted create rolled back");
+        continue;
+      }
+      case VmState::kDeleting: {
+        if (alive) {
+          (void)process.Signal(SIGKILL);
+          (void)process.WaitExit(std::chrono::seconds(10));
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(vm.runtime_dir, ec);
+        VMCTL_TRY(store_.DeleteVm(vm.id));
+        note("interrupted removal finished");
+        continue;
+      }
+      case VmState::kRunning:
+      case VmState::kStarting:
+      case VmState::kStopping: {
+        if (!alive) {
+          auto stopped = MarkStopped(*slot, vm, "VMM exited while the daemon was down");
+          if (stopped.ok()) vm = *stopped;
+          note("VMM gone, marked stopped");
+          break;
+        }
+        auto adopted = backend_.Adopt(HandleOf(vm));
+        if (!adopted.ok()) {
+          note("VMM alive but not answering (" + adopted.error().message() + "), killed it");
+          (void)process.Signal(SIGKILL);
+          (void)process.WaitExit(std::chrono::seconds(10));
+          auto stopped = MarkStopped(*slot, vm, "VMM did not answer after daemon restart");
+          if (stopped.ok()) vm = *stopped;
+          break;
+        }
+        slot->instance = std::move(adopted).value();
+        if (vm.state == VmState::kStopping) {
+          auto stopped = StopLocked(*slot, vm, true);
+          if (stopped.ok()) vm = *stopped;
+          note("interrupted stop finished");
+        } else {
+          note(fmt::format("re-adopted VMM pid {}", vm.pid));
+        }
+        break;
+      }
+      case VmState::kStopped:
+      case VmState::kFailed:
+        if (alive) {
+          (void)process.Signal(SIGKILL);
+          (void)process.WaitExit(std::chrono::seconds(10));
+          note("killed a VMM that should not run");
+        }
+        break;
+    }
+    by_id[vm.id] = vm;
+  }
+
+  // VMM processes started for our state dir that no VM accounts for (e.g. launched just before a
+  // crash, before their pid was recorded).
+  std::string marker = (options_.state_dir / "vms").string() + "/";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid_name = entry.path().filename().string();
+    if (pid_name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto ref = ProcessRef::Of(std::stoi(pid_name));
+    if (!ref.ok() || ref->pid == ::getpid()) continue;
+    for (const auto& arg : ref->Cmdline()) {
+      auto at = arg.find(marker);
+      if (at == std::string::npos) continue;
+      std::string id = arg.substr(at + marker.size());
+      id = id.substr(0, id.find('/'));
+      auto it = by_id.find(id);
+      bool owned = it != by_id.end() && it->second.pid == ref->pid &&
+                   it->second.pid_start_time == ref->start_time;
+      if (!owned) {
+        (void)ref->Signal(SIGKILL);
+        (void)ref->WaitExit(std::chrono::seconds(10));
+        actions.push_back(fmt::format("killed orphan VMM pid {} (vm id {})", ref->pid, id));
+        spdlog::info("reconcile: killed orphan VMM pid {} (vm id {})", ref->pid, id);
+      }
+      break;
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(options_.state_dir / "vms", ec)) {
+    std::string id = entry.path().filename().string();
+    if (!by_id.count(id)) {
+      std::filesystem::remove_all(entry.path(), ec);
+      actions.push_back(fmt::format("removed orphan runtime directory {}", entry.path().string()));
+    }
+  }
+  return actions;
+}
+
+void VmService::StartMonitor() {
+  monitor_ = std::thread([this] { MonitorLoop(); });
+}
+
+void VmService::MonitorLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(monitor_mu_);
+      if (monitor_cv_.wait_for(lock, options_.monitor_interval, [this] { return stopping_; })) {
+        return;
+      }
+    }
+    auto vms = store_.ListVms(std::nullopt);
+    if (!vms.ok()) continue;
+    for (const auto& listed : *vms) {
+      if (listed.state != VmState::kRunning && listed.state != VmState::kStarting) continue;
+      ProcessRef process{static_cast<pid_t>(listed.pid), listed.pid_start_time};
+      bool alive = listed.pid != 0 && process.Alive();
+      if (alive && listed.state == VmState::kRunning) continue;
+      auto slot = SlotFor(listed.id);
+      // A busy slot means an operation owns the VM and will notice the exit itself.
+      std::unique_lock lock(slot->mu, std::try_to_lock);
+      if (!lock.owns_lock()) continue;
+      auto vm = store_.GetVm(listed.id);
+      if (!vm.ok() || (vm->state != VmState::kRunning && vm->state != VmState::kStarting)) continue;
+      if (!alive) {
+        (void)MarkStopped(*slot, *vm, "VMM exited");
+        continue;
+      }
+      // A VM adopted in the middle of its boot: finish the boot once the agent answers.
+      if (Agent(*slot, *vm, milliseconds(1000)).ok()) {
+        (void)store_.TransitionVm(vm->id, VmState::kStarting, VmState::kRunning);
+      }
+    }
+  }
+}
+
+}  // namespace vmctl::controller

@@ -1,0 +1,127 @@
+#ifndef VMCTL_CONTROLLER_VM_SERVICE_H_
+#define VMCTL_CONTROLLER_VM_SERVICE_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/client.h"
+#include "base/result.h"
+#include "model/vm.h"
+#include "storage/disk.h"
+#include "store/store.h"
+#include "vmm/vmm.h"
+
+namespace vmctl::controller {
+
+// One human-readable progress line per step of a long operation.
+using Progress = std::function<void(const std::string&)>;
+
+struct VmServiceOptions {
+  // Per-VM runtime directories live in state_dir/vms/<id>; the daemon recognises its own VMM
+  // processes by this path in their command line.
+  std::filesystem::path state_dir;
+  std::chrono::milliseconds boot_timeout = std::chrono::seconds(120);
+  std::chrono::milliseconds stop_timeout = std::chrono::seconds(30);
+  std::chrono::milliseconds monitor_interval = std::chrono::milliseconds(500);
+  // The default image's initramfs mounts root= and switch_roots to systemd.
+  std::string kernel_cmdline = "root=/dev/vda rw panic=-1 quiet";
+};
+
+// The VM lifecycle: the one implementation behind the API, CLI and (later) SSH front ends.
+//
+// Threading: all methods are thread-safe. Operations on one VM are serialized by a per-VM lock;
+// operations on different VMs run in parallel. Long operations block the calling thread (the API
+// server gives each request its own thread).
+//
+// Every state change is written to the store before it is acted on, so after a crash Reconcile()
+// finds each VM in a state that says what was in flight.
+//
+// Errors: kInvalidArgument (bad request), kNotFound (unknown VM or image), kAlreadyExists (name
+// taken), kResourceExhausted (quota), kFailedPrecondition (wrong state, e.g. exec on a stopped VM),
+// kDeadlineExceeded (guest agent did not answer in time), kUnavailable/kInternal (VMM failures,
+// with the console tail in the message).
+class VmService {
+ public:
+  // Does not take ownership; store, backend and disks must outlive the service.
+  VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
+            VmServiceOptions options);
+  ~VmService();
+  VmService(const VmService&) = delete;
+  VmService& operator=(const VmService&) = delete;
+
+  Result<VmRecord> Create(const std::string& owner, const VmRequest& request,
+                          const Progress& progress);
+  Result<VmRecord> Start(const std::string& owner, const std::string& name,
+                         const Progress& progress);
+  // Graceful (guest agent, then ACPI) and forced after stop_timeout; force skips the grace.
+  Result<VmRecord> Stop(const std::string& owner, const std::string& name, bool force);
+  Result<VmRecord> Restart(const std::string& owner, const std::string& name,
+                           const Progress& progress);
+  // Removes the VM and every trace: process, sockets, disks, logs, rows.
+  Result<void> Remove(const std::string& owner, const std::string& name);
+
+  Result<VmRecord> Get(const std::string& owner, const std::string& name);
+  Result<std::vector<VmRecord>> List(const std::string& owner);
+
+  // Starts a process in a running VM.
+  Result<std::unique_ptr<agent::ExecSession>> Exec(const std::string& owner,
+                                                   const std::string& name,
+                                                   const agent::ExecRequest& request);
+  // Path of the VM's serial console log (exists once the VM was started).
+  Result<std::filesystem::path> ConsoleLog(const std::string& owner, const std::string& name);
+
+  // Brings the store and the host in line after a (re)start of the daemon: re-adopts live VMMs,
+  // marks VMs whose VMM died as stopped, finishes interrupted deletes, rolls back interrupted
+  // creates, and kills VMM processes and removes runtime directories that belong to no VM.
+  // Returns one line per action taken.
+  Result<std::vector<std::string>> Reconcile();
+
+  // Watches running VMs in a background thread and marks a VM stopped when its VMM exits.
+  void StartMonitor();
+
+ private:
+  struct Slot;
+
+  std::shared_ptr<Slot> SlotFor(const std::string& vm_id);
+  Result<VmRecord> Lookup(const std::string& owner, const std::string& name);
+  Result<void> CheckQuota(const std::string& owner, const VmRequest& request);
+  Result<VmRecord> Boot(Slot& slot, VmRecord vm, const Progress& progress);
+  Result<VmRecord> StopLocked(Slot& slot, VmRecord vm, bool force);
+  // Records the failure, kills whatever runs and returns `cause` extended with the console tail.
+  Error FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Error& cause);
+  Result<std::shared_ptr<agent::AgentClient>> Agent(Slot& slot, const VmRecord& vm,
+                                                    std::chrono::milliseconds timeout);
+  void ReleaseRuntime(Slot& slot, VmRecord& vm);
+  Result<VmRecord> MarkStopped(Slot& slot, const VmRecord& vm, const std::string& why);
+  void MonitorLoop();
+  void Log(const VmRecord& vm, const std::string& kind, const std::string& detail);
+  std::filesystem::path RuntimeDir(const std::string& vm_id) const;
+
+  Store& store_;
+  vmm::Backend& backend_;
+  storage::DiskProvisioner& disks_;
+  VmServiceOptions options_;
+
+  std::mutex slots_mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_;
+  // Serializes quota check + insert so two concurrent creates cannot both pass the quota.
+  std::mutex create_mu_;
+
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
+  bool stopping_ = false;
+  std::thread monitor_;
+};
+
+}  // namespace vmctl::controller
+
+#endif  // VMCTL_CONTROLLER_VM_SERVICE_H_

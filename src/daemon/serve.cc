@@ -1,0 +1,254 @@
+#include "daemon/serve.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "api/server.h"
+#include "base/process.h"
+#include "base/unique_fd.h"
+#include "cli/api_client.h"
+#include "controller/image_service.h"
+#include "controller/vm_service.h"
+#include "image/builder.h"
+#include "storage/provisioners.h"
+#include "store/sqlite/sqlite_store.h"
+#include "vmm/cloud_hypervisor/backend.h"
+#include "vmm/firecracker/backend.h"
+#include "vmm/qemu/qemu_backend.h"
+
+namespace vmctl::daemon {
+namespace {
+
+struct ServeOptions {
+  std::string state_dir = "/var/lib/vmctl";
+  std::string socket;
+  std::string backend = "auto";
+  std::string image_cache = "/var/cache/vmctl/images";
+  std::string agent_binary;
+  bool prepare_image = false;
+  bool prepare_only = false;
+  int max_vms = 0, max_cpus = 0;
+  int64_t max_memory_mib = 0, max_disk_mib = 0;
+  int boot_timeout_s = 120;
+};
+
+std::filesystem::path SelfDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::current_path() : exe.parent_path();
+}
+
+bool KvmUsable() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+
+// Picks the VMM per --backend. auto: Cloud Hypervisor when /dev/kvm and its binary exist, else
+// Firecracker likewise, else QEMU (KVM when usable, else TCG).
+Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice,
+                                                    std::string* why) {
+  bool kvm = KvmUsable();
+  bool ch = FindProgram("cloud-hypervisor").has_value();
+  bool fc = FindProgram("firecracker").has_value();
+  auto qemu = [&]() -> Result<std::unique_ptr<vmm::Backend>> {
+    if (!FindProgram("qemu-system-x86_64")) {
+      return NotFound("qemu-system-x86_64 is not installed (run scripts/setup.sh)");
+    }
+    return vmm::qemu::NewQemuBackend(vmm::qemu::QemuOptions{});
+  };
+  if (choice == "qemu") {
+    *why = "chosen with --backend qemu";
+    return qemu();
+  }
+  if (choice == "cloud-hypervisor" || choice == "firecracker") {
+    if (!kvm) return FailedPrecondition(choice + " needs /dev/kvm, which this host lacks");
+    *why = "chosen with --backend " + choice;
+    if (choice == "cloud-hypervisor") {
+      return vmm::cloud_hypervisor::NewCloudHypervisorBackend({});
+    }
+    return vmm::firecracker::NewFirecrackerBackend({});
+  }
+  if (choice != "auto") {
+    return InvalidArgument(fmt::format(
+        "unknown backend '{}' (use auto, cloud-hypervisor, firecracker or qemu)", choice));
+  }
+  if (kvm && ch) {
+    *why = "auto: /dev/kvm and cloud-hypervisor are present";
+    return vmm::cloud_hypervisor::NewCloudHypervisorBackend({});
+  }
+  if (kvm && fc) {
+    *why = "auto: /dev/kvm and firecracker are present, cloud-hypervisor is not";
+    return vmm::firecracker::NewFirecrackerBackend({});
+  }
+  *why = kvm ? "auto: /dev/kvm present but neither cloud-hypervisor nor firecracker is "
+               "installed; QEMU with KVM"
+             : "auto: no /dev/kvm, so QEMU with TCG software emulation (slower boots)";
+  return qemu();
+}
+
+// One daemon per state directory: a second one would fight over the same VMs.
+Result<UniqueFd> LockStateDir(const std::filesystem::path& dir) {
+  UniqueFd fd(::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoError("open " + (dir / "lock").string(), errno);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    return AlreadyExists(fmt::format("another vmctl daemon is using the state directory {}",
+                                     dir.string()));
+  }
+  return fd;
+}
+
+Result<void> EnsureAdmin(Store& store, const ServeOptions& o) {
+  auto admin = store.GetUser("admin");
+  if (!admin.ok()) {
+    if (admin.error().code() != ErrorCode::kNotFound) return admin.error();
+    auto created = store.CreateUser(User{"admin", "admin", "", std::time(nullptr)});
+    if (!created.ok()) return created.error();
+  }
+  VMCTL_ASSIGN_OR_RETURN(Quota quota, store.GetQuota("admin"));
+  quota.user_id = "admin";
+  if (o.max_vms) quota.max_vms = o.max_vms;
+  if (o.max_cpus) quota.max_cpus = o.max_cpus;
+  if (o.max_memory_mib) quota.max_memory_mib = o.max_memory_mib;
+  if (o.max_disk_mib) quota.max_disk_mib = o.max_disk_mib;
+  return store.SetQuota(quota);
+}
+
+int Serve(const ServeOptions& o) {
+  ::signal(SIGPIPE, SIG_IGN);
+  auto fail = [](const Error& e) {
+    spdlog::error("{}", e.message());
+    std::cerr << "vmctl serve: " << e.message() << "\n";
+    return e.ExitCode();
+  };
+  std::filesystem::path state_dir = std::filesystem::absolute(o.state_dir);
+  std::filesystem::path socket = o.socket.empty() ? cli::DefaultSocketPath() : o.socket;
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir / "vms", ec);
+  if (ec) return fail(Internal(fmt::format("cannot create {}: {}", state_dir.string(), ec.message())));
+  ::chmod(state_dir.c_str(), 0700);
+  std::filesystem::create_directories(socket.parent_path(), ec);
+  auto lock = LockStateDir(state_dir);
+  if (!lock.ok()) return fail(lock.error());
+
+  auto store = OpenSqliteStore(state_dir / "vmctl.db");
+  if (!store.ok()) return fail(store.error().WithContext("opening the state database"));
+  if (auto r = EnsureAdmin(**store, o); !r.ok()) return fail(r.error());
+
+  std::string why;
+  auto backend = ChooseBackend(o.backend, &why);
+  if (!backend.ok()) return fail(backend.error());
+  spdlog::info("backend: {} ({})", (*backend)->name(), why);
+
+  std::unique_ptr<storage::DiskProvisioner> disks =
+      (*backend)->capabilities().qcow2_disks ? storage::NewQcow2Provisioner()
+                                             : storage::NewCopyProvisioner();
+  controller::VmServiceOptions vm_options;
+  vm_options.state_dir = state_dir;
+  vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
+  controller::VmService vms(**store, **backend, *disks, vm_options);
+
+  std::filesystem::path agent_binary =
+      o.agent_binary.empty() ? SelfDir() / "vmctl-agent" : std::filesystem::path(o.agent_binary);
+  controller::ImageService images(
+      **store, [&](const std::string& name, const controller::Progress& progress)
+                   -> Result<ImageRecord> {
+        if (name != "default") {
+          return NotFound(fmt::format(
+              "no recipe for image '{}': this version builds only 'default'", name));
+        }
+        if (!std::filesystem::exists(agent_binary)) {
+          return FailedPrecondition(fmt::format(
+              "guest agent binary not found at {} (build it, or pass --agent-binary)",
+              agent_binary.string()));
+        }
+        image::BuildOptions build;
+        build.name = name;
+        build.cache_dir = o.image_cache;
+        build.agent_binary = agent_binary;
+        build.progress = progress;
+        return image::BuildDefaultImage(build);
+      });
+
+  auto actions = vms.Reconcile();
+  if (!actions.ok()) return fail(actions.error().WithContext("reconciling"));
+  for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
+
+  if (o.prepare_image || o.prepare_only) {
+    auto built = images.Build("default", [](const std::string& line) {
+      std::cerr << "==> " << line << std::endl;
+    });
+    if (!built.ok()) return fail(built.error().WithContext("building the default image"));
+    if (o.prepare_only) {
+      std::cerr << fmt::format("Image 'default' ready in {}\n", built->dir);
+      return 0;
+    }
+  }
+
+  api::Server server(vms, images, api::ServerOptions{socket, 0660, "admin", (*backend)->name()});
+  if (auto r = server.Listen(); !r.ok()) return fail(r.error());
+  vms.StartMonitor();
+
+  // SIGINT/SIGTERM end the daemon; VMs keep running and are re-adopted at the next start.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: shutting down (VMs keep running)", sig);
+    server.Stop();
+  });
+
+  bool default_socket = o.socket.empty() && !std::getenv("VMCTL_SOCKET");
+  std::string env = default_socket ? "" : fmt::format("VMCTL_SOCKET={} ", socket.string());
+  std::cerr << fmt::format(
+      "vmctl daemon ready: backend {}, state in {}, API on {}\n"
+      "Next, in another terminal:\n"
+      "  {}vmctl create demo\n"
+      "  {}vmctl exec demo -- uname -a\n"
+      "  {}vmctl ls\n",
+      (*backend)->name(), state_dir.string(), socket.string(), env, env, env);
+  server.Serve();
+  ::kill(::getpid(), SIGTERM);  // wakes the waiter when Serve ended for another reason
+  waiter.join();
+  std::filesystem::remove(socket, ec);
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "run the control-plane daemon in the foreground");
+  cmd->add_option("--state-dir", o->state_dir, "database and per-VM files")->capture_default_str();
+  cmd->add_option("--socket", o->socket,
+                  "API socket (default $VMCTL_SOCKET or /run/vmctl/vmctl.sock)");
+  cmd->add_option("--backend", o->backend, "auto|cloud-hypervisor|firecracker|qemu")
+      ->capture_default_str();
+  cmd->add_option("--image-cache", o->image_cache, "shared cache of built images")
+      ->capture_default_str();
+  cmd->add_option("--agent-binary", o->agent_binary,
+                  "static guest agent to put in images (default: next to vmctl)");
+  cmd->add_flag("--prepare-image", o->prepare_image,
+                "build (or take from cache) the default image before serving");
+  cmd->add_flag("--prepare-only", o->prepare_only,
+                "build (or take from cache) the default image, then exit");
+  cmd->add_option("--max-vms", o->max_vms, "quota: VMs per user");
+  cmd->add_option("--max-cpus", o->max_cpus, "quota: CPUs per user");
+  cmd->add_option("--max-memory-mib", o->max_memory_mib, "quota: memory per user (MiB)");
+  cmd->add_option("--max-disk-mib", o->max_disk_mib, "quota: disk per user (MiB)");
+  cmd->add_option("--boot-timeout", o->boot_timeout_s, "seconds to wait for the guest agent")
+      ->capture_default_str();
+  cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
+}
+
+}  // namespace vmctl::daemon
