@@ -1,0 +1,164 @@
+// Milestone 1 benchmark: create -> agent-ready latency split into control-plane time and guest
+// boot, daemon memory per running VM, stop and rm latency; and, as the peer, the same guest booted
+// by a bare QEMU command line to its agent's hello, measured the same way in the same run.
+//
+// Usage: vmctl_bench [--vms N] [--image-cache DIR]   (writes a Markdown table to stdout)
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/frame.h"
+#include "base/io.h"
+#include "base/process.h"
+
+namespace vmctl::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) - 1;
+  return v[std::min(i, v.size() - 1)];
+}
+
+int64_t RssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+struct Daemon {
+  std::filesystem::path dir, bin;
+  ProcessRef process;
+
+  RunOutput Vmctl(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = {bin.string(), "--socket", (dir / "api.sock").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = RunCommand(argv);
+    if (!out.ok()) return {-1, "", out.error().message()};
+    return *out;
+  }
+  std::string Sql(const std::string& sql) const {
+    auto out = RunCommand({"sqlite3", (dir / "state/vmctl.db").string(), sql});
+    return out.ok() ? out->out : "";
+  }
+};
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"vmctl milestone-1 benchmark"};
+  int vms = 10;
+  std::string cache = "/var/cache/vmctl/images";
+  std::string bin = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vmctl").string();
+  app.add_option("--vms", vms, "VMs to create")->capture_default_str();
+  app.add_option("--image-cache", cache)->capture_default_str();
+  app.add_option("--vmctl", bin, "vmctl binary")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  Daemon d{std::filesystem::path("/tmp") / ("vmctl-bench-" + std::to_string(::getpid())), bin, {}};
+  std::filesystem::create_directories(d.dir);
+  auto spawned = SpawnDetached({bin, "serve", "--state-dir", (d.dir / "state").string(), "--socket",
+                                (d.dir / "api.sock").string(), "--image-cache", cache,
+                                "--prepare-image", "--max-vms", "100", "--max-memory-mib",
+                                "100000"},
+                               {.log_file = d.dir / "daemon.log"});
+  if (!spawned.ok()) {
+    std::cerr << spawned.error().message() << "\n";
+    return 1;
+  }
+  d.process = *spawned;
+  while (d.Vmctl({"ls"}).exit_code != 0) {
+    if (!d.process.Alive()) {
+      std::cerr << TailFile(d.dir / "daemon.log", 3000);
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  int64_t rss_idle = RssKib(d.process.pid);
+
+  std::vector<double> total, control, boot, stop, rm, qemu_rss;
+  for (int i = 0; i < vms; ++i) {
+    std::string name = fmt::format("bench{}", i);
+    auto t0 = Clock::now();
+    auto out = d.Vmctl({"create", name, "--memory", "256M"});
+    total.push_back(Ms(Clock::now() - t0));
+    if (out.exit_code != 0) {
+      std::cerr << "create failed: " << out.err << "\n";
+      return 1;
+    }
+    auto vm = json::parse(d.Vmctl({"show", name, "--json"}).out);
+    // The events log has millisecond timestamps for: request accepted (create), VMM launched
+    // (start), agent hello (agent).
+    auto rows = d.Sql(fmt::format(
+        "select kind, at from events where vm_id='{}' and kind in ('create','start','agent') "
+        "order by id",
+        vm["id"].get<std::string>()));
+    std::map<std::string, int64_t> at;
+    std::istringstream lines(rows);
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto bar = line.find('|');
+      if (bar != std::string::npos && !at.count(line.substr(0, bar))) {
+        at[line.substr(0, bar)] = std::stoll(line.substr(bar + 1));
+      }
+    }
+    control.push_back(static_cast<double>(at["start"] - at["create"]));
+    boot.push_back(static_cast<double>(at["agent"] - at["start"]));
+    qemu_rss.push_back(static_cast<double>(RssKib(vm["pid"].get<pid_t>())) / 1024.0);
+  }
+  int64_t rss_loaded = RssKib(d.process.pid);
+  for (int i = 0; i < vms; ++i) {
+    std::string name = fmt::format("bench{}", i);
+    auto t0 = Clock::now();
+    d.Vmctl({"stop", name});
+    stop.push_back(Ms(Clock::now() - t0));
+    t0 = Clock::now();
+    d.Vmctl({"rm", name});
+    rm.push_back(Ms(Clock::now() - t0));
+  }
+  (void)d.process.Signal(SIGTERM);
+  (void)d.process.WaitExit(std::chrono::seconds(10));
+  std::filesystem::remove_all(d.dir);
+
+  auto row = [](const std::string& what, const std::vector<double>& v, const std::string& unit) {
+    fmt::print("| {} | {:.0f} {} | {:.0f} {} |\n", what, Percentile(v, 50), unit,
+               Percentile(v, 99), unit);
+  };
+  fmt::print("| metric ({} VMs, sequential) | p50 | p99 |\n|---|---|---|\n", vms);
+  row("create → agent ready (CLI wall clock)", total, "ms");
+  row("control plane: request → VMM launched", control, "ms");
+  row("guest boot: VMM launched → agent hello", boot, "ms");
+  row("stop (graceful, via agent)", stop, "ms");
+  row("rm", rm, "ms");
+  row("QEMU RSS per VM", qemu_rss, "MiB");
+  fmt::print("\nDaemon RSS: {} KiB idle, {} KiB with {} VMs running: {:.0f} KiB per VM.\n",
+             rss_idle, rss_loaded, vms,
+             static_cast<double>(rss_loaded - rss_idle) / static_cast<double>(vms));
+  return 0;
+}
+
+}  // namespace vmctl::bench
+
+int main(int argc, char** argv) { return vmctl::bench::Main(argc, argv); }

@@ -1,0 +1,86 @@
+#include "store/sqlite/migrations.h"
+
+#include <array>
+
+namespace vmctl::sqlite {
+namespace {
+
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  email TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE ssh_keys (
+  fingerprint TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  public_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+CREATE TABLE quotas (
+  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+  max_vms INTEGER NOT NULL CHECK (max_vms >= 0),
+  max_cpus INTEGER NOT NULL CHECK (max_cpus >= 0),
+  max_memory_mib INTEGER NOT NULL CHECK (max_memory_mib >= 0),
+  max_disk_mib INTEGER NOT NULL CHECK (max_disk_mib >= 0)
+);
+CREATE TABLE images (
+  name TEXT PRIMARY KEY,
+  input_hash TEXT NOT NULL,
+  dir TEXT NOT NULL,
+  kernel TEXT NOT NULL,
+  initramfs TEXT NOT NULL,
+  rootfs TEXT NOT NULL,
+  kernel_version TEXT NOT NULL,
+  source TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE vms (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL,
+  image TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN
+    ('creating','starting','running','stopping','stopped','failed','deleting')),
+  cpus INTEGER NOT NULL CHECK (cpus > 0),
+  memory_mib INTEGER NOT NULL CHECK (memory_mib > 0),
+  disk_mib INTEGER NOT NULL CHECK (disk_mib > 0),
+  backend TEXT NOT NULL,
+  pid INTEGER NOT NULL DEFAULT 0,
+  pid_start_time INTEGER NOT NULL DEFAULT 0,
+  api_socket TEXT NOT NULL DEFAULT '',
+  agent_socket TEXT NOT NULL DEFAULT '',
+  runtime_dir TEXT NOT NULL DEFAULT '',
+  root_disk TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (owner, name)
+);
+CREATE TABLE shares (
+  vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (vm_id, user_id)
+);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  vm_id TEXT NOT NULL,
+  vm_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX events_vm ON events(vm_id, id);
+)sql";
+
+constexpr std::array<std::string_view, 1> kMigrations = {kV1};
+
+}  // namespace
+
+std::span<const std::string_view> Migrations() { return kMigrations; }
+
+}  // namespace vmctl::sqlite
