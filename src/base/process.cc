@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -176,7 +177,10 @@ Result<ProcessRef> SpawnDetached(const std::vector<std::string>& argv,
 Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) return InvalidArgument("empty argv");
   int in_pipe[2], out_pipe[2], err_pipe[2], status_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) < 0 || ::pipe2(out_pipe, O_CLOEXEC) < 0 ||
+  // stdin is a socket so that feeding a child that exits early gives EPIPE from send(2) with
+  // MSG_NOSIGNAL instead of a SIGPIPE that would kill the caller.
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pipe) < 0 ||
+      ::pipe2(out_pipe, O_CLOEXEC) < 0 ||
       ::pipe2(err_pipe, O_CLOEXEC) < 0 || ::pipe2(status_pipe, O_CLOEXEC) < 0) {
     return ErrnoError("pipe", errno);
   }
@@ -247,7 +251,8 @@ Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOpti
     for (const auto& p : fds) {
       if (!p.revents) continue;
       if (p.fd == in_wr.get()) {
-        ssize_t n = ::write(in_wr.get(), input.data() + in_off, input.size() - in_off);
+        ssize_t n = ::send(in_wr.get(), input.data() + in_off, input.size() - in_off,
+                           MSG_NOSIGNAL);
         if (n > 0) in_off += static_cast<size_t>(n);
         if (n < 0 && errno != EAGAIN) in_off = input.size();
         if (in_off >= input.size()) in_wr.reset();

@@ -18,6 +18,12 @@ TEST(RunTest, CapturesOutputAndExitCode) {
   EXPECT_EQ(r->err, "err\n");
 }
 
+TEST(RunTest, ChildIgnoringItsInputDoesNotKillTheCaller) {
+  auto r = RunCommand({"true"}, {.stdin_data = std::string(8 << 20, 'x')});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0);
+}
+
 TEST(RunTest, MissingProgramIsNotFound) {
   auto r = RunCommand({"/nonexistent/prog"});
   ASSERT_FALSE(r.ok());

@@ -1,0 +1,31 @@
+#ifndef VMCTL_AGENT_GUEST_AGENT_H_
+#define VMCTL_AGENT_GUEST_AGENT_H_
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "agent/guest/ops.h"
+
+namespace vmctl::agent::guest {
+
+struct AgentConfig {
+  // virtio-serial port; empty: discover the port named org.vmctl.agent under
+  // /sys/class/virtio-ports.
+  std::filesystem::path virtio_port;
+  bool use_virtio = true;
+  bool use_vsock = true;
+  int vsock_port = 1024;
+  // Extra Unix socket to serve on (tests run the agent on the host this way).
+  std::filesystem::path listen_unix;
+  OpsConfig ops;
+};
+
+// Serves the agent protocol (docs/agent-protocol.md) on every configured transport until the
+// process is killed. Single-threaded: one poll loop multiplexes connections, child processes and
+// their output. Returns only on a fatal setup error.
+int RunAgent(const AgentConfig& config);
+
+}  // namespace vmctl::agent::guest
+
+#endif  // VMCTL_AGENT_GUEST_AGENT_H_

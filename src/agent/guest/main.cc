@@ -1,0 +1,46 @@
+// vmctl-agent: the guest agent. Static binary started by systemd early in every VM's boot.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "agent/guest/agent.h"
+
+int main(int argc, char** argv) {
+  vmctl::agent::guest::AgentConfig config;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "vmctl-agent: %s needs a value\n", flag);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--version") {
+      std::printf("vmctl-agent 0.1.0\n");
+      return 0;
+    } else if (arg == "--listen-unix") {
+      config.listen_unix = value("--listen-unix");
+      // A test agent on the host must not grab the host's vsock or serial ports.
+      config.use_virtio = false;
+      config.use_vsock = false;
+    } else if (arg == "--virtio-port") {
+      config.virtio_port = value("--virtio-port");
+      config.use_virtio = true;
+    } else if (arg == "--no-vsock") {
+      config.use_vsock = false;
+    } else if (arg == "--ssh-dir") {
+      config.ops.ssh_dir = value("--ssh-dir");
+    } else if (arg == "--passwd") {
+      config.ops.passwd = value("--passwd");
+    } else if (arg == "--root") {
+      config.ops.root = value("--root");
+    } else {
+      std::fprintf(stderr,
+                   "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] "
+                   "[--ssh-dir DIR] [--passwd FILE] [--root DIR] [--version]\n");
+      return 2;
+    }
+  }
+  return vmctl::agent::guest::RunAgent(config);
+}

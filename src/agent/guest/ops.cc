@@ -1,0 +1,188 @@
+#include "agent/guest/ops.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "base/io.h"
+#include "base/process.h"
+
+namespace vmctl::agent::guest {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result<void> Ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto out = RunCommandChecked(argv, RunOptions{.timeout = std::chrono::seconds(10)});
+  if (!out.ok()) return out.error();
+  return Ok();
+}
+
+Result<std::string> DefaultInterface() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name != "lo") return name;
+  }
+  return NotFound("the VM has no network interface");
+}
+
+}  // namespace
+
+json HelloInfo() {
+  utsname u{};
+  ::uname(&u);
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  return {{"agent_version", "0.1.0"}, {"kernel", u.release}, {"hostname", host}};
+}
+
+Result<json> ConfigureNetwork(const json& args, const OpsConfig& config) {
+  std::string hostname = args.value("hostname", "");
+  if (!hostname.empty()) {
+    if (::sethostname(hostname.data(), hostname.size()) != 0) {
+      return ErrnoError("sethostname", errno);
+    }
+    VMCTL_TRY(WriteFileAtomic(config.root / "etc/hostname", hostname + "\n"));
+  }
+  std::string address = args.value("address", "");
+  if (!address.empty()) {
+    std::string iface = args.value("interface", "");
+    if (iface.empty()) {
+      VMCTL_ASSIGN_OR_RETURN(iface, DefaultInterface());
+    }
+    VMCTL_TRY(Ip({"link", "set", iface, "up"}));
+    VMCTL_TRY(Ip({"addr", "replace", address, "dev", iface}));
+    std::string gateway = args.value("gateway", "");
+    if (!gateway.empty()) VMCTL_TRY(Ip({"route", "replace", "default", "via", gateway}));
+  }
+  if (args.contains("dns") && args["dns"].is_array()) {
+    std::string resolv;
+    for (const auto& server : args["dns"])
+      resolv += "nameserver " + server.get<std::string>() + "\n";
+    VMCTL_TRY(WriteFileAtomic(config.root / "etc/resolv.conf", resolv));
+  }
+  return json::object();
+}
+
+Result<PasswdEntry> LookupUser(std::string_view passwd_text, std::string_view user) {
+  std::istringstream lines{std::string(passwd_text)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> f;
+    std::stringstream fields(line);
+    std::string part;
+    while (std::getline(fields, part, ':')) f.push_back(part);
+    if (f.size() >= 6 && f[0] == user) {
+      return PasswdEntry{f[5], static_cast<unsigned>(std::stoul(f[2])),
+                         static_cast<unsigned>(std::stoul(f[3]))};
+    }
+  }
+  return NotFound("no user '" + std::string(user) + "' in the VM");
+}
+
+Result<json> SetAuthorizedKeys(const json& args, const OpsConfig& config) {
+  std::string user = args.value("user", "root");
+  if (!args.contains("keys") || !args["keys"].is_array()) {
+    return InvalidArgument("set_authorized_keys needs 'keys', an array of strings");
+  }
+  VMCTL_ASSIGN_OR_RETURN(std::string passwd, ReadFile(config.passwd));
+  VMCTL_ASSIGN_OR_RETURN(PasswdEntry entry, LookupUser(passwd, user));
+  std::string text;
+  for (const auto& key : args["keys"]) {
+    if (!key.is_string()) return InvalidArgument("keys must be strings");
+    std::string k = key.get<std::string>();
+    if (k.find('\n') != std::string::npos) return InvalidArgument("a key contains a newline");
+    text += k + "\n";
+  }
+  std::filesystem::path dir = std::filesystem::path(entry.home) / ".ssh";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (::chmod(dir.c_str(), 0700) != 0 || ::chown(dir.c_str(), entry.uid, entry.gid) != 0) {
+    return ErrnoError("prepare " + dir.string(), errno);
+  }
+  VMCTL_TRY(WriteFileAtomic(dir / "authorized_keys", text, 0600));
+  if (::chown((dir / "authorized_keys").c_str(), entry.uid, entry.gid) != 0) {
+    return ErrnoError("chown authorized_keys", errno);
+  }
+  return json{{"count", args["keys"].size()}};
+}
+
+Result<json> HostKeys(const OpsConfig& config) {
+  json keys = json::array();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(config.ssh_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("ssh_host_") && name.ends_with("_key.pub")) {
+      auto text = ReadFile(entry.path());
+      if (text.ok()) keys.push_back(Trimmed(*text));
+    }
+  }
+  return json{{"keys", keys}};
+}
+
+Result<json> Stats() {
+  json out;
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  stat >> cpu;
+  json ticks = json::array();
+  for (int i = 0; i < 8; ++i) {
+    uint64_t v = 0;
+    stat >> v;
+    ticks.push_back(v);
+  }
+  out["cpu"] = {
+      {"count", ::sysconf(_SC_NPROCESSORS_ONLN)},
+      {"ticks", ticks},
+      {"fields", {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}}};
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  std::string unit;
+  json memory;
+  while (meminfo >> key >> value >> unit) {
+    if (key == "MemTotal:") memory["total_bytes"] = value * 1024;
+    if (key == "MemAvailable:") memory["available_bytes"] = value * 1024;
+  }
+  out["memory"] = memory;
+  struct statvfs fs {};
+  if (::statvfs("/", &fs) == 0) {
+    out["disk"] = {{"total_bytes", static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize},
+                   {"used_bytes", static_cast<uint64_t>(fs.f_blocks - fs.f_bfree) * fs.f_frsize}};
+  }
+  std::ifstream loadavg("/proc/loadavg");
+  double l1 = 0, l5 = 0, l15 = 0;
+  loadavg >> l1 >> l5 >> l15;
+  out["load"] = {l1, l5, l15};
+  std::ifstream uptime("/proc/uptime");
+  double up = 0;
+  uptime >> up;
+  out["uptime_seconds"] = up;
+  return out;
+}
+
+Result<json> TimeSync(const json& args) {
+  if (!args.contains("unix_ns") || !args["unix_ns"].is_number_integer()) {
+    return InvalidArgument("time_sync needs 'unix_ns', an integer");
+  }
+  int64_t ns = args["unix_ns"].get<int64_t>();
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  if (::clock_settime(CLOCK_REALTIME, &ts) != 0) return ErrnoError("clock_settime", errno);
+  return json::object();
+}
+
+}  // namespace vmctl::agent::guest

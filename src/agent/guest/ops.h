@@ -1,0 +1,38 @@
+#ifndef VMCTL_AGENT_GUEST_OPS_H_
+#define VMCTL_AGENT_GUEST_OPS_H_
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "base/result.h"
+
+namespace vmctl::agent::guest {
+
+// The agent's one-shot operations (everything but exec), each answering a request's arguments
+// with a result object. They run on the agent's single thread and may block briefly.
+
+struct OpsConfig {
+  std::filesystem::path ssh_dir = "/etc/ssh";
+  std::filesystem::path passwd = "/etc/passwd";
+  std::filesystem::path root = "/";  // prefix for files written by configure_network
+};
+
+nlohmann::json HelloInfo();
+Result<nlohmann::json> ConfigureNetwork(const nlohmann::json& args, const OpsConfig& config);
+Result<nlohmann::json> SetAuthorizedKeys(const nlohmann::json& args, const OpsConfig& config);
+Result<nlohmann::json> HostKeys(const OpsConfig& config);
+Result<nlohmann::json> Stats();
+Result<nlohmann::json> TimeSync(const nlohmann::json& args);
+
+// Parses /etc/passwd text for `user`: home directory, uid, gid. kNotFound if absent. The static
+// agent cannot use getpwnam (NSS needs shared libraries).
+struct PasswdEntry {
+  std::string home;
+  unsigned uid = 0, gid = 0;
+};
+Result<PasswdEntry> LookupUser(std::string_view passwd_text, std::string_view user);
+
+}  // namespace vmctl::agent::guest
+
+#endif  // VMCTL_AGENT_GUEST_OPS_H_

@@ -1,0 +1,382 @@
+#include "image/builder.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/io.h"
+#include "base/process.h"
+#include "base/unique_fd.h"
+#include "image/guest_files.h"
+
+namespace vmctl::image {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Bump when the recipe below changes in a way the hashed inputs do not capture.
+constexpr std::string_view kRecipeVersion = "debian-bookworm-v1";
+constexpr std::string_view kSuite = "bookworm";
+// udev is required: without it boot stalls 90 s on dev-ttyS0.device (see the KVM-less notes).
+constexpr std::string_view kPackages =
+    "systemd-sysv,udev,openssh-server,iproute2,e2fsprogs,kmod,ca-certificates,iputils-ping,"
+    "procps,less,sudo,curl,netbase";
+// Modules the initramfs needs to mount the root disk and expose the agent channel.
+const std::vector<std::string> kInitramfsModules = {
+    "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
+    "vmw_vsock_virtio_transport", "ext4"};
+// Module trees copied into the root filesystem (network, storage, filesystems, dm-thin).
+const std::vector<std::string> kRootfsModuleDirs = {
+    "kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/net", "kernel/drivers/char",
+    "kernel/drivers/md",     "kernel/drivers/scsi",  "kernel/fs",          "kernel/net",
+    "kernel/crypto",         "kernel/lib",           "kernel/arch"};
+
+void Step(const BuildOptions& o, const std::string& line) {
+  if (o.progress) o.progress(line);
+}
+
+Error StepError(std::string_view step, const Error& e) {
+  return Error(e.code(), fmt::format("image build failed at '{}': {}", step, e.message()));
+}
+
+// A directory removed on destruction unless released.
+class TempDir {
+ public:
+  explicit TempDir(fs::path path) : path_(std::move(path)) {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+    fs::create_directories(path_, ec);
+  }
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  const fs::path& path() const { return path_; }
+  void Release() { path_.clear(); }
+
+ private:
+  fs::path path_;
+};
+
+Result<std::string> Run(std::string_view step, const std::vector<std::string>& argv,
+                        std::chrono::minutes timeout = std::chrono::minutes(15)) {
+  auto out = RunCommandChecked(argv, RunOptions{.timeout = timeout});
+  if (!out.ok()) return StepError(step, out.error());
+  return out->out;
+}
+
+struct KernelPackage {
+  std::string name;     // linux-image-6.1.0-56-amd64
+  std::string version;  // 6.1.192-2
+  std::string release;  // 6.1.0-56-amd64 (uname -r)
+};
+
+Result<KernelPackage> ResolveKernel() {
+  auto depends = RunCommand({"apt-cache", "depends", "linux-image-amd64"});
+  if (!depends.ok() || depends->out.find("Depends: linux-image-") == std::string::npos) {
+    // Empty package lists on a fresh machine: refresh once.
+    VMCTL_TRY(Run("apt-get update", {"apt-get", "update", "-qq"}));
+    depends = RunCommand({"apt-cache", "depends", "linux-image-amd64"});
+  }
+  if (!depends.ok()) return StepError("resolve kernel", depends.error());
+  auto at = depends->out.find("Depends: linux-image-");
+  if (at == std::string::npos) {
+    return NotFound("image build failed at 'resolve kernel': apt knows no linux-image-amd64");
+  }
+  KernelPackage k;
+  k.name = depends->out.substr(at + 9, depends->out.find('\n', at) - at - 9);
+  k.release = k.name.substr(std::string("linux-image-").size());
+  VMCTL_ASSIGN_OR_RETURN(std::string show, Run("resolve kernel", {"apt-cache", "show",
+                                                                  "--no-all-versions", k.name}));
+  auto v = show.find("\nVersion: ");
+  if (v == std::string::npos) return NotFound("no version for " + k.name);
+  k.version = show.substr(v + 10, show.find('\n', v + 1) - v - 10);
+  return k;
+}
+
+// Downloads (cached) and unpacks the kernel package into dir: boot/vmlinuz-*, lib/modules/*.
+Result<void> UnpackKernel(const BuildOptions& o, const KernelPackage& k, const fs::path& dir) {
+  fs::path debs = o.cache_dir / "debs";
+  fs::create_directories(debs);
+  fs::path deb = debs / fmt::format("{}_{}_amd64.deb", k.name, k.version);
+  if (!fs::exists(deb)) {
+    Step(o, fmt::format("Downloading {} {}", k.name, k.version));
+    TempDir download(debs / ".download");
+    auto out = RunCommandChecked({"apt-get", "download", k.name + "=" + k.version},
+                                 RunOptions{.timeout = std::chrono::minutes(10),
+                                            .cwd = download.path()});
+    if (!out.ok()) return StepError("download kernel", out.error());
+    for (const auto& f : fs::directory_iterator(download.path())) {
+      if (f.path().extension() == ".deb") fs::rename(f.path(), deb);
+    }
+    if (!fs::exists(deb)) return NotFound("image build failed at 'download kernel': no .deb");
+  }
+  Step(o, "Unpacking the kernel and its modules");
+  VMCTL_TRY(Run("unpack kernel", {"dpkg-deb", "-x", deb.string(), dir.string()}));
+  // Debian generates modules.dep in postinst; we never install the package, so do it here.
+  VMCTL_TRY(Run("depmod", {"depmod", "-b", dir.string(), k.release}));
+  return Ok();
+}
+
+// Copies a module into dest (decompressing .ko.xz) and returns its file name.
+Result<std::string> CopyModule(const fs::path& source, const fs::path& dest_dir) {
+  std::string name = source.filename().string();
+  if (name.ends_with(".xz")) {
+    std::string plain = name.substr(0, name.size() - 3);
+    VMCTL_ASSIGN_OR_RETURN(std::string data,
+                           Run("decompress module", {"xz", "-dc", source.string()}));
+    VMCTL_TRY(WriteFileAtomic(dest_dir / plain, data));
+    return plain;
+  }
+  fs::copy_file(source, dest_dir / name, fs::copy_options::overwrite_existing);
+  return name;
+}
+
+Result<void> BuildInitramfs(const BuildOptions& o, const fs::path& kernel_root,
+                            const std::string& release, const fs::path& out) {
+  Step(o, "Building the initramfs (busybox + virtio/ext4/vsock modules)");
+  std::vector<std::string> argv = {"modprobe", "-S", release, "-d", kernel_root.string(),
+                                   "--show-depends", "-a"};
+  argv.insert(argv.end(), kInitramfsModules.begin(), kInitramfsModules.end());
+  VMCTL_ASSIGN_OR_RETURN(std::string depends, Run("resolve initramfs modules", argv));
+  TempDir tree(out.parent_path() / "initramfs.tree");
+  for (auto d : {"bin", "dev", "proc", "sys", "newroot", "lib/modules"}) {
+    fs::create_directories(tree.path() / d);
+  }
+  fs::copy_file("/bin/busybox", tree.path() / "bin/busybox");
+  VMCTL_TRY(WriteFileAtomic(tree.path() / "init", kInitScript, 0755));
+  std::string order;
+  for (const auto& module : ParseShowDepends(depends)) {
+    VMCTL_ASSIGN_OR_RETURN(std::string name, CopyModule(module, tree.path() / "lib/modules"));
+    order += name + "\n";
+  }
+  VMCTL_TRY(WriteFileAtomic(tree.path() / "lib/modules/order", order));
+  VMCTL_TRY(Run("pack initramfs",
+                {"sh", "-c", "cd \"$0\" && find . | cpio -o -H newc --quiet | gzip -6 > \"$1\"",
+                 tree.path().string(), out.string()}));
+  return Ok();
+}
+
+// The mmdebstrap output, cached by recipe so that only changed guest files or agent re-assemble.
+Result<fs::path> BaseRootfs(const BuildOptions& o) {
+  std::string key = Sha256Hex(fmt::format("{}|{}|{}", kRecipeVersion, kSuite, kPackages)).substr(0, 16);
+  fs::path tar = o.cache_dir / fmt::format("rootfs-{}.tar", key);
+  if (fs::exists(tar)) return tar;
+  Step(o, fmt::format("Running mmdebstrap for Debian {} (about a minute)", kSuite));
+  fs::path partial = tar.string() + ".partial";
+  std::error_code ec;
+  fs::remove(partial, ec);
+  auto out = RunCommandChecked({"mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", "--format=tar",
+                                "--include=" + std::string(kPackages), std::string(kSuite),
+                                partial.string()},
+                               RunOptions{.timeout = std::chrono::minutes(20)});
+  if (!out.ok()) {
+    fs::remove(partial, ec);
+    return StepError("mmdebstrap", out.error());
+  }
+  fs::rename(partial, tar);
+  return tar;
+}
+
+Result<void> Symlink(const fs::path& target, const fs::path& link) {
+  std::error_code ec;
+  fs::create_directories(link.parent_path(), ec);
+  fs::remove(link, ec);
+  fs::create_symlink(target, link, ec);
+  if (ec) return Internal(fmt::format("symlink {}: {}", link.string(), ec.message()));
+  return Ok();
+}
+
+Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root,
+                           const fs::path& kernel_root, const std::string& release) {
+  Step(o, "Installing the guest agent, units and kernel modules");
+  fs::path units = root / "etc/systemd/system";
+  fs::create_directories(root / "usr/local/sbin");
+  fs::copy_file(o.agent_binary, root / "usr/local/sbin/vmctl-agent",
+                fs::copy_options::overwrite_existing);
+  fs::permissions(root / "usr/local/sbin/vmctl-agent", fs::perms(0755));
+  VMCTL_TRY(WriteFileAtomic(units / "vmctl-agent.service", kAgentUnit));
+  VMCTL_TRY(WriteFileAtomic(units / "vmctl-growfs.service", kGrowfsUnit));
+  VMCTL_TRY(WriteFileAtomic(units / "vmctl-ssh-keygen.service", kSshKeygenUnit));
+  VMCTL_TRY(Symlink("../vmctl-agent.service", units / "sysinit.target.wants/vmctl-agent.service"));
+  VMCTL_TRY(Symlink("../vmctl-growfs.service", units / "sysinit.target.wants/vmctl-growfs.service"));
+  VMCTL_TRY(Symlink("../vmctl-ssh-keygen.service",
+                    units / "multi-user.target.wants/vmctl-ssh-keygen.service"));
+  // Timers and jobs that cost boot time and add nothing in a short-lived VM.
+  for (auto unit : {"apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
+                    "fstrim.timer", "e2scrub_reap.service", "systemd-timesyncd.service"}) {
+    VMCTL_TRY(Symlink("/dev/null", units / unit));
+  }
+  // Each VM generates its own host keys on first boot.
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(root / "etc/ssh", ec)) {
+    if (f.path().filename().string().starts_with("ssh_host_")) fs::remove(f.path(), ec);
+  }
+  VMCTL_TRY(WriteFileAtomic(root / "etc/hostname", "vmctl\n"));
+  VMCTL_TRY(WriteFileAtomic(root / "etc/fstab", "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"));
+  // An empty machine-id makes systemd generate a fresh one per VM.
+  VMCTL_TRY(WriteFileAtomic(root / "etc/machine-id", ""));
+
+  fs::path modules = root / "lib/modules" / release;
+  fs::create_directories(modules);
+  fs::path source = kernel_root / "lib/modules" / release;
+  for (const auto& dir : kRootfsModuleDirs) {
+    if (!fs::exists(source / dir)) continue;
+    fs::create_directories(modules / dir);
+    fs::copy(source / dir, modules / dir,
+             fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  }
+  for (const auto& f : fs::directory_iterator(source)) {
+    if (f.is_regular_file() && f.path().filename().string().starts_with("modules.") &&
+        f.path().extension() != ".bin") {
+      fs::copy_file(f.path(), modules / f.path().filename(), fs::copy_options::overwrite_existing);
+    }
+  }
+  VMCTL_TRY(Run("depmod rootfs", {"depmod", "-b", root.string(), release}));
+  return Ok();
+}
+
+Result<int64_t> TreeBytes(const fs::path& root) {
+  VMCTL_ASSIGN_OR_RETURN(std::string du, Run("measure rootfs", {"du", "-sb", root.string()}));
+  return std::stoll(du);
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+Result<std::string> ExtractVmlinux(std::string_view bzimage) {
+  static constexpr std::string_view kXzMagic("\xFD\x37\x7A\x58\x5A\x00", 6);
+  for (size_t at = bzimage.find(kXzMagic); at != std::string_view::npos;
+       at = bzimage.find(kXzMagic, at + 1)) {
+    // --single-stream stops at the end of the first stream and ignores what follows it.
+    auto out = RunCommand({"xz", "-dc", "--single-stream"},
+                          RunOptions{.stdin_data = std::string(bzimage.substr(at))});
+    if (out.ok() && out->out.size() > 4 && out->out.compare(0, 4, "\x7F" "ELF") == 0) {
+      return std::move(out->out);
+    }
+  }
+  return NotFound("no XZ-compressed ELF kernel found in the bzImage");
+}
+
+std::vector<std::string> ParseShowDepends(std::string_view output) {
+  std::vector<std::string> modules;
+  std::set<std::string> seen;
+  std::istringstream lines{std::string(output)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("insmod ", 0) != 0) continue;
+    std::string path = line.substr(7);
+    path = path.substr(0, path.find(' '));
+    if (seen.insert(path).second) modules.push_back(path);
+  }
+  return modules;
+}
+
+Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
+  if (o.name != "default") return NotFound(fmt::format("no recipe for image '{}'", o.name));
+  std::error_code ec;
+  fs::create_directories(o.cache_dir, ec);
+  if (ec) return Internal(fmt::format("cannot create {}: {}", o.cache_dir.string(), ec.message()));
+  UniqueFd lock(::open((o.cache_dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid()) return ErrnoError("open the image cache lock", errno);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    Step(o, "Waiting for another image build to finish");
+    ::flock(lock.get(), LOCK_EX);
+  }
+
+  VMCTL_ASSIGN_OR_RETURN(KernelPackage kernel, ResolveKernel());
+  auto agent = ReadFile(o.agent_binary);
+  if (!agent.ok()) return StepError("read agent binary", agent.error());
+  std::string hash = Sha256Hex(fmt::format(
+      "{}\n{}\n{}\n{} {}\n{}\n{}\n{}\n{}\n{}", kRecipeVersion, kSuite, kPackages, kernel.name,
+      kernel.version, kInitScript, kAgentUnit, kGrowfsUnit, kSshKeygenUnit, Sha256Hex(*agent)));
+  fs::path final_dir = o.cache_dir / hash.substr(0, 24);
+  fs::path manifest = final_dir / "manifest.json";
+  if (fs::exists(manifest)) {
+    auto text = ReadFile(manifest);
+    json m = text.ok() ? json::parse(*text, nullptr, false) : json();
+    if (m.is_object()) {
+      Step(o, fmt::format("Image '{}' is up to date (cached in {})", o.name, final_dir.string()));
+      ImageRecord r{o.name,          m.value("input_hash", ""), final_dir.string(),
+                    m.value("kernel", ""), m.value("initramfs", ""), m.value("rootfs", ""),
+                    m.value("kernel_version", ""), m.value("source", ""),
+                    m.value("size_bytes", int64_t{0}), m.value("created_at", int64_t{0})};
+      return r;
+    }
+  }
+  Step(o, fmt::format("Building image '{}' (inputs {}): kernel {} {}", o.name, hash.substr(0, 12),
+                      kernel.name, kernel.version));
+  TempDir work(o.cache_dir / fmt::format(".build-{}", ::getpid()));
+  fs::path out = work.path() / "image";
+  fs::create_directories(out);
+
+  fs::path kernel_root = work.path() / "kernel";
+  VMCTL_TRY(UnpackKernel(o, kernel, kernel_root));
+  Step(o, "Extracting the uncompressed kernel (PVH boot)");
+  auto bzimage = ReadFile(kernel_root / "boot" / ("vmlinuz-" + kernel.release));
+  if (!bzimage.ok()) return StepError("extract kernel", bzimage.error());
+  auto vmlinux = ExtractVmlinux(*bzimage);
+  if (!vmlinux.ok()) return StepError("extract kernel", vmlinux.error());
+  VMCTL_TRY(WriteFileAtomic(out / "vmlinux", *vmlinux));
+
+  VMCTL_TRY(BuildInitramfs(o, kernel_root, kernel.release, out / "initramfs.cpio.gz"));
+
+  VMCTL_ASSIGN_OR_RETURN(fs::path base, BaseRootfs(o));
+  Step(o, "Assembling the root filesystem");
+  fs::path tree = work.path() / "rootfs";
+  fs::create_directories(tree);
+  VMCTL_TRY(Run("unpack rootfs", {"tar", "-xf", base.string(), "-C", tree.string(),
+                                  "--numeric-owner"}));
+  VMCTL_TRY(CustomizeTree(o, tree, kernel_root, kernel.release));
+  VMCTL_ASSIGN_OR_RETURN(int64_t bytes, TreeBytes(tree));
+  // Headroom for ext4 metadata; VMs grow the filesystem to their disk size at boot.
+  int64_t size_mib = bytes / (1 << 20) * 5 / 4 + 128;
+  Step(o, fmt::format("Making the ext4 root filesystem ({} MiB)", size_mib));
+  VMCTL_TRY(Run("mkfs.ext4", {"mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree.string(),
+                              (out / "rootfs.ext4").string(), fmt::format("{}M", size_mib)}));
+
+  int64_t size_bytes = 0;
+  for (const auto& f : fs::directory_iterator(out)) size_bytes += static_cast<int64_t>(f.file_size());
+  ImageRecord record{o.name,
+                     hash,
+                     final_dir.string(),
+                     (final_dir / "vmlinux").string(),
+                     (final_dir / "initramfs.cpio.gz").string(),
+                     (final_dir / "rootfs.ext4").string(),
+                     kernel.release,
+                     fmt::format("debian:{}", kSuite),
+                     size_bytes,
+                     std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count()};
+  json m = ToJson(record);
+  VMCTL_TRY(WriteFileAtomic(out / "manifest.json", m.dump(2)));
+  // A stale directory without a manifest is a build that died after the rename; replace it.
+  fs::remove_all(final_dir, ec);
+  fs::rename(out, final_dir, ec);
+  if (ec) return Internal(fmt::format("cannot move the image into place: {}", ec.message()));
+  Step(o, fmt::format("Image '{}' built: {} MiB in {}", o.name, size_bytes >> 20,
+                      final_dir.string()));
+  return record;
+}
+
+}  // namespace vmctl::image

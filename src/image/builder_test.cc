@@ -1,0 +1,60 @@
+#include "image/builder.h"
+
+#include <gtest/gtest.h>
+
+#include "base/process.h"
+
+namespace vmctl::image {
+namespace {
+
+std::string Xz(const std::string& data) {
+  auto out = RunCommand({"xz", "-c", "--format=xz"}, RunOptions{.stdin_data = data});
+  EXPECT_TRUE(out.ok());
+  return out->out;
+}
+
+TEST(ExtractVmlinuxTest, FindsTheElfStreamAmongDecoys) {
+  std::string elf = std::string("\x7F" "ELF", 4) + std::string(5000, 'k');
+  // A setup header, a decoy magic that does not start a valid stream, a valid stream that is not
+  // an ELF, then the kernel, then trailing data (as in a real bzImage).
+  std::string decoy_magic("\xFD\x37\x7A\x58\x5A\x00garbage", 13);
+  std::string image = std::string(512, '\x01') + decoy_magic + Xz("not a kernel") + Xz(elf) +
+                      std::string(64, '\x02');
+  auto out = ExtractVmlinux(image);
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  EXPECT_EQ(*out, elf);
+}
+
+TEST(ExtractVmlinuxTest, NoKernelIsNotFound) {
+  auto out = ExtractVmlinux(std::string(4096, 'x'));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code(), ErrorCode::kNotFound);
+}
+
+TEST(ParseShowDependsTest, KeepsOrderDropsBuiltinsAndDuplicates) {
+  std::string output =
+      "insmod /k/lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio.ko \n"
+      "insmod /k/lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio_ring.ko \n"
+      "builtin crc32c_generic\n"
+      "insmod /k/lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio.ko \n"
+      "insmod /k/lib/modules/6.1.0-56-amd64/kernel/fs/ext4/ext4.ko.xz \n";
+  auto modules = ParseShowDepends(output);
+  ASSERT_EQ(modules.size(), 3u);
+  EXPECT_EQ(modules[0], "/k/lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio.ko");
+  EXPECT_EQ(modules[2], "/k/lib/modules/6.1.0-56-amd64/kernel/fs/ext4/ext4.ko.xz");
+}
+
+TEST(Sha256Test, KnownVector) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(BuildDefaultImageTest, UnknownRecipeIsNotFound) {
+  BuildOptions o;
+  o.name = "custom";
+  auto r = BuildDefaultImage(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace vmctl::image
