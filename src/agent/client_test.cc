@@ -25,7 +25,7 @@ class AgentTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "ssh");
     ASSERT_TRUE(WriteFileAtomic(dir_ / "ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAtest\n").ok());
-    std::string binary = std::string(std::getenv("VMCTL_BUILD_DIR")) + "/bin/vmctl-agent";
+    std::string binary = std::string(VMCTL_BUILD_DIR) + "/bin/vmctl-agent";
     auto agent = SpawnDetached({binary, "--listen-unix", (dir_ / "agent.sock").string(),
                                 "--ssh-dir", (dir_ / "ssh").string()},
                                {.log_file = dir_ / "agent.log"});

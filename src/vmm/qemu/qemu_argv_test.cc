@@ -13,7 +13,7 @@ namespace {
 void ExpectGolden(const std::vector<std::string>& argv, const std::string& name) {
   std::string actual;
   for (const auto& a : argv) actual += a + "\n";
-  std::filesystem::path path = std::filesystem::path(std::getenv("VMCTL_SOURCE_DIR")) /
+  std::filesystem::path path = std::filesystem::path(VMCTL_SOURCE_DIR) /
                                "src/vmm/qemu/testdata" / (name + ".golden");
   if (std::getenv("UPDATE_GOLDEN")) {
     std::ofstream(path) << actual;
