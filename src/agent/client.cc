@@ -99,9 +99,10 @@ class Core : public std::enable_shared_from_this<Core> {
       std::lock_guard lock(mu_);
       hello_requests_.insert(id);
     }
-    auto sent = Send({{"id", id}, {"op", "hello"}});
+    // A failed send is not final: the reader may still deliver a hello that arrived before the
+    // stream closed, and it marks the stream closed only after dispatching every frame.
+    (void)Send({{"id", id}, {"op", "hello"}});
     std::unique_lock lock(mu_);
-    if (!sent.ok() && !hello_) return sent.error();
     cv_.wait_for(lock, timeout, [&] { return hello_.has_value() || closed_; });
     if (hello_) return *hello_;
     if (closed_) return Unavailable("agent connection closed before the agent said hello");

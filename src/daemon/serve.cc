@@ -22,6 +22,8 @@
 #include "image/builder.h"
 #include "storage/provisioners.h"
 #include "store/sqlite/sqlite_store.h"
+#include "vmm/cloud_hypervisor/backend.h"
+#include "vmm/firecracker/backend.h"
 #include "vmm/qemu/qemu_backend.h"
 
 namespace vmctl::daemon {
@@ -68,14 +70,23 @@ Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice,
   if (choice == "cloud-hypervisor" || choice == "firecracker") {
     if (!kvm) return FailedPrecondition(choice + " needs /dev/kvm, which this host lacks");
     *why = "chosen with --backend " + choice;
-    return Unimplemented("TODO-CHFC");
+    if (choice == "cloud-hypervisor") {
+      return vmm::cloud_hypervisor::NewCloudHypervisorBackend({});
+    }
+    return vmm::firecracker::NewFirecrackerBackend({});
   }
   if (choice != "auto") {
     return InvalidArgument(fmt::format(
         "unknown backend '{}' (use auto, cloud-hypervisor, firecracker or qemu)", choice));
   }
-  (void)ch;
-  (void)fc;
+  if (kvm && ch) {
+    *why = "auto: /dev/kvm and cloud-hypervisor are present";
+    return vmm::cloud_hypervisor::NewCloudHypervisorBackend({});
+  }
+  if (kvm && fc) {
+    *why = "auto: /dev/kvm and firecracker are present, cloud-hypervisor is not";
+    return vmm::firecracker::NewFirecrackerBackend({});
+  }
   *why = kvm ? "auto: /dev/kvm present but neither cloud-hypervisor nor firecracker is "
                "installed; QEMU with KVM"
              : "auto: no /dev/kvm, so QEMU with TCG software emulation (slower boots)";
@@ -112,7 +123,6 @@ Result<void> EnsureAdmin(Store& store, const ServeOptions& o) {
 int Serve(const ServeOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
   auto fail = [](const Error& e) {
-    spdlog::error("{}", e.message());
     std::cerr << "vmctl serve: " << e.message() << "\n";
     return e.ExitCode();
   };
