@@ -13,6 +13,7 @@
 #include <iostream>
 #include <numeric>
 #include <sstream>
+#include <map>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include "base/frame.h"
 #include "base/io.h"
 #include "base/process.h"
+#include "base/unique_fd.h"
 
 namespace vmctl::bench {
 namespace {
@@ -129,6 +131,9 @@ int Main(int argc, char** argv) {
     qemu_rss.push_back(static_cast<double>(RssKib(vm["pid"].get<pid_t>())) / 1024.0);
   }
   int64_t rss_loaded = RssKib(d.process.pid);
+  json first = json::parse(d.Vmctl({"show", "bench0", "--json"}).out);
+  std::vector<std::string> peer_argv = ProcessRef::Of(first["pid"].get<pid_t>())->Cmdline();
+  std::string runtime_dir = first["runtime_dir"].get<std::string>();
   for (int i = 0; i < vms; ++i) {
     std::string name = fmt::format("bench{}", i);
     auto t0 = Clock::now();
@@ -140,6 +145,47 @@ int Main(int argc, char** argv) {
   }
   (void)d.process.Signal(SIGTERM);
   (void)d.process.WaitExit(std::chrono::seconds(10));
+
+  // The peer: the very same QEMU command line started by hand, timed from spawn to the agent's
+  // hello, without the daemon, the database or the disk provisioning.
+  std::vector<double> peer;
+  std::string image_rootfs;
+  {
+    auto images = RunCommand({"sqlite3", (d.dir / "state/vmctl.db").string(),
+                              "select rootfs from images where name='default'"});
+    image_rootfs = images.ok() ? images->out.substr(0, images->out.find('\n')) : "";
+  }
+  for (int i = 0; i < std::max(3, vms / 3); ++i) {
+    auto dir = d.dir / fmt::format("peer{}", i);
+    std::filesystem::create_directories(dir);
+    (void)RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image_rootfs,
+                (dir / "root.qcow2").string(), "2048M"});
+    std::vector<std::string> argv;
+    for (auto arg : peer_argv) {
+      for (size_t at = arg.find(runtime_dir); at != std::string::npos; at = arg.find(runtime_dir)) {
+        arg.replace(at, runtime_dir.size(), dir.string());
+      }
+      argv.push_back(arg);
+    }
+    auto t0 = Clock::now();
+    auto qemu = SpawnDetached(argv, {.log_file = dir / "vmm.log"});
+    if (!qemu.ok()) {
+      std::cerr << "peer qemu: " << qemu.error().message() << "\n";
+      return 1;
+    }
+    UniqueFd agent;
+    while (!agent.valid()) {
+      auto c = ConnectUnix(dir / "agent.sock");
+      if (c.ok()) agent = std::move(c).value();
+      else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    (void)WriteFrame(agent.get(), {{"id", 1}, {"op", "hello"}});
+    auto frame = ReadFrame(agent.get());
+    peer.push_back(Ms(Clock::now() - t0));
+    if (!frame.ok()) std::cerr << "peer: no hello: " << frame.error().message() << "\n";
+    (void)qemu->Signal(SIGKILL);
+    (void)qemu->WaitExit(std::chrono::seconds(10));
+  }
   std::filesystem::remove_all(d.dir);
 
   auto row = [](const std::string& what, const std::vector<double>& v, const std::string& unit) {
@@ -153,6 +199,10 @@ int Main(int argc, char** argv) {
   row("stop (graceful, via agent)", stop, "ms");
   row("rm", rm, "ms");
   row("QEMU RSS per VM", qemu_rss, "MiB");
+  row("peer: bare QEMU, same argv, spawn → agent hello", peer, "ms");
+  fmt::print("\nvmctl create / bare QEMU boot (p50): {:.2f}x; control-plane share of create: {:.1f}%.\n",
+             Percentile(total, 50) / Percentile(peer, 50),
+             100.0 * Percentile(control, 50) / Percentile(total, 50));
   fmt::print("\nDaemon RSS: {} KiB idle, {} KiB with {} VMs running: {:.0f} KiB per VM.\n",
              rss_idle, rss_loaded, vms,
              static_cast<double>(rss_loaded - rss_idle) / static_cast<double>(vms));
