@@ -18,6 +18,9 @@ struct AgentConfig {
   int vsock_port = 1024;
   // Extra Unix socket to serve on (tests run the agent on the host this way).
   std::filesystem::path listen_unix;
+  // Tests on the host: `shutdown` ends the agent process (as a VM's VMM ends when the guest powers
+  // off) instead of powering off the machine.
+  bool simulate_poweroff = false;
   OpsConfig ops;
 };
 

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--virtio-port") {
       config.virtio_port = value("--virtio-port");
       config.use_virtio = true;
+    } else if (arg == "--simulate-poweroff") {
+      config.simulate_poweroff = true;
     } else if (arg == "--no-vsock") {
       config.use_vsock = false;
     } else if (arg == "--ssh-dir") {
@@ -37,7 +39,7 @@ int main(int argc, char** argv) {
       config.ops.root = value("--root");
     } else {
       std::fprintf(stderr,
-                   "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] "
+                   "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] [--simulate-poweroff] "
                    "[--ssh-dir DIR] [--passwd FILE] [--root DIR] [--version]\n");
       return 2;
     }

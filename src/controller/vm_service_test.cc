@@ -1,0 +1,237 @@
+// VmService with a fake backend whose "VMM" is the real guest agent serving a Unix socket on the
+// host: lifecycle, rollback, quotas, the monitor and reconciliation run without booting guests
+// (the end-to-end tests in tests/e2e cover the same paths with real QEMU guests).
+#include "controller/vm_service.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "base/io.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace vmctl::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const char* AgentBinary() { return VMCTL_BUILD_DIR "/bin/vmctl-agent"; }
+
+class FakeInstance : public vmm::Instance {
+ public:
+  explicit FakeInstance(vmm::InstanceHandle h) : handle_(std::move(h)) {}
+  const vmm::InstanceHandle& handle() const override { return handle_; }
+  Result<void> RequestShutdown() override { return Unimplemented("fake"); }
+  Result<void> Kill() override {
+    VMCTL_TRY(handle_.process.Signal(SIGKILL));
+    return handle_.process.WaitExit(seconds(5));
+  }
+  Result<void> Pause() override { return Unimplemented("fake"); }
+  Result<void> Resume() override { return Unimplemented("fake"); }
+  Result<std::string> QueryStatus() override { return std::string("running"); }
+  Result<UniqueFd> ConnectAgent() override { return ConnectUnix(handle_.agent_socket); }
+
+ private:
+  vmm::InstanceHandle handle_;
+};
+
+class FakeBackend : public vmm::Backend {
+ public:
+  std::string name() const override { return "fake"; }
+  vmm::Capabilities capabilities() const override { return {}; }
+  Result<std::unique_ptr<vmm::Instance>> Launch(const vmm::LaunchSpec& spec) override {
+    ++launches;
+    if (fail_launch) return Unavailable("fake VMM refused to start");
+    auto socket = spec.runtime_dir / "agent.sock";
+    VMCTL_ASSIGN_OR_RETURN(ProcessRef p,
+                           SpawnDetached({AgentBinary(), "--listen-unix", socket.string(),
+                                          "--simulate-poweroff"},
+                                         {.log_file = spec.vmm_log}));
+    while (!fs::exists(socket)) std::this_thread::sleep_for(milliseconds(5));
+    return std::unique_ptr<vmm::Instance>(new FakeInstance({p, "", socket}));
+  }
+  Result<std::unique_ptr<vmm::Instance>> Adopt(const vmm::InstanceHandle& h) override {
+    if (!h.process.Alive()) return NotFound("gone");
+    return std::unique_ptr<vmm::Instance>(new FakeInstance(h));
+  }
+  bool fail_launch = false;
+  int launches = 0;
+};
+
+class FakeDisks : public storage::DiskProvisioner {
+ public:
+  std::string name() const override { return "fake"; }
+  Result<vmm::DiskSpec> CreateRootDisk(const fs::path&, const fs::path& target, int64_t) override {
+    if (fail) return Internal("disk full");
+    VMCTL_TRY(WriteFileAtomic(target, "disk"));
+    return vmm::DiskSpec{target, vmm::DiskSpec::Format::kRaw, false};
+  }
+  bool fail = false;
+};
+
+class VmServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path("/tmp") / ("svc-" + std::to_string(::getpid()) + "-" +
+                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "vms");
+    store_ = std::move(OpenSqliteStore(dir_ / "vmctl.db")).value();
+    ASSERT_TRUE(store_->CreateUser(User{"admin", "admin", "", 1}).ok());
+    for (auto f : {"vmlinux", "initramfs", "rootfs"}) ASSERT_TRUE(WriteFileAtomic(dir_ / f, "x").ok());
+    ASSERT_TRUE(store_->PutImage(ImageRecord{"default", "h", dir_.string(), dir_ / "vmlinux",
+                                             dir_ / "initramfs", dir_ / "rootfs", "6.1", "test",
+                                             1, 1})
+                    .ok());
+    service_ = NewService();
+  }
+  void TearDown() override {
+    service_.reset();
+    auto vms = store_->ListVms(std::nullopt);
+    for (const auto& vm : *vms) {
+      ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}.Signal(SIGKILL).ok();
+    }
+    fs::remove_all(dir_);
+  }
+  std::unique_ptr<VmService> NewService() {
+    VmServiceOptions o;
+    o.state_dir = dir_;
+    o.boot_timeout = seconds(10);
+    o.stop_timeout = seconds(5);
+    o.monitor_interval = milliseconds(50);
+    return std::make_unique<VmService>(*store_, backend_, disks_, o);
+  }
+  std::string WaitForState(const std::string& name, VmState want) {
+    for (int i = 0; i < 200; ++i) {
+      auto vm = service_->Get("admin", name);
+      if (vm.ok() && vm->state == want) break;
+      std::this_thread::sleep_for(milliseconds(25));
+    }
+    return std::string(VmStateName(service_->Get("admin", name)->state));
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+  FakeBackend backend_;
+  FakeDisks disks_;
+  std::unique_ptr<VmService> service_;
+};
+
+TEST_F(VmServiceTest, CreateRunsAndExecs) {
+  std::vector<std::string> progress;
+  auto vm = service_->Create("admin", {.name = "web"},
+                             [&](const std::string& l) { progress.push_back(l); });
+  ASSERT_TRUE(vm.ok()) << vm.error().message();
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  EXPECT_GE(progress.size(), 4u);
+  auto session = service_->Exec("admin", "web", {.argv = {"echo", "hi"}});
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  auto out = (*session)->Next();
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->data, "hi\n");
+  auto kinds = *store_->ListEvents(vm->id, 100);
+  EXPECT_GE(kinds.size(), 4u);
+}
+
+TEST_F(VmServiceTest, DuplicateNamesAndQuotaChangeNothing) {
+  ASSERT_TRUE(service_->Create("admin", {.name = "web"}, nullptr).ok());
+  auto dup = service_->Create("admin", {.name = "web"}, nullptr);
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(store_->SetQuota(Quota{"admin", 1, 8, 8192, 65536}).ok());
+  auto over = service_->Create("admin", {.name = "db"}, nullptr);
+  EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(store_->ListVms(std::nullopt)->size(), 1u);
+  EXPECT_EQ(backend_.launches, 1);
+  size_t dirs = 0;
+  for ([[maybe_unused]] const auto& d : fs::directory_iterator(dir_ / "vms")) ++dirs;
+  EXPECT_EQ(dirs, 1u);
+}
+
+TEST_F(VmServiceTest, DiskFailureRollsTheCreateBack) {
+  disks_.fail = true;
+  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  ASSERT_FALSE(vm.ok());
+  EXPECT_NE(vm.error().message().find("disk full"), std::string::npos);
+  EXPECT_TRUE(store_->ListVms(std::nullopt)->empty());
+  EXPECT_TRUE(fs::is_empty(dir_ / "vms"));
+}
+
+TEST_F(VmServiceTest, LaunchFailureMarksFailedAndStartRetries) {
+  backend_.fail_launch = true;
+  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  ASSERT_FALSE(vm.ok());
+  EXPECT_NE(vm.error().message().find("fake VMM refused"), std::string::npos);
+  auto failed = service_->Get("admin", "web");
+  EXPECT_EQ(failed->state, VmState::kFailed);
+  EXPECT_EQ(failed->pid, 0);
+  EXPECT_EQ(service_->Exec("admin", "web", {.argv = {"true"}}).error().code(),
+            ErrorCode::kFailedPrecondition);
+  backend_.fail_launch = false;
+  auto started = service_->Start("admin", "web", nullptr);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_EQ(started->state, VmState::kRunning);
+}
+
+TEST_F(VmServiceTest, MonitorNoticesADeadVmm) {
+  service_->StartMonitor();
+  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  ASSERT_TRUE(vm.ok());
+  ::kill(static_cast<pid_t>(vm->pid), SIGKILL);
+  EXPECT_EQ(WaitForState("web", VmState::kStopped), "stopped");
+  EXPECT_EQ(service_->Get("admin", "web")->pid, 0);
+}
+
+TEST_F(VmServiceTest, StopStartRestartAndRemove) {
+  ASSERT_TRUE(service_->Create("admin", {.name = "web"}, nullptr).ok());
+  auto stopped = service_->Stop("admin", "web", false);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().message();
+  EXPECT_EQ(stopped->state, VmState::kStopped);
+  auto events = *store_->ListEvents(stopped->id, 100);
+  EXPECT_NE(events.back().detail.find("stopping -> stopped"), std::string::npos);
+  ASSERT_TRUE(service_->Start("admin", "web", nullptr).ok());
+  ASSERT_TRUE(service_->Restart("admin", "web", nullptr).ok());
+  auto runtime = service_->Get("admin", "web")->runtime_dir;
+  ASSERT_TRUE(service_->Remove("admin", "web").ok());
+  EXPECT_FALSE(fs::exists(runtime));
+  EXPECT_EQ(service_->Get("admin", "web").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(VmServiceTest, ReconcileAdoptsRollsBackAndRemovesOrphans) {
+  auto web = service_->Create("admin", {.name = "web"}, nullptr);
+  ASSERT_TRUE(web.ok());
+  // An interrupted create, an orphan VMM process and an orphan directory.
+  VmRecord half = *web;
+  half.id = "0000deadbeef";
+  half.name = "half";
+  half.state = VmState::kCreating;
+  half.pid = 0;
+  half.runtime_dir = (dir_ / "vms" / half.id).string();
+  ASSERT_TRUE(store_->InsertVm(half).ok());
+  fs::create_directories(half.runtime_dir);
+  fs::create_directories(dir_ / "vms/0000000orphn");
+  auto orphan = SpawnDetached({AgentBinary(), "--listen-unix",
+                               (dir_ / "vms/0000000orphn/agent.sock").string()},
+                              {.log_file = "/dev/null"});
+  ASSERT_TRUE(orphan.ok());
+
+  service_ = NewService();  // a restarted daemon
+  auto actions = service_->Reconcile();
+  ASSERT_TRUE(actions.ok()) << actions.error().message();
+  EXPECT_TRUE(orphan->WaitExit(seconds(5)).ok()) << "orphan VMM killed";
+  EXPECT_FALSE(fs::exists(dir_ / "vms/0000000orphn"));
+  EXPECT_FALSE(fs::exists(half.runtime_dir));
+  EXPECT_EQ(service_->Get("admin", "half").error().code(), ErrorCode::kNotFound);
+  auto adopted = service_->Get("admin", "web");
+  EXPECT_EQ(adopted->state, VmState::kRunning);
+  EXPECT_EQ(adopted->pid, web->pid);
+  auto session = service_->Exec("admin", "web", {.argv = {"true"}});
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  EXPECT_EQ((*session)->Next()->exit_code, 0);
+}
+
+}  // namespace
+}  // namespace vmctl::controller
