@@ -219,10 +219,22 @@ class Core : public std::enable_shared_from_this<Core> {
     cv_.notify_all();
   }
 
+  // Caller holds mu_.
+  void FailInFlight(const std::string& why) {
+    for (auto& [id, reply] : pending_) {
+      reply = {{"ok", false}, {"error", {{"code", "unavailable"}, {"message", why}}}};
+    }
+    for (auto& [id, s] : sessions_) s->Close();
+    sessions_.clear();
+  }
+
   void Dispatch(const json& f) {
     std::lock_guard lock(mu_);
     std::string type = f.value("type", "");
     if (type == "hello") {
+      // A hello after the first one means the agent started a new session on this same stream
+      // (it restarted, or saw the host leave): everything in flight on the old session is gone.
+      if (hello_) FailInFlight("the guest agent restarted its session");
       hello_ = HelloFrom(f);
       cv_.notify_all();
       return;

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <filesystem>
 #include <thread>
 
+#include "base/frame.h"
 #include "base/io.h"
 #include "base/process.h"
 
@@ -148,6 +150,17 @@ TEST_F(AgentTest, TtyModeHonoursSizeAndResize) {
   EXPECT_NE(rest.out.find("40 120"), std::string::npos) << rest.out;
 }
 
+TEST_F(AgentTest, TtyProcessClosingItsOutputStillExitsCleanly) {
+  auto c = Connect();
+  for (int i = 0; i < 5; ++i) {
+    auto s = c->Exec({.argv = {"cat"}, .tty = true});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    ASSERT_TRUE((*s)->WriteStdin("x\n").ok());
+    ASSERT_TRUE((*s)->CloseStdin().ok());
+    EXPECT_EQ(Collect(**s).code, 0) << "no SIGHUP from a hung-up terminal";
+  }
+}
+
 TEST_F(AgentTest, SignalsReachTheProcess) {
   auto c = Connect();
   auto s = c->Exec({.argv = {"sleep", "100"}});
@@ -217,6 +230,38 @@ TEST_F(AgentTest, SessionsSeeTheConnectionClose) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(c->closed());
+}
+
+// A second hello on the same stream means the agent began a new session (it restarted): streams of
+// the old session end with kUnavailable instead of waiting forever.
+TEST(AgentClientTest, SecondHelloEndsStreamsOfTheOldSession) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  UniqueFd agent_end(sv[1]);
+  auto client = NewAgentClient(UniqueFd(sv[0]));
+  nlohmann::json hello = {{"type", "hello"}, {"agent_version", "t"}, {"kernel", "k"}};
+  ASSERT_TRUE(WriteFrame(agent_end.get(), hello).ok());
+  std::thread agent([&] {
+    for (;;) {
+      auto f = ReadFrame(agent_end.get());
+      if (!f.ok()) return;
+      if ((*f).value("op", "") == "exec") {
+        (void)WriteFrame(agent_end.get(), {{"id", (*f)["id"]}, {"ok", true}, {"stream", (*f)["id"]}});
+        (void)WriteFrame(agent_end.get(), hello);  // the agent restarted
+      } else if ((*f).value("op", "") == "hello") {
+        (void)WriteFrame(agent_end.get(), {{"id", (*f)["id"]}, {"ok", true}, {"agent_version", "t"}});
+      }
+    }
+  });
+  ASSERT_TRUE(client->WaitHello(seconds(5)).ok());
+  auto s = client->Exec({.argv = {"sleep", "100"}});
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  auto e = (*s)->Next();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), ErrorCode::kUnavailable);
+  ::shutdown(agent_end.get(), SHUT_RDWR);
+  client.reset();
+  agent.join();
 }
 
 }  // namespace

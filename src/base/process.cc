@@ -95,6 +95,11 @@ Result<void> ProcessRef::WaitExit(std::chrono::milliseconds timeout) const {
   return Ok();
 }
 
+Result<void> ProcessRef::Kill(std::chrono::milliseconds timeout) const {
+  VMCTL_TRY(Signal(SIGKILL));
+  return WaitExit(timeout);
+}
+
 std::vector<std::string> ProcessRef::Cmdline() const {
   std::vector<std::string> out;
   auto data = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");

@@ -31,6 +31,8 @@ struct ProcessRef {
   // Waits until the process has exited or the timeout passes (kDeadlineExceeded). Works for
   // processes that are not our children (uses pidfd_open + poll).
   Result<void> WaitExit(std::chrono::milliseconds timeout) const;
+  // SIGKILL, then waits for the exit. Ok if the process is already gone.
+  Result<void> Kill(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // Command line arguments of the live process ("" elements if unreadable).
   std::vector<std::string> Cmdline() const;
 };

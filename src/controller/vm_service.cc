@@ -322,9 +322,7 @@ Error VmService::FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Er
   if (slot.instance) {
     (void)slot.instance->Kill();
   } else if (vm.pid) {
-    ProcessRef ref{static_cast<pid_t>(vm.pid), vm.pid_start_time};
-    (void)ref.Signal(SIGKILL);
-    (void)ref.WaitExit(std::chrono::seconds(5));
+    (void)ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}.Kill();
   }
   std::string message = WithConsoleTail(cause.message(),
                                         std::filesystem::path(vm.runtime_dir) / "console.log");
@@ -447,9 +445,7 @@ Result<void> VmService::Remove(const std::string& owner, const std::string& name
   if (slot->instance) {
     VMCTL_TRY(slot->instance->Kill());
   } else if (vm.pid) {
-    ProcessRef ref{static_cast<pid_t>(vm.pid), vm.pid_start_time};
-    VMCTL_TRY(ref.Signal(SIGKILL));
-    VMCTL_TRY(ref.WaitExit(std::chrono::seconds(10)));
+    VMCTL_TRY((ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}.Kill()));
   }
   slot->agent.reset();
   slot->instance.reset();
@@ -500,27 +496,15 @@ Result<std::vector<std::string>> VmService::Reconcile() {
       Log(vm, "reconcile", what);
     };
     switch (vm.state) {
-      case VmState::kCreating: {
-        // The create was never acknowledged: undo it completely.
-        if (alive) {
-          (void)process.Signal(SIGKILL);
-          (void)process.WaitExit(std::chrono::seconds(10));
-        }
-        std::error_code ec;
-        std::filesystem::remove_all(vm.runtime_dir, ec);
-        VMCTL_TRY(store_.DeleteVm(vm.id));
-        note("interrupted create rolled back");
-        continue;
-      }
+      case VmState::kCreating:
       case VmState::kDeleting: {
-        if (alive) {
-          (void)process.Signal(SIGKILL);
-          (void)process.WaitExit(std::chrono::seconds(10));
-        }
+        // A create that was never acknowledged, or a removal that was asked for: the VM goes.
+        if (alive) (void)process.Kill();
         std::error_code ec;
         std::filesystem::remove_all(vm.runtime_dir, ec);
         VMCTL_TRY(store_.DeleteVm(vm.id));
-        note("interrupted removal finished");
+        note(vm.state == VmState::kCreating ? "interrupted create rolled back"
+                                            : "interrupted removal finished");
         continue;
       }
       case VmState::kRunning:
@@ -535,8 +519,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
         auto adopted = backend_.Adopt(HandleOf(vm));
         if (!adopted.ok()) {
           note("VMM alive but not answering (" + adopted.error().message() + "), killed it");
-          (void)process.Signal(SIGKILL);
-          (void)process.WaitExit(std::chrono::seconds(10));
+          (void)process.Kill();
           auto stopped = MarkStopped(*slot, vm, "VMM did not answer after daemon restart");
           if (stopped.ok()) vm = *stopped;
           break;
@@ -554,8 +537,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
       case VmState::kStopped:
       case VmState::kFailed:
         if (alive) {
-          (void)process.Signal(SIGKILL);
-          (void)process.WaitExit(std::chrono::seconds(10));
+          (void)process.Kill();
           note("killed a VMM that should not run");
         }
         break;
@@ -581,8 +563,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
       bool owned = it != by_id.end() && it->second.pid == ref->pid &&
                    it->second.pid_start_time == ref->start_time;
       if (!owned) {
-        (void)ref->Signal(SIGKILL);
-        (void)ref->WaitExit(std::chrono::seconds(10));
+        (void)ref->Kill();
         actions.push_back(fmt::format("killed orphan VMM pid {} (vm id {})", ref->pid, id));
         spdlog::info("reconcile: killed orphan VMM pid {} (vm id {})", ref->pid, id);
       }

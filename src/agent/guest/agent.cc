@@ -73,6 +73,10 @@ struct Proc {
   UniqueFd in, out, err;
   std::string inbuf;
   bool close_in = false;
+  // A pty whose slave side is closed reads EIO; its master stays open until the process is
+  // reaped, because closing it hangs up the terminal and sends SIGHUP to a process that may only
+  // be closing its output on the way out.
+  bool out_eof = false;
   bool exited = false;
   int status = 0;
   Clock::time_point exited_at{};
@@ -190,7 +194,9 @@ class Agent {
     if (config_.use_virtio && !virtio_) timeout = 50;
     for (auto& [pid, p] : procs_) {
       bool room = p->conn && p->conn->out.size() < kHighWater;
-      if (room && p->out.valid()) add(p->out.get(), POLLIN, {Tag::kProcOut, nullptr, p.get()});
+      if (room && p->out.valid() && !p->out_eof) {
+        add(p->out.get(), POLLIN, {Tag::kProcOut, nullptr, p.get()});
+      }
       if (room && p->err.valid()) add(p->err.get(), POLLIN, {Tag::kProcErr, nullptr, p.get()});
       if (p->in.valid() && !p->inbuf.empty()) {
         add(p->in.get(), POLLOUT, {Tag::kProcIn, nullptr, p.get()});
@@ -524,8 +530,11 @@ class Agent {
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {  // EOF, or EIO from a pty whose last slave closed
-      if (p.tty) p.in.reset();
-      fd.reset();
+      if (p.tty) {
+        p.out_eof = true;
+      } else {
+        fd.reset();
+      }
       return;
     }
     if (p.conn) {
@@ -569,7 +578,7 @@ class Agent {
         ++it;
         continue;
       }
-      bool drained = !p.out.valid() && !p.err.valid();
+      bool drained = (!p.out.valid() || p.out_eof) && !p.err.valid();
       if (!drained && p.conn && now - p.exited_at < kDrainAfterExit) {
         ++it;
         continue;

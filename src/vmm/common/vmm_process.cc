@@ -12,8 +12,7 @@ using std::chrono::milliseconds;
 
 void DiscardVmmProcess(const ProcessRef& process,
                        const std::vector<std::filesystem::path>& owned_files) {
-  (void)process.Signal(SIGKILL);
-  (void)process.WaitExit(milliseconds(10000));
+  (void)process.Kill();
   std::error_code ec;
   for (const auto& f : owned_files) std::filesystem::remove(f, ec);
 }
@@ -52,8 +51,7 @@ Result<void> StopVmmProcess(const ProcessRef& process, const std::function<void(
   if (!process.Alive()) return Ok();
   quit();
   if (process.WaitExit(milliseconds(3000)).ok()) return Ok();
-  VMCTL_TRY(process.Signal(SIGKILL));
-  return process.WaitExit(milliseconds(10000));
+  return process.Kill();
 }
 
 }  // namespace vmctl::vmm
