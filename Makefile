@@ -4,6 +4,9 @@ IMAGE_CACHE ?= /var/cache/vmctl/images
 STATE_DIR   ?= /var/lib/vmctl
 JOBS        ?= 2
 
+SHELL       := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
 .PHONY: all setup build image run test unit format bench clean
 
 all: build
@@ -23,9 +26,11 @@ run: image
 	@$(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) --prepare-image
 
 # The whole suite: unit tests, spec tests for Cloud Hypervisor/Firecracker, real QEMU guests.
-test: image
-	@VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) \
-	  --timeout 900
+test: build
+	@image=$$($(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) \
+	    --prepare-only 2>&1 | tee /dev/stderr | sed -n "s/^Image 'default' ready in //p"); \
+	  VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) VMCTL_TEST_IMAGE_DIR=$$image \
+	    ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
 
 unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'

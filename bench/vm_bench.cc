@@ -3,22 +3,21 @@
 // by a bare QEMU command line to its agent's hello, measured the same way in the same run.
 //
 // Usage: vmctl_bench [--vms N] [--image-cache DIR]   (writes a Markdown table to stdout)
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
-#include <map>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "base/frame.h"
 #include "base/io.h"
@@ -72,7 +71,8 @@ int Main(int argc, char** argv) {
   CLI::App app{"vmctl milestone-1 benchmark"};
   int vms = 10;
   std::string cache = "/var/cache/vmctl/images";
-  std::string bin = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vmctl").string();
+  std::string bin =
+      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vmctl").string();
   app.add_option("--vms", vms, "VMs to create")->capture_default_str();
   app.add_option("--image-cache", cache)->capture_default_str();
   app.add_option("--vmctl", bin, "vmctl binary")->capture_default_str();
@@ -80,11 +80,11 @@ int Main(int argc, char** argv) {
 
   Daemon d{std::filesystem::path("/tmp") / ("vmctl-bench-" + std::to_string(::getpid())), bin, {}};
   std::filesystem::create_directories(d.dir);
-  auto spawned = SpawnDetached({bin, "serve", "--state-dir", (d.dir / "state").string(), "--socket",
-                                (d.dir / "api.sock").string(), "--image-cache", cache,
-                                "--prepare-image", "--max-vms", "100", "--max-memory-mib",
-                                "100000"},
-                               {.log_file = d.dir / "daemon.log"});
+  auto spawned =
+      SpawnDetached({bin, "serve", "--state-dir", (d.dir / "state").string(), "--socket",
+                     (d.dir / "api.sock").string(), "--image-cache", cache, "--prepare-image",
+                     "--max-vms", "100", "--max-memory-mib", "100000"},
+                    {.log_file = d.dir / "daemon.log"});
   if (!spawned.ok()) {
     std::cerr << spawned.error().message() << "\n";
     return 1;
@@ -182,7 +182,7 @@ int Main(int argc, char** argv) {
     auto dir = d.dir / fmt::format("peer{}", i);
     std::filesystem::create_directories(dir);
     (void)RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image_rootfs,
-                (dir / "root.qcow2").string(), "2048M"});
+                      (dir / "root.qcow2").string(), "2048M"});
     std::vector<std::string> argv;
     for (auto arg : peer_argv) {
       for (size_t at = arg.find(runtime_dir); at != std::string::npos; at = arg.find(runtime_dir)) {
@@ -199,8 +199,10 @@ int Main(int argc, char** argv) {
     UniqueFd agent;
     while (!agent.valid()) {
       auto c = ConnectUnix(dir / "agent.sock");
-      if (c.ok()) agent = std::move(c).value();
-      else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (c.ok())
+        agent = std::move(c).value();
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     (void)WriteFrame(agent.get(), {{"id", 1}, {"op", "hello"}});
     auto frame = ReadFrame(agent.get());
@@ -212,8 +214,8 @@ int Main(int argc, char** argv) {
   std::filesystem::remove_all(d.dir);
 
   auto row = [](const std::string& what, const std::vector<double>& v, const std::string& unit) {
-    fmt::print("| {} | {:.0f} {} | {:.0f} {} |\n", what, Percentile(v, 50), unit,
-               Percentile(v, 99), unit);
+    fmt::print("| {} | {:.0f} {} | {:.0f} {} |\n", what, Percentile(v, 50), unit, Percentile(v, 99),
+               unit);
   };
   fmt::print("| metric | p50 | p99 |\n|---|---|---|\n");
   fmt::print("| **isolated: {} creates, one VM at a time** | | |\n", vms);
@@ -228,12 +230,13 @@ int Main(int argc, char** argv) {
   row("guest boot: VMM launched → agent hello", dense_boot, "ms");
   row("stop (graceful, via the agent)", stop, "ms");
   row("QEMU RSS per VM (256 MiB guest)", qemu_rss, "MiB");
-  fmt::print("\nvmctl create / bare QEMU boot (isolated, p50): {:.2f}x; control plane is {:.1f}% "
-             "of create.\n",
-             Percentile(total, 50) / Percentile(peer, 50),
-             100.0 * Percentile(control, 50) / Percentile(total, 50));
-  fmt::print("Daemon RSS: {} KiB idle, {} KiB with {} VMs running: {:.0f} KiB per VM.\n",
-             rss_idle, rss_loaded, vms,
+  fmt::print(
+      "\nvmctl create / bare QEMU boot (isolated, p50): {:.2f}x; control plane is {:.1f}% "
+      "of create.\n",
+      Percentile(total, 50) / Percentile(peer, 50),
+      100.0 * Percentile(control, 50) / Percentile(total, 50));
+  fmt::print("Daemon RSS: {} KiB idle, {} KiB with {} VMs running: {:.0f} KiB per VM.\n", rss_idle,
+             rss_loaded, vms,
              static_cast<double>(rss_loaded - rss_idle) / static_cast<double>(vms));
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "agent/client.h"
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <condition_variable>
@@ -8,8 +9,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "base/frame.h"
 #include "base/io.h"
@@ -124,9 +123,7 @@ class Core : public std::enable_shared_from_this<Core> {
       return sent.error();
     }
     std::unique_lock lock(mu_);
-    bool answered = cv_.wait_for(lock, timeout, [&] {
-      return closed_ || !pending_[id].is_null();
-    });
+    bool answered = cv_.wait_for(lock, timeout, [&] { return closed_ || !pending_[id].is_null(); });
     json reply = std::move(pending_[id]);
     pending_.erase(id);
     if (!answered || reply.is_null()) {
@@ -150,7 +147,7 @@ class Core : public std::enable_shared_from_this<Core> {
       std::lock_guard lock(mu_);
       sessions_[id] = session.get();
     }
-    json args = {{"argv", r.argv}, {"env", r.env}, {"cwd", r.cwd},
+    json args = {{"argv", r.argv}, {"env", r.env},   {"cwd", r.cwd},
                  {"tty", r.tty},   {"rows", r.rows}, {"cols", r.cols}};
     // The request id doubles as the stream id, so output that races the reply is not lost.
     int64_t call_id = id;
@@ -316,8 +313,7 @@ class Client : public AgentClient {
   Result<Hello> WaitHello(std::chrono::milliseconds timeout) override {
     return core_->WaitHello(timeout);
   }
-  Result<json> Call(const std::string& op, json args,
-                    std::chrono::milliseconds timeout) override {
+  Result<json> Call(const std::string& op, json args, std::chrono::milliseconds timeout) override {
     return core_->Call(op, std::move(args), timeout);
   }
   Result<std::unique_ptr<ExecSession>> Exec(const ExecRequest& request) override {

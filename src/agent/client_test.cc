@@ -26,7 +26,8 @@ class AgentTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "ssh");
-    ASSERT_TRUE(WriteFileAtomic(dir_ / "ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAtest\n").ok());
+    ASSERT_TRUE(
+        WriteFileAtomic(dir_ / "ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAAtest\n").ok());
     std::string binary = std::string(VMCTL_BUILD_DIR) + "/bin/vmctl-agent";
     auto agent = SpawnDetached({binary, "--listen-unix", (dir_ / "agent.sock").string(),
                                 "--ssh-dir", (dir_ / "ssh").string()},
@@ -107,8 +108,9 @@ TEST_F(AgentTest, ExecOutputsExitCodesAndStderr) {
   EXPECT_EQ(both.out, "out\n");
   EXPECT_EQ(both.err, "err\n");
   EXPECT_EQ(both.code, 3);
-  auto env = Run(*c, {.argv = {"sh", "-c", "echo $GREETING; pwd"}, .env = {{"GREETING", "hi"}},
-                      .cwd = "/tmp"});
+  auto env = Run(
+      *c,
+      {.argv = {"sh", "-c", "echo $GREETING; pwd"}, .env = {{"GREETING", "hi"}}, .cwd = "/tmp"});
   EXPECT_EQ(env.out, "hi\n/tmp\n");
 }
 
@@ -133,8 +135,8 @@ TEST_F(AgentTest, LargeOutputArrivesIntactAndInOrder) {
 
 TEST_F(AgentTest, TtyModeHonoursSizeAndResize) {
   auto c = Connect();
-  auto s = c->Exec({.argv = {"sh", "-c", "stty size; read x; stty size"}, .tty = true,
-                    .rows = 33, .cols = 101});
+  auto s = c->Exec(
+      {.argv = {"sh", "-c", "stty size; read x; stty size"}, .tty = true, .rows = 33, .cols = 101});
   ASSERT_TRUE(s.ok()) << s.error().message();
   std::string seen;
   while (seen.find("33 101") == std::string::npos) {
@@ -183,7 +185,8 @@ TEST_F(AgentTest, ConcurrentExecsAreMultiplexed) {
   std::atomic<int> good{0};
   for (int i = 0; i < 16; ++i) {
     threads.emplace_back([&, i] {
-      auto out = Run(*c, {.argv = {"sh", "-c", "sleep 0.$((RANDOM % 3)); echo " + std::to_string(i)}});
+      auto out =
+          Run(*c, {.argv = {"sh", "-c", "sleep 0.$((RANDOM % 3)); echo " + std::to_string(i)}});
       if (out.out == std::to_string(i) + "\n" && out.code == 0) ++good;
     });
   }
@@ -246,10 +249,12 @@ TEST(AgentClientTest, SecondHelloEndsStreamsOfTheOldSession) {
       auto f = ReadFrame(agent_end.get());
       if (!f.ok()) return;
       if ((*f).value("op", "") == "exec") {
-        (void)WriteFrame(agent_end.get(), {{"id", (*f)["id"]}, {"ok", true}, {"stream", (*f)["id"]}});
+        (void)WriteFrame(agent_end.get(),
+                         {{"id", (*f)["id"]}, {"ok", true}, {"stream", (*f)["id"]}});
         (void)WriteFrame(agent_end.get(), hello);  // the agent restarted
       } else if ((*f).value("op", "") == "hello") {
-        (void)WriteFrame(agent_end.get(), {{"id", (*f)["id"]}, {"ok", true}, {"agent_version", "t"}});
+        (void)WriteFrame(agent_end.get(),
+                         {{"id", (*f)["id"]}, {"ok", true}, {"agent_version", "t"}});
       }
     }
   });

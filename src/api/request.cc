@@ -1,6 +1,7 @@
 #include "api/request.h"
 
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 namespace vmctl::api {

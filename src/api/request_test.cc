@@ -30,12 +30,12 @@ TEST(ParseVmRequestTest, RejectsMalformedInputClearly) {
     const char* body;
     const char* message;
   };
-  for (const auto& c : {Case{"", "empty"}, Case{"{", "not valid JSON"},
-                        Case{"[1]", "must be a JSON object"}, Case{"{}", "'name' is required"},
-                        Case{R"({"name":1})", "'name' must be a string"},
-                        Case{R"({"name":"a","cpus":"2"})", "'cpus' must be an integer"},
-                        Case{R"({"name":"a","cpus":99999999999})", "out of range"},
-                        Case{R"({"name":"a","colour":"red"})", "unknown field 'colour'"}}) {
+  for (const auto& c :
+       {Case{"", "empty"}, Case{"{", "not valid JSON"}, Case{"[1]", "must be a JSON object"},
+        Case{"{}", "'name' is required"}, Case{R"({"name":1})", "'name' must be a string"},
+        Case{R"({"name":"a","cpus":"2"})", "'cpus' must be an integer"},
+        Case{R"({"name":"a","cpus":99999999999})", "out of range"},
+        Case{R"({"name":"a","colour":"red"})", "unknown field 'colour'"}}) {
     auto r = ParseVmRequest(c.body);
     ASSERT_FALSE(r.ok()) << c.body;
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);

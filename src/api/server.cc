@@ -1,18 +1,17 @@
 #include "api/server.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fstream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
+#include <thread>
 
 #include "api/request.h"
 #include "base/frame.h"
@@ -48,15 +47,14 @@ bool SendJson(Socket& socket, unsigned version, http::status status, const json&
 }
 
 bool SendError(Socket& socket, unsigned version, const Error& error, bool keep_alive) {
-  return SendJson(socket, version, static_cast<http::status>(error.HttpStatus()),
-                  ErrorBody(error), keep_alive);
+  return SendJson(socket, version, static_cast<http::status>(error.HttpStatus()), ErrorBody(error),
+                  keep_alive);
 }
 
 // A chunked response body written piece by piece: NDJSON progress or a followed log.
 class ChunkedWriter {
  public:
-  ChunkedWriter(Socket& socket, unsigned version, std::string_view content_type)
-      : socket_(socket) {
+  ChunkedWriter(Socket& socket, unsigned version, std::string_view content_type) : socket_(socket) {
     http::response<http::empty_body> res{http::status::ok, version};
     res.set(http::field::content_type, content_type);
     res.chunked(true);
@@ -125,15 +123,14 @@ struct Server::Impl {
   bool HandleLogs(Socket& socket, const Request& req, const std::string& name, bool follow);
 };
 
-Server::Server(controller::VmService& vms, controller::ImageService& images,
-               ServerOptions options)
+Server::Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options)
     : impl_(std::make_unique<Impl>(vms, images, std::move(options))) {}
 
 Server::~Server() { Stop(); }
 
 Result<void> Server::Listen() {
-  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ListenUnix(impl_->options.socket_path,
-                                                 impl_->options.socket_mode));
+  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd,
+                         ListenUnix(impl_->options.socket_path, impl_->options.socket_mode));
   impl_->acceptor = std::make_unique<net::local::stream_protocol::acceptor>(impl_->ioc);
   beast::error_code ec;
   impl_->acceptor->assign(net::local::stream_protocol(), fd.release(), ec);
@@ -207,14 +204,13 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
   }
   auto bad_method = [&] {
     return SendJson(socket, v, http::status::method_not_allowed,
-                    ErrorBody(InvalidArgument(fmt::format("{} is not allowed on {}",
-                                                          std::string(req.method_string()),
-                                                          target.path))),
+                    ErrorBody(InvalidArgument(fmt::format(
+                        "{} is not allowed on {}", std::string(req.method_string()), target.path))),
                     keep);
   };
   if (parts.size() == 2 && parts[1] == "health") {
-    return SendJson(socket, v, http::status::ok,
-                    {{"ok", true}, {"backend", options.backend_name}}, keep);
+    return SendJson(socket, v, http::status::ok, {{"ok", true}, {"backend", options.backend_name}},
+                    keep);
   }
   if (parts.size() >= 2 && parts[1] == "vms") {
     if (parts.size() == 2) {
@@ -228,12 +224,11 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
       if (method == http::verb::post) {
         auto request = ParseVmRequest(req.body());
         if (!request.ok()) return SendError(socket, v, request.error(), keep);
-        return RunWithProgress(socket, req, http::status::created,
-                               [&](const controller::Progress& p) -> Result<json> {
-                                 VMCTL_ASSIGN_OR_RETURN(VmRecord vm,
-                                                        vms.Create(options.owner, *request, p));
-                                 return ToJson(vm);
-                               });
+        return RunWithProgress(
+            socket, req, http::status::created, [&](const controller::Progress& p) -> Result<json> {
+              VMCTL_ASSIGN_OR_RETURN(VmRecord vm, vms.Create(options.owner, *request, p));
+              return ToJson(vm);
+            });
       }
       return bad_method();
     }
@@ -278,8 +273,8 @@ bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Re
   };
   auto bad_method = [&] {
     return SendJson(socket, v, http::status::method_not_allowed,
-                    ErrorBody(InvalidArgument(fmt::format(
-                        "{} is not allowed here", std::string(req.method_string())))),
+                    ErrorBody(InvalidArgument(
+                        fmt::format("{} is not allowed here", std::string(req.method_string())))),
                     keep);
   };
   auto with_progress = [&](auto op) {

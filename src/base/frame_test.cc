@@ -47,7 +47,8 @@ TEST(FrameTest, RoundTripsOverSocket) {
 }
 
 TEST(Base64Test, RoundTrips) {
-  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", std::string("\0\xff\x10", 3)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "f", "fo", "foo", "foob", std::string("\0\xff\x10", 3)}) {
     auto enc = Base64Encode(s);
     auto dec = Base64Decode(enc);
     ASSERT_TRUE(dec.ok()) << enc;

@@ -103,7 +103,8 @@ Result<UniqueFd> ListenUnix(const std::filesystem::path& path, unsigned mode) {
   // A socket file nobody answers on is stale (a previous daemon died); a live one is refused so two
   // daemons never share a socket.
   if (std::filesystem::exists(path)) {
-    if (ConnectUnix(path).ok()) return AlreadyExists("socket in use by a running daemon: " + path.string());
+    if (ConnectUnix(path).ok())
+      return AlreadyExists("socket in use by a running daemon: " + path.string());
     ::unlink(path.c_str());
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -185,8 +185,8 @@ Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOpti
   // stdin is a socket so that feeding a child that exits early gives EPIPE from send(2) with
   // MSG_NOSIGNAL instead of a SIGPIPE that would kill the caller.
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pipe) < 0 ||
-      ::pipe2(out_pipe, O_CLOEXEC) < 0 ||
-      ::pipe2(err_pipe, O_CLOEXEC) < 0 || ::pipe2(status_pipe, O_CLOEXEC) < 0) {
+      ::pipe2(out_pipe, O_CLOEXEC) < 0 || ::pipe2(err_pipe, O_CLOEXEC) < 0 ||
+      ::pipe2(status_pipe, O_CLOEXEC) < 0) {
     return ErrnoError("pipe", errno);
   }
   UniqueFd in_rd(in_pipe[0]), in_wr(in_pipe[1]), out_rd(out_pipe[0]), out_wr(out_pipe[1]),
@@ -256,8 +256,7 @@ Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOpti
     for (const auto& p : fds) {
       if (!p.revents) continue;
       if (p.fd == in_wr.get()) {
-        ssize_t n = ::send(in_wr.get(), input.data() + in_off, input.size() - in_off,
-                           MSG_NOSIGNAL);
+        ssize_t n = ::send(in_wr.get(), input.data() + in_off, input.size() - in_off, MSG_NOSIGNAL);
         if (n > 0) in_off += static_cast<size_t>(n);
         if (n < 0 && errno != EAGAIN) in_off = input.size();
         if (in_off >= input.size()) in_wr.reset();
@@ -266,8 +265,10 @@ Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOpti
       char buf[65536];
       ssize_t n = ::read(p.fd, buf, sizeof(buf));
       if (n <= 0) {
-        if (p.fd == out_rd.get()) out_rd.reset();
-        else err_rd.reset();
+        if (p.fd == out_rd.get())
+          out_rd.reset();
+        else
+          err_rd.reset();
         continue;
       }
       (p.fd == out_rd.get() ? result.out : result.err).append(buf, static_cast<size_t>(n));
@@ -285,7 +286,8 @@ Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOpti
   return result;
 }
 
-Result<RunOutput> RunCommandChecked(const std::vector<std::string>& argv, const RunOptions& options) {
+Result<RunOutput> RunCommandChecked(const std::vector<std::string>& argv,
+                                    const RunOptions& options) {
   VMCTL_ASSIGN_OR_RETURN(RunOutput out, RunCommand(argv, options));
   if (out.exit_code != 0) {
     std::string tail = out.err.size() > 2000 ? out.err.substr(out.err.size() - 2000) : out.err;

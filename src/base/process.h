@@ -70,7 +70,8 @@ struct RunOutput {
 Result<RunOutput> RunCommand(const std::vector<std::string>& argv, const RunOptions& options = {});
 
 // Like RunCommand but a non-zero exit becomes kInternal "<argv0> failed (exit N): <stderr tail>".
-Result<RunOutput> RunCommandChecked(const std::vector<std::string>& argv, const RunOptions& options = {});
+Result<RunOutput> RunCommandChecked(const std::vector<std::string>& argv,
+                                    const RunOptions& options = {});
 
 // Finds a program in PATH; nullopt if absent.
 std::optional<std::filesystem::path> FindProgram(const std::string& name);

@@ -49,7 +49,8 @@ TEST(SpawnDetachedTest, OutlivesAndIsIdentified) {
   ASSERT_TRUE(ref.ok()) << ref.error().message();
   EXPECT_TRUE(ref->Alive());
   EXPECT_NE(getsid(ref->pid), getsid(0));  // own session: no signals from our terminal
-  for (int i = 0; i < 200 && ReadFile(dir / "log").ok() && ReadFile(dir / "log")->empty(); ++i) usleep(10000);
+  for (int i = 0; i < 200 && ReadFile(dir / "log").ok() && ReadFile(dir / "log")->empty(); ++i)
+    usleep(10000);
   ProcessRef stale{ref->pid, ref->start_time + 1};
   EXPECT_FALSE(stale.Alive());
   ASSERT_TRUE(ref->Signal(SIGKILL).ok());

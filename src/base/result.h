@@ -17,12 +17,12 @@ namespace vmctl {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Error>)
-  Result(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Error>) Result(U&& value)
+      : v_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -88,12 +88,12 @@ inline Result<void> Ok() { return {}; }
 #define VMCTL_CONCAT(a, b) VMCTL_CONCAT_INNER(a, b)
 
 // Evaluates expr (a Result<...>); returns its error from the enclosing function if it failed.
-#define VMCTL_TRY(expr)                                      \
-  do {                                                       \
-    auto vmctl_try_result = (expr);                          \
-    if (!vmctl_try_result.ok()) {                            \
-      return std::move(vmctl_try_result).error();            \
-    }                                                        \
+#define VMCTL_TRY(expr)                           \
+  do {                                            \
+    auto vmctl_try_result = (expr);               \
+    if (!vmctl_try_result.ok()) {                 \
+      return std::move(vmctl_try_result).error(); \
+    }                                             \
   } while (false)
 
 // `VMCTL_ASSIGN_OR_RETURN(auto x, F());` declares x from F()'s value or returns F()'s error.

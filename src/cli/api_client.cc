@@ -1,11 +1,11 @@
 #include "cli/api_client.h"
 
+#include <fmt/format.h>
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 namespace vmctl::cli {
 namespace {
@@ -36,9 +36,10 @@ Result<std::unique_ptr<Connection>> Connect(const std::filesystem::path& path) {
   beast::error_code ec;
   c->socket.connect(net::local::stream_protocol::endpoint(path.string()), ec);
   if (ec) {
-    return Unavailable(fmt::format("cannot reach the vmctl daemon at {} ({}); is `vmctl serve` "
-                                   "running? (set VMCTL_SOCKET to use another socket)",
-                                   path.string(), ec.message()));
+    return Unavailable(
+        fmt::format("cannot reach the vmctl daemon at {} ({}); is `vmctl serve` "
+                    "running? (set VMCTL_SOCKET to use another socket)",
+                    path.string(), ec.message()));
   }
   return c;
 }
@@ -142,10 +143,10 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
 Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream& out) {
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   beast::error_code ec;
-  http::write(conn->socket,
-              MakeRequest("GET", "/v1/vms/" + name + "/logs" + (follow ? "?follow=1" : ""),
-                          std::nullopt),
-              ec);
+  http::write(
+      conn->socket,
+      MakeRequest("GET", "/v1/vms/" + name + "/logs" + (follow ? "?follow=1" : ""), std::nullopt),
+      ec);
   if (ec) return Broken(ec);
   std::string error_body;
   unsigned status = 0;
@@ -163,7 +164,7 @@ Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream&
 Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::ExecRequest& request,
                                       std::string* early_bytes) {
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
-  json body = {{"argv", request.argv}, {"env", request.env}, {"cwd", request.cwd},
+  json body = {{"argv", request.argv}, {"env", request.env},   {"cwd", request.cwd},
                {"tty", request.tty},   {"rows", request.rows}, {"cols", request.cols}};
   auto req = MakeRequest("POST", "/v1/vms/" + name + "/exec", body);
   req.set(http::field::connection, "Upgrade");

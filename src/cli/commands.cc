@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -10,10 +11,8 @@
 #include <atomic>
 #include <ctime>
 #include <iostream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/frame.h"
 #include "base/io.h"
@@ -193,8 +192,9 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
 
 void AddCommands(CLI::App& app, int* exit_code) {
   auto g = std::make_shared<Globals>();
-  app.add_option("--socket", g->socket, "daemon API socket (default $VMCTL_SOCKET or "
-                                        "/run/vmctl/vmctl.sock)");
+  app.add_option("--socket", g->socket,
+                 "daemon API socket (default $VMCTL_SOCKET or "
+                 "/run/vmctl/vmctl.sock)");
   auto done = [exit_code](int code) { *exit_code = code; };
 
   // create
@@ -217,8 +217,11 @@ void AddCommands(CLI::App& app, int* exit_code) {
       if (!memory.ok()) return done(Fail(memory.error().WithContext("--memory")));
       auto disk = ParseMib(o->disk);
       if (!disk.ok()) return done(Fail(disk.error().WithContext("--disk")));
-      json body = {{"name", o->name}, {"image", o->image}, {"cpus", o->cpus},
-                   {"memory_mib", *memory}, {"disk_mib", *disk}};
+      json body = {{"name", o->name},
+                   {"image", o->image},
+                   {"cpus", o->cpus},
+                   {"memory_mib", *memory},
+                   {"disk_mib", *disk}};
       auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
       if (o->json) {
@@ -287,9 +290,9 @@ void AddCommands(CLI::App& app, int* exit_code) {
     if (what == "stop") cmd->add_flag("--force", o->force, "kill the VMM without a clean shutdown");
     cmd->callback([g, o, what, done] {
       std::string target = "/v1/vms/" + o->name + "/" + what + (o->force ? "?force=1" : "");
-      auto vm = what == "stop" ? Client(*g).Call("POST", target, json::object())
-                               : Client(*g).CallWithProgress("POST", target, json::object(),
-                                                             PrintProgress);
+      auto vm = what == "stop"
+                    ? Client(*g).Call("POST", target, json::object())
+                    : Client(*g).CallWithProgress("POST", target, json::object(), PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
       fmt::print("VM '{}' is {}.\n", vm->value("name", ""), vm->value("state", ""));
       done(0);
@@ -365,8 +368,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
     auto* build = image->add_subcommand("build", "build an image (cached by its inputs)");
     build->add_option("name", *name, "image name")->capture_default_str();
     build->callback([g, name, done] {
-      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + *name + "/build",
-                                           json::object(), PrintProgress);
+      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + *name + "/build", json::object(),
+                                           PrintProgress);
       if (!r.ok()) return done(Fail(r.error()));
       fmt::print("Image '{}' ready ({} MiB).\n", r->value("name", ""),
                  r->value("size_bytes", int64_t{0}) >> 20);

@@ -1,14 +1,13 @@
 #include "controller/vm_service.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <system_error>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/io.h"
 #include "base/process.h"
@@ -37,9 +36,7 @@ void Report(const Progress& progress, const std::string& line) {
   if (progress) progress(line);
 }
 
-Error NoSuchVm(const std::string& name) {
-  return NotFound(fmt::format("no VM named '{}'", name));
-}
+Error NoSuchVm(const std::string& name) { return NotFound(fmt::format("no VM named '{}'", name)); }
 
 vmm::InstanceHandle HandleOf(const VmRecord& vm) {
   return {ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}, vm.api_socket,
@@ -119,9 +116,8 @@ Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& re
     disk += vm.disk_mib;
   }
   if (count + 1 > quota.max_vms) {
-    return ResourceExhausted(
-        fmt::format("quota exceeded: you have {} of {} VMs; remove one first", count,
-                    quota.max_vms));
+    return ResourceExhausted(fmt::format("quota exceeded: you have {} of {} VMs; remove one first",
+                                         count, quota.max_vms));
   }
   if (cpus + request.cpus > quota.max_cpus) {
     return ResourceExhausted(fmt::format("quota exceeded: {} CPUs in use, {} requested, limit {}",
@@ -129,8 +125,8 @@ Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& re
   }
   if (memory + request.memory_mib > quota.max_memory_mib) {
     return ResourceExhausted(
-        fmt::format("quota exceeded: {} MiB memory in use, {} MiB requested, limit {} MiB",
-                    memory, request.memory_mib, quota.max_memory_mib));
+        fmt::format("quota exceeded: {} MiB memory in use, {} MiB requested, limit {} MiB", memory,
+                    request.memory_mib, quota.max_memory_mib));
   }
   if (disk + request.disk_mib > quota.max_disk_mib) {
     return ResourceExhausted(
@@ -149,13 +145,14 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
     return NotFound(fmt::format("image '{}' not found (build it with `vmctl image build {}`)",
                                 request.image, request.image));
   }
-  for (const auto& [what, path] : {std::pair{"kernel", image->kernel},
-                                   std::pair{"initramfs", image->initramfs},
-                                   std::pair{"root filesystem", image->rootfs}}) {
+  for (const auto& [what, path] :
+       {std::pair{"kernel", image->kernel}, std::pair{"initramfs", image->initramfs},
+        std::pair{"root filesystem", image->rootfs}}) {
     if (!std::filesystem::exists(path)) {
-      return FailedPrecondition(fmt::format("image '{}' is missing its {} ({}); rebuild it with "
-                                            "`vmctl image build {}`",
-                                            request.image, what, path, request.image));
+      return FailedPrecondition(
+          fmt::format("image '{}' is missing its {} ({}); rebuild it with "
+                      "`vmctl image build {}`",
+                      request.image, what, path, request.image));
     }
   }
   std::error_code ec;
@@ -191,10 +188,11 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   }
   auto slot = SlotFor(vm.id);
   std::lock_guard lock(slot->mu);
-  Log(vm, "create", fmt::format("image {}, {} CPU, {} MiB memory, {} MiB disk", vm.image, vm.cpus,
-                                vm.memory_mib, vm.disk_mib));
-  Report(progress, fmt::format("Creating VM '{}' (id {}) from image '{}'", vm.name, vm.id,
-                               vm.image));
+  Log(vm, "create",
+      fmt::format("image {}, {} CPU, {} MiB memory, {} MiB disk", vm.image, vm.cpus, vm.memory_mib,
+                  vm.disk_mib));
+  Report(progress,
+         fmt::format("Creating VM '{}' (id {}) from image '{}'", vm.name, vm.id, vm.image));
 
   // Until the VMM is launched, a failure rolls the create back entirely: the user never had it.
   auto rollback = [&](const Error& error) -> Error {
@@ -209,10 +207,9 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   }
   Report(progress, fmt::format("Provisioning a {} MiB root disk ({})", vm.disk_mib, disks_.name()));
   bool qcow2 = backend_.capabilities().qcow2_disks;
-  auto disk = disks_.CreateRootDisk(image->rootfs,
-                                    std::filesystem::path(vm.runtime_dir) /
-                                        (qcow2 ? "root.qcow2" : "root.img"),
-                                    vm.disk_mib);
+  auto disk = disks_.CreateRootDisk(
+      image->rootfs, std::filesystem::path(vm.runtime_dir) / (qcow2 ? "root.qcow2" : "root.img"),
+      vm.disk_mib);
   if (!disk.ok()) return rollback(disk.error().WithContext("provisioning the root disk"));
   vm.root_disk = disk->path.string();
   if (auto r = store_.UpdateVm(vm); !r.ok()) return rollback(r.error());
@@ -232,10 +229,11 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
   spec.kernel = image.kernel;
   spec.initramfs = image.initramfs;
   spec.kernel_cmdline = options_.kernel_cmdline;
-  spec.disks.push_back(vmm::DiskSpec{
-      vm.root_disk,
-      vm.root_disk.ends_with(".qcow2") ? vmm::DiskSpec::Format::kQcow2 : vmm::DiskSpec::Format::kRaw,
-      false});
+  spec.disks.push_back(vmm::DiskSpec{vm.root_disk,
+                                     vm.root_disk.ends_with(".qcow2")
+                                         ? vmm::DiskSpec::Format::kQcow2
+                                         : vmm::DiskSpec::Format::kRaw,
+                                     false});
   spec.runtime_dir = dir;
   spec.console_log = dir / "console.log";
   spec.vmm_log = dir / "vmm.log";
@@ -291,8 +289,8 @@ Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const V
       // Short hello waits so a VMM that dies mid-boot is noticed promptly.
       auto hello = client->WaitHello(std::min(left, milliseconds(2000)));
       if (hello.ok()) {
-        Log(vm, "agent", fmt::format("agent {} up, kernel {}", hello->agent_version,
-                                     hello->kernel));
+        Log(vm, "agent",
+            fmt::format("agent {} up, kernel {}", hello->agent_version, hello->kernel));
         slot.agent = client;
         return client;
       }
@@ -302,8 +300,8 @@ Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const V
       while (!client->closed() && Clock::now() < deadline && slot.instance->Alive()) {
         auto again = client->WaitHello(milliseconds(1000));
         if (again.ok()) {
-          Log(vm, "agent", fmt::format("agent {} up, kernel {}", again->agent_version,
-                                       again->kernel));
+          Log(vm, "agent",
+              fmt::format("agent {} up, kernel {}", again->agent_version, again->kernel));
           slot.agent = client;
           return client;
         }
@@ -324,8 +322,8 @@ Error VmService::FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Er
   } else if (vm.pid) {
     (void)ProcessRef{static_cast<pid_t>(vm.pid), vm.pid_start_time}.Kill();
   }
-  std::string message = WithConsoleTail(cause.message(),
-                                        std::filesystem::path(vm.runtime_dir) / "console.log");
+  std::string message =
+      WithConsoleTail(cause.message(), std::filesystem::path(vm.runtime_dir) / "console.log");
   VmRecord copy = vm;
   ReleaseRuntime(slot, copy);
   auto failed = store_.TransitionVm(vm.id, from, VmState::kFailed, cause.message());
@@ -373,8 +371,8 @@ Result<VmRecord> VmService::Start(const std::string& owner, const std::string& n
   VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
   if (vm.state == VmState::kRunning) return vm;
   if (vm.state != VmState::kStopped && vm.state != VmState::kFailed) {
-    return FailedPrecondition(fmt::format("VM '{}' is {}; wait for it to finish", name,
-                                          VmStateName(vm.state)));
+    return FailedPrecondition(
+        fmt::format("VM '{}' is {}; wait for it to finish", name, VmStateName(vm.state)));
   }
   VMCTL_ASSIGN_OR_RETURN(vm, store_.TransitionVm(vm.id, vm.state, VmState::kStarting));
   return Boot(*slot, std::move(vm), progress);
@@ -412,8 +410,8 @@ Result<VmRecord> VmService::StopLocked(Slot& slot, VmRecord vm, bool force) {
     }
   }
   if (auto killed = slot.instance->Kill(); !killed.ok()) {
-    auto failed = store_.TransitionVm(vm.id, VmState::kStopping, VmState::kFailed,
-                                      killed.error().message());
+    auto failed =
+        store_.TransitionVm(vm.id, VmState::kStopping, VmState::kFailed, killed.error().message());
     return killed.error().WithContext("stopping the VMM");
   }
   return MarkStopped(slot, vm, force ? "VMM killed (forced stop)" : "VMM killed after timeout");

@@ -47,10 +47,9 @@ class FakeBackend : public vmm::Backend {
     ++launches;
     if (fail_launch) return Unavailable("fake VMM refused to start");
     auto socket = spec.runtime_dir / "agent.sock";
-    VMCTL_ASSIGN_OR_RETURN(ProcessRef p,
-                           SpawnDetached({AgentBinary(), "--listen-unix", socket.string(),
-                                          "--simulate-poweroff"},
-                                         {.log_file = spec.vmm_log}));
+    VMCTL_ASSIGN_OR_RETURN(ProcessRef p, SpawnDetached({AgentBinary(), "--listen-unix",
+                                                        socket.string(), "--simulate-poweroff"},
+                                                       {.log_file = spec.vmm_log}));
     while (!fs::exists(socket)) std::this_thread::sleep_for(milliseconds(5));
     return std::unique_ptr<vmm::Instance>(new FakeInstance({p, "", socket}));
   }
@@ -82,11 +81,13 @@ class VmServiceTest : public ::testing::Test {
     fs::create_directories(dir_ / "vms");
     store_ = std::move(OpenSqliteStore(dir_ / "vmctl.db")).value();
     ASSERT_TRUE(store_->CreateUser(User{"admin", "admin", "", 1}).ok());
-    for (auto f : {"vmlinux", "initramfs", "rootfs"}) ASSERT_TRUE(WriteFileAtomic(dir_ / f, "x").ok());
-    ASSERT_TRUE(store_->PutImage(ImageRecord{"default", "h", dir_.string(), dir_ / "vmlinux",
-                                             dir_ / "initramfs", dir_ / "rootfs", "6.1", "test",
-                                             1, 1})
-                    .ok());
+    for (auto f : {"vmlinux", "initramfs", "rootfs"})
+      ASSERT_TRUE(WriteFileAtomic(dir_ / f, "x").ok());
+    ASSERT_TRUE(
+        store_
+            ->PutImage(ImageRecord{"default", "h", dir_.string(), dir_ / "vmlinux",
+                                   dir_ / "initramfs", dir_ / "rootfs", "6.1", "test", 1, 1})
+            .ok());
     service_ = NewService();
   }
   void TearDown() override {
@@ -213,9 +214,9 @@ TEST_F(VmServiceTest, ReconcileAdoptsRollsBackAndRemovesOrphans) {
   ASSERT_TRUE(store_->InsertVm(half).ok());
   fs::create_directories(half.runtime_dir);
   fs::create_directories(dir_ / "vms/0000000orphn");
-  auto orphan = SpawnDetached({AgentBinary(), "--listen-unix",
-                               (dir_ / "vms/0000000orphn/agent.sock").string()},
-                              {.log_file = "/dev/null"});
+  auto orphan = SpawnDetached(
+      {AgentBinary(), "--listen-unix", (dir_ / "vms/0000000orphn/agent.sock").string()},
+      {.log_file = "/dev/null"});
   ASSERT_TRUE(orphan.ok());
 
   service_ = NewService();  // a restarted daemon

@@ -1,7 +1,9 @@
 #include "daemon/serve.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,9 +11,6 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "api/server.h"
 #include "base/process.h"
@@ -52,8 +51,7 @@ bool KvmUsable() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 
 // Picks the VMM per --backend. auto: Cloud Hypervisor when /dev/kvm and its binary exist, else
 // Firecracker likewise, else QEMU (KVM when usable, else TCG).
-Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice,
-                                                    std::string* why) {
+Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice, std::string* why) {
   bool kvm = KvmUsable();
   bool ch = FindProgram("cloud-hypervisor").has_value();
   bool fc = FindProgram("firecracker").has_value();
@@ -98,8 +96,8 @@ Result<UniqueFd> LockStateDir(const std::filesystem::path& dir) {
   UniqueFd fd(::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoError("open " + (dir / "lock").string(), errno);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    return AlreadyExists(fmt::format("another vmctl daemon is using the state directory {}",
-                                     dir.string()));
+    return AlreadyExists(
+        fmt::format("another vmctl daemon is using the state directory {}", dir.string()));
   }
   return fd;
 }
@@ -131,7 +129,8 @@ int Serve(const ServeOptions& o) {
       o.socket.empty() ? cli::DefaultSocketPath() : std::filesystem::path(o.socket);
   std::error_code ec;
   std::filesystem::create_directories(state_dir / "vms", ec);
-  if (ec) return fail(Internal(fmt::format("cannot create {}: {}", state_dir.string(), ec.message())));
+  if (ec)
+    return fail(Internal(fmt::format("cannot create {}: {}", state_dir.string(), ec.message())));
   ::chmod(state_dir.c_str(), 0700);
   std::filesystem::create_directories(socket.parent_path(), ec);
   auto lock = LockStateDir(state_dir);
@@ -146,9 +145,9 @@ int Serve(const ServeOptions& o) {
   if (!backend.ok()) return fail(backend.error());
   spdlog::info("backend: {} ({})", (*backend)->name(), why);
 
-  std::unique_ptr<storage::DiskProvisioner> disks =
-      (*backend)->capabilities().qcow2_disks ? storage::NewQcow2Provisioner()
-                                             : storage::NewCopyProvisioner();
+  std::unique_ptr<storage::DiskProvisioner> disks = (*backend)->capabilities().qcow2_disks
+                                                        ? storage::NewQcow2Provisioner()
+                                                        : storage::NewCopyProvisioner();
   controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
@@ -157,16 +156,16 @@ int Serve(const ServeOptions& o) {
   std::filesystem::path agent_binary =
       o.agent_binary.empty() ? SelfDir() / "vmctl-agent" : std::filesystem::path(o.agent_binary);
   controller::ImageService images(
-      **store, [&](const std::string& name, const controller::Progress& progress)
-                   -> Result<ImageRecord> {
+      **store,
+      [&](const std::string& name, const controller::Progress& progress) -> Result<ImageRecord> {
         if (name != "default") {
-          return NotFound(fmt::format(
-              "no recipe for image '{}': this version builds only 'default'", name));
+          return NotFound(
+              fmt::format("no recipe for image '{}': this version builds only 'default'", name));
         }
         if (!std::filesystem::exists(agent_binary)) {
-          return FailedPrecondition(fmt::format(
-              "guest agent binary not found at {} (build it, or pass --agent-binary)",
-              agent_binary.string()));
+          return FailedPrecondition(
+              fmt::format("guest agent binary not found at {} (build it, or pass --agent-binary)",
+                          agent_binary.string()));
         }
         image::BuildOptions build;
         build.name = name;
@@ -181,9 +180,8 @@ int Serve(const ServeOptions& o) {
   for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
 
   if (o.prepare_image || o.prepare_only) {
-    auto built = images.Build("default", [](const std::string& line) {
-      std::cerr << "==> " << line << std::endl;
-    });
+    auto built = images.Build(
+        "default", [](const std::string& line) { std::cerr << "==> " << line << std::endl; });
     if (!built.ok()) return fail(built.error().WithContext("building the default image"));
     if (o.prepare_only) {
       std::cerr << fmt::format("Image 'default' ready in {}\n", built->dir);

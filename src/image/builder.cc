@@ -1,16 +1,15 @@
 #include "image/builder.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "base/io.h"
 #include "base/process.h"
@@ -32,8 +31,9 @@ constexpr std::string_view kPackages =
     "procps,less,sudo,curl,netbase";
 // Modules the initramfs needs to mount the root disk and expose the agent channel.
 const std::vector<std::string> kInitramfsModules = {
-    "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
-    "vmw_vsock_virtio_transport", "ext4"};
+    "virtio_pci", "virtio_mmio",    "virtio_blk",
+    "virtio_net", "virtio_console", "vmw_vsock_virtio_transport",
+    "ext4"};
 // Module trees copied into the root filesystem (network, storage, filesystems, dm-thin).
 const std::vector<std::string> kRootfsModuleDirs = {
     "kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/net", "kernel/drivers/char",
@@ -97,8 +97,8 @@ Result<KernelPackage> ResolveKernel() {
   KernelPackage k;
   k.name = depends->out.substr(at + 9, depends->out.find('\n', at) - at - 9);
   k.release = k.name.substr(std::string("linux-image-").size());
-  VMCTL_ASSIGN_OR_RETURN(std::string show, Run("resolve kernel", {"apt-cache", "show",
-                                                                  "--no-all-versions", k.name}));
+  VMCTL_ASSIGN_OR_RETURN(std::string show,
+                         Run("resolve kernel", {"apt-cache", "show", "--no-all-versions", k.name}));
   auto v = show.find("\nVersion: ");
   if (v == std::string::npos) return NotFound("no version for " + k.name);
   k.version = show.substr(v + 10, show.find('\n', v + 1) - v - 10);
@@ -113,9 +113,9 @@ Result<void> UnpackKernel(const BuildOptions& o, const KernelPackage& k, const f
   if (!fs::exists(deb)) {
     Step(o, fmt::format("Downloading {} {}", k.name, k.version));
     TempDir download(debs / ".download");
-    auto out = RunCommandChecked({"apt-get", "download", k.name + "=" + k.version},
-                                 RunOptions{.timeout = std::chrono::minutes(10),
-                                            .cwd = download.path()});
+    auto out =
+        RunCommandChecked({"apt-get", "download", k.name + "=" + k.version},
+                          RunOptions{.timeout = std::chrono::minutes(10), .cwd = download.path()});
     if (!out.ok()) return StepError("download kernel", out.error());
     for (const auto& f : fs::directory_iterator(download.path())) {
       if (f.path().extension() == ".deb") fs::rename(f.path(), deb);
@@ -146,7 +146,7 @@ Result<std::string> CopyModule(const fs::path& source, const fs::path& dest_dir)
 Result<void> BuildInitramfs(const BuildOptions& o, const fs::path& kernel_root,
                             const std::string& release, const fs::path& out) {
   Step(o, "Building the initramfs (busybox + virtio/ext4/vsock modules)");
-  std::vector<std::string> argv = {"modprobe", "-S", release, "-d", kernel_root.string(),
+  std::vector<std::string> argv = {"modprobe",       "-S", release, "-d", kernel_root.string(),
                                    "--show-depends", "-a"};
   argv.insert(argv.end(), kInitramfsModules.begin(), kInitramfsModules.end());
   VMCTL_ASSIGN_OR_RETURN(std::string depends, Run("resolve initramfs modules", argv));
@@ -170,17 +170,18 @@ Result<void> BuildInitramfs(const BuildOptions& o, const fs::path& kernel_root,
 
 // The mmdebstrap output, cached by recipe so that only changed guest files or agent re-assemble.
 Result<fs::path> BaseRootfs(const BuildOptions& o) {
-  std::string key = Sha256Hex(fmt::format("{}|{}|{}", kRecipeVersion, kSuite, kPackages)).substr(0, 16);
+  std::string key =
+      Sha256Hex(fmt::format("{}|{}|{}", kRecipeVersion, kSuite, kPackages)).substr(0, 16);
   fs::path tar = o.cache_dir / fmt::format("rootfs-{}.tar", key);
   if (fs::exists(tar)) return tar;
   Step(o, fmt::format("Running mmdebstrap for Debian {} (about a minute)", kSuite));
   fs::path partial = tar.string() + ".partial";
   std::error_code ec;
   fs::remove(partial, ec);
-  auto out = RunCommandChecked({"mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", "--format=tar",
-                                "--include=" + std::string(kPackages), std::string(kSuite),
-                                partial.string()},
-                               RunOptions{.timeout = std::chrono::minutes(20)});
+  auto out = RunCommandChecked(
+      {"mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", "--format=tar",
+       "--include=" + std::string(kPackages), std::string(kSuite), partial.string()},
+      RunOptions{.timeout = std::chrono::minutes(20)});
   if (!out.ok()) {
     fs::remove(partial, ec);
     return StepError("mmdebstrap", out.error());
@@ -198,8 +199,8 @@ Result<void> Symlink(const fs::path& target, const fs::path& link) {
   return Ok();
 }
 
-Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root,
-                           const fs::path& kernel_root, const std::string& release) {
+Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root, const fs::path& kernel_root,
+                           const std::string& release) {
   Step(o, "Installing the guest agent, units and kernel modules");
   fs::path units = root / "etc/systemd/system";
   fs::create_directories(root / "usr/local/sbin");
@@ -210,7 +211,8 @@ Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root,
   VMCTL_TRY(WriteFileAtomic(units / "vmctl-growfs.service", kGrowfsUnit));
   VMCTL_TRY(WriteFileAtomic(units / "vmctl-ssh-keygen.service", kSshKeygenUnit));
   VMCTL_TRY(Symlink("../vmctl-agent.service", units / "sysinit.target.wants/vmctl-agent.service"));
-  VMCTL_TRY(Symlink("../vmctl-growfs.service", units / "sysinit.target.wants/vmctl-growfs.service"));
+  VMCTL_TRY(
+      Symlink("../vmctl-growfs.service", units / "sysinit.target.wants/vmctl-growfs.service"));
   VMCTL_TRY(Symlink("../vmctl-ssh-keygen.service",
                     units / "multi-user.target.wants/vmctl-ssh-keygen.service"));
   // Timers and jobs that cost boot time and add nothing in a short-lived VM.
@@ -270,7 +272,10 @@ Result<std::string> ExtractVmlinux(std::string_view bzimage) {
     // --single-stream stops at the end of the first stream and ignores what follows it.
     auto out = RunCommand({"xz", "-dc", "--single-stream"},
                           RunOptions{.stdin_data = std::string(bzimage.substr(at))});
-    if (out.ok() && out->out.size() > 4 && out->out.compare(0, 4, "\x7F" "ELF") == 0) {
+    if (out.ok() && out->out.size() > 4 &&
+        out->out.compare(0, 4,
+                         "\x7F"
+                         "ELF") == 0) {
       return std::move(out->out);
     }
   }
@@ -316,10 +321,16 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
     json m = text.ok() ? json::parse(*text, nullptr, false) : json();
     if (m.is_object()) {
       Step(o, fmt::format("Image '{}' is up to date (cached in {})", o.name, final_dir.string()));
-      ImageRecord r{o.name,          m.value("input_hash", ""), final_dir.string(),
-                    m.value("kernel", ""), m.value("initramfs", ""), m.value("rootfs", ""),
-                    m.value("kernel_version", ""), m.value("source", ""),
-                    m.value("size_bytes", int64_t{0}), m.value("created_at", int64_t{0})};
+      ImageRecord r{o.name,
+                    m.value("input_hash", ""),
+                    final_dir.string(),
+                    m.value("kernel", ""),
+                    m.value("initramfs", ""),
+                    m.value("rootfs", ""),
+                    m.value("kernel_version", ""),
+                    m.value("source", ""),
+                    m.value("size_bytes", int64_t{0}),
+                    m.value("created_at", int64_t{0})};
       return r;
     }
   }
@@ -344,8 +355,8 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
   Step(o, "Assembling the root filesystem");
   fs::path tree = work.path() / "rootfs";
   fs::create_directories(tree);
-  VMCTL_TRY(Run("unpack rootfs", {"tar", "-xf", base.string(), "-C", tree.string(),
-                                  "--numeric-owner"}));
+  VMCTL_TRY(
+      Run("unpack rootfs", {"tar", "-xf", base.string(), "-C", tree.string(), "--numeric-owner"}));
   VMCTL_TRY(CustomizeTree(o, tree, kernel_root, kernel.release));
   VMCTL_ASSIGN_OR_RETURN(int64_t bytes, TreeBytes(tree));
   // Headroom for ext4 metadata; VMs grow the filesystem to their disk size at boot.
@@ -355,7 +366,8 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
                               (out / "rootfs.ext4").string(), fmt::format("{}M", size_mib)}));
 
   int64_t size_bytes = 0;
-  for (const auto& f : fs::directory_iterator(out)) size_bytes += static_cast<int64_t>(f.file_size());
+  for (const auto& f : fs::directory_iterator(out))
+    size_bytes += static_cast<int64_t>(f.file_size());
   ImageRecord record{o.name,
                      hash,
                      final_dir.string(),
@@ -374,8 +386,8 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
   fs::remove_all(final_dir, ec);
   fs::rename(out, final_dir, ec);
   if (ec) return Internal(fmt::format("cannot move the image into place: {}", ec.message()));
-  Step(o, fmt::format("Image '{}' built: {} MiB in {}", o.name, size_bytes >> 20,
-                      final_dir.string()));
+  Step(o,
+       fmt::format("Image '{}' built: {} MiB in {}", o.name, size_bytes >> 20, final_dir.string()));
   return record;
 }
 

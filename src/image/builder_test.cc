@@ -14,7 +14,11 @@ std::string Xz(const std::string& data) {
 }
 
 TEST(ExtractVmlinuxTest, FindsTheElfStreamAmongDecoys) {
-  std::string elf = std::string("\x7F" "ELF", 4) + std::string(5000, 'k');
+  std::string elf = std::string(
+                        "\x7F"
+                        "ELF",
+                        4) +
+                    std::string(5000, 'k');
   // A setup header, a decoy magic that does not start a valid stream, a valid stream that is not
   // an ELF, then the kernel, then trailing data (as in a real bzImage).
   std::string decoy_magic("\xFD\x37\x7A\x58\x5A\x00garbage", 13);

@@ -1,10 +1,10 @@
 #include "model/vm.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <random>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace vmctl {
 namespace {
@@ -75,8 +75,8 @@ Result<void> ValidateVmName(std::string_view name) {
                                        name.size(), VmLimits::kMaxNameLength));
   }
   if (!(name[0] >= 'a' && name[0] <= 'z')) {
-    return InvalidArgument(fmt::format(
-        "invalid VM name '{}': must start with a lowercase letter (a-z)", name));
+    return InvalidArgument(
+        fmt::format("invalid VM name '{}': must start with a lowercase letter (a-z)", name));
   }
   for (char c : name) {
     bool good = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';

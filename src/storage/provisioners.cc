@@ -10,7 +10,8 @@ namespace {
 namespace fs = std::filesystem;
 
 Result<void> CheckArgs(const fs::path& base, const fs::path& target, int64_t size_mib) {
-  if (!base.is_absolute()) return InvalidArgument("base image path must be absolute: " + base.string());
+  if (!base.is_absolute())
+    return InvalidArgument("base image path must be absolute: " + base.string());
   std::error_code ec;
   auto base_size = fs::file_size(base, ec);
   if (ec) return NotFound(fmt::format("base image {}: {}", base.string(), ec.message()));
@@ -39,9 +40,9 @@ class Qcow2Provisioner : public DiskProvisioner {
   Result<vmm::DiskSpec> CreateRootDisk(const fs::path& base, const fs::path& target,
                                        int64_t size_mib) override {
     VMCTL_TRY(CheckArgs(base, target, size_mib));
-    VMCTL_TRY(CreateOrClean(target, {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                                     base.string(), target.string(),
-                                     fmt::format("{}M", size_mib)}));
+    VMCTL_TRY(
+        CreateOrClean(target, {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                               base.string(), target.string(), fmt::format("{}M", size_mib)}));
     return vmm::DiskSpec{target, vmm::DiskSpec::Format::kQcow2, false};
   }
 };
@@ -52,17 +53,21 @@ class CopyProvisioner : public DiskProvisioner {
   Result<vmm::DiskSpec> CreateRootDisk(const fs::path& base, const fs::path& target,
                                        int64_t size_mib) override {
     VMCTL_TRY(CheckArgs(base, target, size_mib));
-    VMCTL_TRY(CreateOrClean(target, {"cp", "--reflink=auto", "--sparse=always", base.string(),
-                                     target.string()}));
-    VMCTL_TRY(CreateOrClean(target, {"truncate", "-s", fmt::format("{}M", size_mib),
-                                     target.string()}));
+    VMCTL_TRY(CreateOrClean(
+        target, {"cp", "--reflink=auto", "--sparse=always", base.string(), target.string()}));
+    VMCTL_TRY(
+        CreateOrClean(target, {"truncate", "-s", fmt::format("{}M", size_mib), target.string()}));
     return vmm::DiskSpec{target, vmm::DiskSpec::Format::kRaw, false};
   }
 };
 
 }  // namespace
 
-std::unique_ptr<DiskProvisioner> NewQcow2Provisioner() { return std::make_unique<Qcow2Provisioner>(); }
-std::unique_ptr<DiskProvisioner> NewCopyProvisioner() { return std::make_unique<CopyProvisioner>(); }
+std::unique_ptr<DiskProvisioner> NewQcow2Provisioner() {
+  return std::make_unique<Qcow2Provisioner>();
+}
+std::unique_ptr<DiskProvisioner> NewCopyProvisioner() {
+  return std::make_unique<CopyProvisioner>();
+}
 
 }  // namespace vmctl::storage

@@ -26,7 +26,9 @@ class ProvisionerTest : public ::testing::Test {
     base_hash_ = Hash(base_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  static std::string Hash(const fs::path& p) { return RunCommand({"sha256sum", p.string()})->out.substr(0, 64); }
+  static std::string Hash(const fs::path& p) {
+    return RunCommand({"sha256sum", p.string()})->out.substr(0, 64);
+  }
 
   fs::path dir_, base_;
   std::string base_hash_;
@@ -50,7 +52,8 @@ TEST_F(ProvisionerTest, CopyHasSizeAndContent) {
   auto disk = p->CreateRootDisk(base_, dir_ / "root.img", 64);
   ASSERT_TRUE(disk.ok()) << disk.error().message();
   EXPECT_EQ(fs::file_size(dir_ / "root.img"), 64u << 20);
-  auto head = RunCommand({"cmp", "-n", std::to_string(16 << 20), base_.string(), (dir_ / "root.img").string()});
+  auto head = RunCommand(
+      {"cmp", "-n", std::to_string(16 << 20), base_.string(), (dir_ / "root.img").string()});
   EXPECT_EQ(head->exit_code, 0);
   EXPECT_EQ(Hash(base_), base_hash_);
 }

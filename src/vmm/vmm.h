@@ -23,8 +23,10 @@ struct Capabilities {
   bool graceful_shutdown = false;  // can ask the guest to power off (ACPI / Ctrl-Alt-Del)
   bool qcow2_disks = false;        // accepts qcow2 images, not only raw
   bool needs_kvm = false;
-  enum class AgentTransport { kVirtioSerial, kHybridVsock } agent_transport =
-      AgentTransport::kVirtioSerial;
+  enum class AgentTransport {
+    kVirtioSerial,
+    kHybridVsock
+  } agent_transport = AgentTransport::kVirtioSerial;
 };
 
 struct DiskSpec {
@@ -113,7 +115,6 @@ class Backend {
   // Re-attaches to a VMM started earlier (possibly by a previous daemon). kNotFound if the
   // process is gone; kUnavailable if it lives but its API socket does not answer.
   virtual Result<std::unique_ptr<Instance>> Adopt(const InstanceHandle& handle) = 0;
-
 };
 
 }  // namespace vmctl::vmm

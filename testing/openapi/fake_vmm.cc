@@ -9,6 +9,7 @@
 // Environment: FAKE_VMM_SPEC (spec YAML, required), FAKE_VMM_RECORD (append one JSON line per
 // request), FAKE_VMM_FAIL ("PUT /vm.boot": answer that call with its documented error),
 // FAKE_VMM_EXIT_AT_START (print it to stderr and exit 1 at once).
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,8 +19,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "base/frame.h"
 #include "base/io.h"
@@ -166,7 +165,9 @@ class FakeVmm {
     if (ch_ && endpoint == "/vmm.ping") return {{"version", "fake-vmm"}, {"pid", ::getpid()}};
     if (ch_ && endpoint == "/vm.info") return {{"config", config_}, {"state", state_}};
     if (!ch_ && endpoint == "/") {
-      return {{"app_name", "Firecracker"}, {"id", "fake"}, {"state", state_},
+      return {{"app_name", "Firecracker"},
+              {"id", "fake"},
+              {"state", state_},
               {"vmm_version", "fake-vmm"}};
     }
     return nullptr;
@@ -174,8 +175,8 @@ class FakeVmm {
 
   void Reply(int fd, unsigned status, const json& body) {
     std::string payload = body.is_null() ? "" : body.dump();
-    std::string head = fmt::format("HTTP/1.1 {} Fake\r\nContent-Length: {}\r\n", status,
-                                   payload.size());
+    std::string head =
+        fmt::format("HTTP/1.1 {} Fake\r\nContent-Length: {}\r\n", status, payload.size());
     if (!payload.empty()) head += "Content-Type: application/json\r\n";
     (void)WriteAll(fd, head + "Connection: close\r\n\r\n" + payload);
   }
@@ -184,8 +185,11 @@ class FakeVmm {
               const Result<void>& valid) {
     std::string file = Env("FAKE_VMM_RECORD");
     if (file.empty()) return;
-    json line = {{"method", method}, {"path", path}, {"body", body.is_discarded() ? json() : body},
-                 {"valid", valid.ok()}, {"error", valid.ok() ? "" : valid.error().message()}};
+    json line = {{"method", method},
+                 {"path", path},
+                 {"body", body.is_discarded() ? json() : body},
+                 {"valid", valid.ok()},
+                 {"error", valid.ok() ? "" : valid.error().message()}};
     std::ofstream(file, std::ios::app) << line.dump() << "\n";
   }
 
@@ -226,7 +230,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", vmctl::testing::Env("FAKE_VMM_EXIT_AT_START").c_str());
     return 1;
   }
-  if (argc != 3 || (std::string(argv[1]) != "--api-socket" && std::string(argv[1]) != "--api-sock")) {
+  if (argc != 3 ||
+      (std::string(argv[1]) != "--api-socket" && std::string(argv[1]) != "--api-sock")) {
     std::fprintf(stderr, "usage: fake_vmm --api-socket|--api-sock PATH\n");
     return 2;
   }

@@ -1,8 +1,7 @@
 #include "testing/openapi/spec.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 
 namespace vmctl::testing {
 
@@ -143,7 +142,8 @@ Result<void> OpenApiSpec::ValidateAt(const json& value, const json& raw_schema,
   if (schema.contains("enum")) {
     bool found = false;
     for (const auto& allowed : schema["enum"]) found = found || allowed == value;
-    if (!found) return fail(fmt::format("{} is not one of {}", value.dump(), schema["enum"].dump()));
+    if (!found)
+      return fail(fmt::format("{} is not one of {}", value.dump(), schema["enum"].dump()));
   }
   std::string type = schema.value("type", schema.contains("properties") ? "object" : "");
   if (type == "object") {
@@ -182,10 +182,12 @@ Result<void> OpenApiSpec::ValidateAt(const json& value, const json& raw_schema,
     }
     double v = value.get<double>();
     if (schema.contains("minimum") && v < schema["minimum"].get<double>()) {
-      return fail(fmt::format("{} is below the minimum {}", value.dump(), schema["minimum"].dump()));
+      return fail(
+          fmt::format("{} is below the minimum {}", value.dump(), schema["minimum"].dump()));
     }
     if (schema.contains("maximum") && v > schema["maximum"].get<double>()) {
-      return fail(fmt::format("{} is above the maximum {}", value.dump(), schema["maximum"].dump()));
+      return fail(
+          fmt::format("{} is above the maximum {}", value.dump(), schema["maximum"].dump()));
     }
     std::string format = schema.value("format", "");
     double lo = -9.3e18, hi = 9.3e18;

@@ -2,10 +2,9 @@
 #define VMCTL_TESTING_OPENAPI_SPEC_H_
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 

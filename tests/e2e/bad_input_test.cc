@@ -73,16 +73,16 @@ TEST(BadInputTest, MalformedApiRequestsAreRejected) {
   TestDaemon d;
   d.Start();
   auto curl = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"curl", "-s", "-w", "\n%{http_code}", "--unix-socket",
-                                     d.socket().string()};
+    std::vector<std::string> argv = {
+        "curl", "-s", "-w", "\n%{http_code}", "--unix-socket", d.socket().string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv)->out;
   };
   auto bad_json = curl({"-X", "POST", "-d", "{\"name\": ", "http://vmctl/v1/vms"});
   EXPECT_NE(bad_json.find("not valid JSON"), std::string::npos) << bad_json;
   EXPECT_TRUE(bad_json.ends_with("\n400")) << bad_json;
-  auto wrong_type = curl({"-X", "POST", "-d", R"({"name":"a","cpus":"many"})",
-                          "http://vmctl/v1/vms"});
+  auto wrong_type =
+      curl({"-X", "POST", "-d", R"({"name":"a","cpus":"many"})", "http://vmctl/v1/vms"});
   EXPECT_NE(wrong_type.find("'cpus' must be an integer"), std::string::npos) << wrong_type;
   auto unknown = curl({"http://vmctl/v1/nothing"});
   EXPECT_TRUE(unknown.ends_with("\n404")) << unknown;

@@ -38,15 +38,12 @@ TestDaemon::TestDaemon(std::vector<std::string> extra_args) : extra_args_(std::m
 }
 
 void TestDaemon::Start() {
-  std::vector<std::string> argv = {Binary().string(),
-                                   "serve",
-                                   "--state-dir",
-                                   state_dir().string(),
-                                   "--socket",
-                                   socket().string(),
-                                   "--image-cache",
-                                   Env("VMCTL_IMAGE_CACHE", "/var/cache/vmctl/images"),
-                                   "--prepare-image"};
+  std::vector<std::string> argv = {
+      Binary().string(), "serve",
+      "--state-dir",     state_dir().string(),
+      "--socket",        socket().string(),
+      "--image-cache",   Env("VMCTL_IMAGE_CACHE", "/var/cache/vmctl/images"),
+      "--prepare-image"};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   auto spawned = SpawnDetached(argv, {.log_file = log()});
   ASSERT_TRUE(spawned.ok()) << spawned.error().message();

@@ -2,11 +2,10 @@
 #define VMCTL_TESTS_E2E_DAEMON_H_
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/process.h"
 

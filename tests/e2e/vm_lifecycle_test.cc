@@ -78,8 +78,9 @@ TEST(VmLifecycleTest, CreateExecStdinExitStatusLogsAndRmLeavesNothing) {
   EXPECT_TRUE(d.ProcessesUsingStateDir().empty());
   auto db = d.state_dir() / "vmctl.db";
   EXPECT_EQ(Sql(db, "select count(*) from vms"), "0");
-  EXPECT_EQ(Sql(db, "select count(*) from events where vm_id='" + vm["id"].get<std::string>() + "'"),
-            "0");
+  EXPECT_EQ(
+      Sql(db, "select count(*) from events where vm_id='" + vm["id"].get<std::string>() + "'"),
+      "0");
   EXPECT_TRUE(std::filesystem::is_empty(d.state_dir() / "vms"));
   EXPECT_EQ(d.Vmctl({"show", "demo"}).exit_code, 3);
 }
@@ -110,9 +111,9 @@ TEST(VmLifecycleTest, Kill9OfTheVmmMarksStoppedAndStartKeepsTheDisk) {
   TestDaemon d;
   d.Start();
   ASSERT_EQ(d.Vmctl({"create", "keep"}).exit_code, 0) << TailFile(d.log(), 3000);
-  ASSERT_EQ(d.Vmctl({"exec", "keep", "--", "sh", "-c", "echo precious > /root/data && sync"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      d.Vmctl({"exec", "keep", "--", "sh", "-c", "echo precious > /root/data && sync"}).exit_code,
+      0);
   auto pid = (*d.Show("keep"))["pid"].get<pid_t>();
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   EXPECT_EQ(d.WaitForState("keep", "stopped", seconds(10)), "stopped");

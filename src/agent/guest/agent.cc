@@ -124,7 +124,8 @@ class Agent {
   void OpenVsock() {
     UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd.valid()) {
-      Log(std::string("no vsock in this kernel (") + std::strerror(errno) + "), serving virtio-serial only");
+      Log(std::string("no vsock in this kernel (") + std::strerror(errno) +
+          "), serving virtio-serial only");
       return;
     }
     sockaddr_vm addr{};

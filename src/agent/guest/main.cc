@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
       config.ops.root = value("--root");
     } else {
       std::fprintf(stderr,
-                   "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] [--simulate-poweroff] "
+                   "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] "
+                   "[--simulate-poweroff] "
                    "[--ssh-dir DIR] [--passwd FILE] [--root DIR] [--version]\n");
       return 2;
     }

@@ -1,11 +1,10 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <chrono>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "store/sqlite/migrations.h"
 
@@ -155,18 +154,19 @@ class SqliteStore : public Store {
 
   Result<void> Migrate() {
     std::lock_guard lock(mu_);
-    VMCTL_TRY(Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                   "applied_at INTEGER NOT NULL)"));
+    VMCTL_TRY(
+        Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+             "applied_at INTEGER NOT NULL)"));
     Stmt q(db_.get(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     q.Step();
     VMCTL_TRY(q.status());
     int64_t current = q.Int(0);
     auto steps = sqlite::Migrations();
     if (current > static_cast<int64_t>(steps.size())) {
-      return FailedPrecondition(fmt::format(
-          "the database has schema version {}, newer than this vmctl understands ({}); "
-          "upgrade vmctl",
-          current, steps.size()));
+      return FailedPrecondition(
+          fmt::format("the database has schema version {}, newer than this vmctl understands ({}); "
+                      "upgrade vmctl",
+                      current, steps.size()));
     }
     for (size_t v = static_cast<size_t>(current); v < steps.size(); ++v) {
       VMCTL_TRY(Transaction([&]() -> Result<void> {
@@ -192,9 +192,7 @@ class SqliteStore : public Store {
     return user;
   }
   Result<User> GetUser(std::string_view id) override { return GetUserWhere("id", id); }
-  Result<User> GetUserByName(std::string_view name) override {
-    return GetUserWhere("name", name);
-  }
+  Result<User> GetUserByName(std::string_view name) override { return GetUserWhere("name", name); }
   Result<void> AddSshKey(const SshKey& key) override {
     std::lock_guard lock(mu_);
     auto r = Stmt(db_.get(),
@@ -220,7 +218,8 @@ class SqliteStore : public Store {
   }
   Result<void> RemoveSshKey(std::string_view fingerprint) override {
     std::lock_guard lock(mu_);
-    VMCTL_TRY(Stmt(db_.get(), "DELETE FROM ssh_keys WHERE fingerprint = ?").Bind(fingerprint).Run());
+    VMCTL_TRY(
+        Stmt(db_.get(), "DELETE FROM ssh_keys WHERE fingerprint = ?").Bind(fingerprint).Run());
     if (sqlite3_changes(db_.get()) == 0) {
       return NotFound(fmt::format("no key {}", fingerprint));
     }
@@ -298,7 +297,8 @@ class SqliteStore : public Store {
     if (!r.ok() && r.error().code() == ErrorCode::kFailedPrecondition) {
       return NotFound(fmt::format("no user '{}'", vm.owner));
     }
-    if (r.ok()) r = AppendEventLocked(Event{0, vm.id, vm.name, "state", "-> creating", NowMillis()});
+    if (r.ok())
+      r = AppendEventLocked(Event{0, vm.id, vm.name, "state", "-> creating", NowMillis()});
     return r;
   }
   Result<VmRecord> GetVm(std::string_view id) override {
@@ -315,11 +315,11 @@ class SqliteStore : public Store {
   }
   Result<std::vector<VmRecord>> ListVms(std::optional<std::string> owner) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(), owner ? fmt::format("SELECT {} FROM vms WHERE owner = ? ORDER BY "
-                                          "created_at, name",
-                                          kVmColumns)
-                            : fmt::format("SELECT {} FROM vms ORDER BY created_at, name",
-                                          kVmColumns));
+    Stmt s(db_.get(),
+           owner ? fmt::format("SELECT {} FROM vms WHERE owner = ? ORDER BY "
+                               "created_at, name",
+                               kVmColumns)
+                 : fmt::format("SELECT {} FROM vms ORDER BY created_at, name", kVmColumns));
     if (owner) s.Bind(*owner);
     std::vector<VmRecord> out;
     while (s.Step()) out.push_back(ReadVm(s));
@@ -459,9 +459,9 @@ class SqliteStore : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& db_path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(db_path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(db_path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   DbPtr db(raw);
   if (rc != SQLITE_OK) {
     return Internal(fmt::format("cannot open {}: {}", db_path.string(),

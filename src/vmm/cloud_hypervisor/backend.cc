@@ -11,7 +11,8 @@ namespace {
 
 class ChInstance : public Instance {
  public:
-  explicit ChInstance(InstanceHandle handle) : handle_(std::move(handle)), api_(handle_.api_socket) {}
+  explicit ChInstance(InstanceHandle handle)
+      : handle_(std::move(handle)), api_(handle_.api_socket) {}
 
   const InstanceHandle& handle() const override { return handle_; }
   // ACPI power button: the guest shuts down cleanly (vm.shutdown would stop it hard).
@@ -73,7 +74,8 @@ class ChBackend : public Backend {
       return NotFound(fmt::format("cloud-hypervisor process {} is gone", handle.process.pid));
     }
     auto ping = Client(handle.api_socket).Ping();
-    if (!ping.ok()) return Unavailable("cloud-hypervisor does not answer: " + ping.error().message());
+    if (!ping.ok())
+      return Unavailable("cloud-hypervisor does not answer: " + ping.error().message());
     return std::unique_ptr<Instance>(new ChInstance(handle));
   }
 

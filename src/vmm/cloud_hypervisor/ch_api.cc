@@ -14,9 +14,10 @@ std::filesystem::path VsockSocket(const LaunchSpec& spec) {
 }
 
 json VmConfigFor(const LaunchSpec& spec) {
-  json payload = {{"kernel", spec.kernel.string()},
-                  {"cmdline", spec.kernel_cmdline.empty() ? "console=ttyS0"
-                                                          : spec.kernel_cmdline + " console=ttyS0"}};
+  json payload = {
+      {"kernel", spec.kernel.string()},
+      {"cmdline",
+       spec.kernel_cmdline.empty() ? "console=ttyS0" : spec.kernel_cmdline + " console=ttyS0"}};
   if (!spec.initramfs.empty()) payload["initramfs"] = spec.initramfs.string();
   json disks = json::array();
   for (size_t i = 0; i < spec.disks.size(); ++i) {

@@ -35,10 +35,10 @@ TEST_F(ChTest, OtherBodiesValidate) {
     std::string endpoint;
     json body;
   };
-  for (const auto& c : {Case{"vm.resize", ResizeBody(4, 2LL << 30)},
-                        Case{"vm.resize", ResizeBody(0, 1LL << 30)},
-                        Case{"vm.snapshot", SnapshotBody("/state/snap")},
-                        Case{"vm.restore", RestoreBody("/state/snap")}}) {
+  for (const auto& c :
+       {Case{"vm.resize", ResizeBody(4, 2LL << 30)}, Case{"vm.resize", ResizeBody(0, 1LL << 30)},
+        Case{"vm.snapshot", SnapshotBody("/state/snap")},
+        Case{"vm.restore", RestoreBody("/state/snap")}}) {
     auto valid = spec_.ValidateRequest("PUT", "/api/v1/" + c.endpoint, c.body);
     EXPECT_TRUE(valid.ok()) << c.endpoint << ": " << valid.error().message();
   }
@@ -79,7 +79,8 @@ TEST_F(ChTest, ErrorBodiesBecomeClearErrors) {
   auto text = ErrorFromResponse("vm.pause", 405, "VM is not running\n");
   EXPECT_EQ(text.message(), "cloud-hypervisor vm.pause: VM is not running");
   EXPECT_EQ(text.code(), ErrorCode::kFailedPrecondition);
-  EXPECT_EQ(ErrorFromResponse("vm.create", 400, "").message(), "cloud-hypervisor vm.create: HTTP 400");
+  EXPECT_EQ(ErrorFromResponse("vm.create", 400, "").message(),
+            "cloud-hypervisor vm.create: HTTP 400");
 }
 
 TEST_F(ChTest, LaunchControlAndAgentAgainstTheSpec) {

@@ -1,8 +1,8 @@
 #include "vmm/common/http_unix.h"
 
-#include <boost/beast/http.hpp>
-
 #include <fmt/format.h>
+
+#include <boost/beast/http.hpp>
 
 #include "base/io.h"
 
@@ -20,17 +20,16 @@ std::chrono::milliseconds Left(Clock::time_point deadline) {
 }  // namespace
 
 Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::string& method,
-                              const std::string& target,
-                              const std::optional<nlohmann::json>& body,
+                              const std::string& target, const std::optional<nlohmann::json>& body,
                               std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket));
   std::string payload = body ? body->dump() : "";
-  std::string request = fmt::format("{} {} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n",
-                                    method, target);
+  std::string request = fmt::format(
+      "{} {} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n", method, target);
   if (body) {
-    request += fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n",
-                           payload.size());
+    request +=
+        fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", payload.size());
   } else if (method == "PUT" || method == "PATCH") {
     request += "Content-Length: 0\r\n";
   }
@@ -52,7 +51,8 @@ Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::st
     if (data.empty()) {
       parser.put_eof(ec);
       if (ec || !parser.is_done()) {
-        return Unavailable(fmt::format("{} {}: connection closed before the answer", method, target));
+        return Unavailable(
+            fmt::format("{} {}: connection closed before the answer", method, target));
       }
       break;
     }
@@ -63,7 +63,8 @@ Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::st
         ec = {};
         break;
       }
-      if (ec) return Internal(fmt::format("{} {}: bad HTTP answer: {}", method, target, ec.message()));
+      if (ec)
+        return Internal(fmt::format("{} {}: bad HTTP answer: {}", method, target, ec.message()));
       pending.erase(0, used);
       if (used == 0) break;
     }

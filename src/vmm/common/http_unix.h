@@ -3,10 +3,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -23,8 +22,7 @@ struct HttpResponse {
 // errors: kUnavailable (cannot connect, connection closed), kDeadlineExceeded (timeout),
 // kInternal (unparsable answer).
 Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::string& method,
-                              const std::string& target,
-                              const std::optional<nlohmann::json>& body,
+                              const std::string& target, const std::optional<nlohmann::json>& body,
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Connects to a hybrid-vsock Unix socket (Cloud Hypervisor, Firecracker) and performs the

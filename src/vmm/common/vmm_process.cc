@@ -43,8 +43,8 @@ Result<ProcessRef> StartVmmProcess(const std::vector<std::string>& argv,
     std::this_thread::sleep_for(milliseconds(20));
   }
   DiscardVmmProcess(process, owned_files);
-  return DeadlineExceeded(argv[0] + " did not answer on its API socket in time (" +
-                          last.message() + "): " + tail());
+  return DeadlineExceeded(argv[0] + " did not answer on its API socket in time (" + last.message() +
+                          "): " + tail());
 }
 
 Result<void> StopVmmProcess(const ProcessRef& process, const std::function<void()>& quit) {

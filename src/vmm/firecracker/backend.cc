@@ -11,12 +11,15 @@ namespace {
 
 class FcInstance : public Instance {
  public:
-  explicit FcInstance(InstanceHandle handle) : handle_(std::move(handle)), api_(handle_.api_socket) {}
+  explicit FcInstance(InstanceHandle handle)
+      : handle_(std::move(handle)), api_(handle_.api_socket) {}
 
   const InstanceHandle& handle() const override { return handle_; }
   Result<void> RequestShutdown() override { return api_.Send(CtrlAltDelRequest()); }
   // Firecracker has no API call that ends the process; SIGKILL after the grace period does.
-  Result<void> Kill() override { return StopVmmProcess(handle_.process, [] {}); }
+  Result<void> Kill() override {
+    return StopVmmProcess(handle_.process, [] {});
+  }
   Result<void> Pause() override { return api_.Send(PauseRequest(true)); }
   Result<void> Resume() override { return api_.Send(PauseRequest(false)); }
   Result<std::string> QueryStatus() override {

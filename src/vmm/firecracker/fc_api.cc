@@ -15,13 +15,13 @@ std::filesystem::path VsockSocket(const LaunchSpec& spec) {
 
 Result<std::vector<Request>> BootSequence(const LaunchSpec& spec) {
   if (spec.cpus > 32) {
-    return InvalidArgument(fmt::format("firecracker supports at most 32 vCPUs (asked {})", spec.cpus));
+    return InvalidArgument(
+        fmt::format("firecracker supports at most 32 vCPUs (asked {})", spec.cpus));
   }
   std::vector<Request> out;
   json boot = {{"kernel_image_path", spec.kernel.string()},
-               {"boot_args", spec.kernel_cmdline.empty()
-                                 ? "console=ttyS0"
-                                 : spec.kernel_cmdline + " console=ttyS0"}};
+               {"boot_args", spec.kernel_cmdline.empty() ? "console=ttyS0"
+                                                         : spec.kernel_cmdline + " console=ttyS0"}};
   if (!spec.initramfs.empty()) boot["initrd_path"] = spec.initramfs.string();
   out.push_back({"PUT", "/boot-source", boot});
   for (size_t i = 0; i < spec.disks.size(); ++i) {
@@ -34,20 +34,23 @@ Result<std::vector<Request>> BootSequence(const LaunchSpec& spec) {
     std::string id = fmt::format("disk{}", i);
     // Not a "root device": our initramfs mounts root= from the command line itself, so
     // Firecracker must not add its own root= for the first drive.
-    out.push_back({"PUT", "/drives/" + id,
+    out.push_back({"PUT",
+                   "/drives/" + id,
                    {{"drive_id", id},
                     {"path_on_host", d.path.string()},
                     {"is_root_device", false},
                     {"is_read_only", d.read_only}}});
   }
   if (spec.net) {
-    out.push_back({"PUT", "/network-interfaces/net0",
-                   {{"iface_id", "net0"}, {"host_dev_name", spec.net->tap},
-                    {"guest_mac", spec.net->mac}}});
+    out.push_back(
+        {"PUT",
+         "/network-interfaces/net0",
+         {{"iface_id", "net0"}, {"host_dev_name", spec.net->tap}, {"guest_mac", spec.net->mac}}});
   }
-  out.push_back({"PUT", "/machine-config",
-                 {{"vcpu_count", spec.cpus}, {"mem_size_mib", spec.memory_mib}}});
-  out.push_back({"PUT", "/vsock", {{"guest_cid", kGuestCid}, {"uds_path", VsockSocket(spec).string()}}});
+  out.push_back(
+      {"PUT", "/machine-config", {{"vcpu_count", spec.cpus}, {"mem_size_mib", spec.memory_mib}}});
+  out.push_back(
+      {"PUT", "/vsock", {{"guest_cid", kGuestCid}, {"uds_path", VsockSocket(spec).string()}}});
   out.push_back({"PUT", "/actions", {{"action_type", "InstanceStart"}}});
   return out;
 }
@@ -60,14 +63,17 @@ Request CtrlAltDelRequest() { return {"PUT", "/actions", {{"action_type", "SendC
 
 Request SnapshotCreateRequest(const std::filesystem::path& snapshot,
                               const std::filesystem::path& memory) {
-  return {"PUT", "/snapshot/create",
-          {{"snapshot_path", snapshot.string()}, {"mem_file_path", memory.string()},
+  return {"PUT",
+          "/snapshot/create",
+          {{"snapshot_path", snapshot.string()},
+           {"mem_file_path", memory.string()},
            {"snapshot_type", "Full"}}};
 }
 
 Request SnapshotLoadRequest(const std::filesystem::path& snapshot,
                             const std::filesystem::path& memory, bool resume) {
-  return {"PUT", "/snapshot/load",
+  return {"PUT",
+          "/snapshot/load",
           {{"snapshot_path", snapshot.string()},
            {"mem_backend", {{"backend_type", "File"}, {"backend_path", memory.string()}}},
            {"resume_vm", resume}}};

@@ -2,10 +2,9 @@
 #define VMCTL_VMM_FIRECRACKER_FC_API_H_
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "vmm/vmm.h"

@@ -21,7 +21,8 @@ class FcTest : public vmctl::testing::DriverTest {
 
 json AsJson(const std::vector<Request>& requests) {
   json out = json::array();
-  for (const auto& r : requests) out.push_back({{"method", r.method}, {"path", r.path}, {"body", r.body}});
+  for (const auto& r : requests)
+    out.push_back({{"method", r.method}, {"path", r.path}, {"body", r.body}});
   return out;
 }
 
@@ -56,13 +57,13 @@ TEST_F(FcTest, RefusesWhatFirecrackerCannotDo) {
 TEST_F(FcTest, ValidatorCatchesBadBodies) {
   EXPECT_FALSE(spec_.ValidateRequest("PUT", "/machine-config", {{"vcpu_count", 2}}).ok())
       << "mem_size_mib is required";
-  EXPECT_FALSE(spec_.ValidateRequest("PUT", "/machine-config",
-                                     {{"vcpu_count", 64}, {"mem_size_mib", 128}})
-                   .ok())
+  EXPECT_FALSE(
+      spec_.ValidateRequest("PUT", "/machine-config", {{"vcpu_count", 64}, {"mem_size_mib", 128}})
+          .ok())
       << "at most 32 vCPUs";
   EXPECT_FALSE(spec_.ValidateRequest("PATCH", "/vm", {{"state", "Stopped"}}).ok());
-  EXPECT_FALSE(spec_.ValidateRequest("PUT", "/drives/x", {{"drive_id", "x"}, {"is_root_device", 1}})
-                   .ok());
+  EXPECT_FALSE(
+      spec_.ValidateRequest("PUT", "/drives/x", {{"drive_id", "x"}, {"is_root_device", 1}}).ok());
 }
 
 TEST_F(FcTest, FaultMessagesBecomeClearErrors) {

@@ -5,22 +5,42 @@
 #include "base/io.h"
 
 namespace vmctl::vmm::qemu {
+namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+Error QmpError(const std::string& command, const json& error) {
+  std::string cls = error.is_object() ? error.value("class", "GenericError") : "GenericError";
+  std::string desc = error.is_object() ? error.value("desc", "no description") : error.dump();
+  std::string message = fmt::format("QEMU {} failed: {} ({})", command, desc, cls);
+  if (cls == "CommandNotFound") return Unimplemented(std::move(message));
+  if (cls == "DeviceNotFound") return NotFound(std::move(message));
+  return FailedPrecondition(std::move(message));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<QmpClient>> QmpClient::Connect(const std::filesystem::path& socket,
                                                       std::chrono::milliseconds timeout) {
-  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket));
-  return FromStream(std::move(fd), timeout);
+  auto fd = ConnectUnix(socket);
+  if (!fd.ok()) return Unavailable("QMP socket " + socket.string() + ": " + fd.error().message());
+  return FromStream(std::move(fd).value(), timeout);
 }
 
 Result<std::unique_ptr<QmpClient>> QmpClient::FromStream(UniqueFd stream,
                                                          std::chrono::milliseconds timeout) {
   std::unique_ptr<QmpClient> client(new QmpClient(std::move(stream)));
   auto greeting = client->ReadMessage(Clock::now() + timeout);
-  if (!greeting.ok()) return greeting.error().WithContext("QMP greeting");
-  if (!greeting->contains("QMP")) return Unavailable("QMP: unexpected greeting " + greeting->dump());
+  if (!greeting.ok()) {
+    if (greeting.error().code() == ErrorCode::kDeadlineExceeded) {
+      return Unavailable("QMP sent no greeting (monitor busy with another client, or hung)");
+    }
+    return greeting.error().WithContext("QMP greeting");
+  }
+  if (!greeting->contains("QMP")) {
+    return Unavailable("QMP: unexpected greeting " + greeting->dump());
+  }
   VMCTL_TRY(client->Execute("qmp_capabilities", json::object(), timeout));
   return client;
 }
@@ -32,7 +52,7 @@ Result<json> QmpClient::ReadMessage(Clock::time_point deadline) {
       std::string line = buffer_.substr(0, nl);
       buffer_.erase(0, nl + 1);
       if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
-      json message = json::parse(line, nullptr, false);
+      json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (message.is_discarded() || !message.is_object()) {
         return Internal("QMP sent invalid JSON: " + line);
       }
@@ -49,26 +69,31 @@ Result<json> QmpClient::ReadMessage(Clock::time_point deadline) {
 
 Result<json> QmpClient::Execute(const std::string& command, const json& arguments,
                                 std::chrono::milliseconds timeout) {
-  int64_t id = next_id_++;
+  const int64_t id = next_id_++;
   json request = {{"execute", command}, {"id", id}};
   if (!arguments.empty()) request["arguments"] = arguments;
   VMCTL_TRY(WriteAll(fd_.get(), request.dump() + "\n"));
-  auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + timeout;
   for (;;) {
-    VMCTL_ASSIGN_OR_RETURN(json message, ReadMessage(deadline));
-    if (message.contains("event")) {
-      events_.push_back(std::move(message));
+    auto message = ReadMessage(deadline);
+    if (!message.ok()) return message.error().WithContext("QEMU " + command);
+    if (message->contains("event")) {
+      if (events_.size() == kMaxEvents) events_.pop_front();
+      events_.push_back(std::move(message).value());
       continue;
     }
-    if (!message.contains("id") || message["id"] != id) continue;  // a stale answer
-    if (message.contains("error")) {
-      const json& e = message["error"];
-      std::string cls = e.value("class", "GenericError");
-      std::string desc = e.value("desc", "unknown error");
-      return FailedPrecondition(fmt::format("QEMU {}: {} ({})", command, desc, cls));
-    }
-    return message.value("return", json::object());
+    // Answers to earlier commands that timed out arrive late; they carry older ids.
+    if (message->value("id", json()) != id) continue;
+    if (message->contains("error")) return QmpError(command, (*message)["error"]);
+    return message->value("return", json::object());
   }
+}
+
+std::vector<json> QmpClient::TakeEvents() {
+  std::vector<json> out(std::make_move_iterator(events_.begin()),
+                        std::make_move_iterator(events_.end()));
+  events_.clear();
+  return out;
 }
 
 }  // namespace vmctl::vmm::qemu

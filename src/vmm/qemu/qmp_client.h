@@ -2,39 +2,47 @@
 #define VMCTL_VMM_QEMU_QMP_CLIENT_H_
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
 
 namespace vmctl::vmm::qemu {
 
-// A QMP session over a Unix socket: greeting, capabilities negotiation, then commands matched to
-// their answers by id, with asynchronous events recorded along the way.
-// Not thread-safe: one caller at a time (the controller serializes per VM).
+// A QMP session over a stream socket: greeting, capabilities negotiation, then commands matched to
+// their answers by id, with the asynchronous events that arrive in between kept aside.
+// Not thread-safe: one caller at a time (the controller serializes calls per VM).
 class QmpClient {
  public:
-  // Connects and negotiates. kUnavailable if nobody answers (QEMU serves one QMP client at a
-  // time, so a busy socket also times out), kDeadlineExceeded if the greeting does not come.
+  // At most this many events are kept; older ones are dropped first.
+  static constexpr size_t kMaxEvents = 256;
+
+  // Connects and negotiates. kUnavailable if the socket is absent, refuses, closes, or sends no
+  // greeting within the timeout: QEMU serves one QMP client at a time and leaves the others
+  // waiting in the listen backlog, so a busy monitor looks like a silent one.
   static Result<std::unique_ptr<QmpClient>> Connect(const std::filesystem::path& socket,
                                                     std::chrono::milliseconds timeout);
-  // Wraps an already-connected stream (tests).
+  // Negotiates over an already-connected stream.
   static Result<std::unique_ptr<QmpClient>> FromStream(UniqueFd stream,
                                                        std::chrono::milliseconds timeout);
 
-  // Runs a command and returns its "return" value. A QMP error answer becomes
-  // kFailedPrecondition carrying QEMU's "desc" and class; a closed connection is kUnavailable.
+  // Runs a command and returns its "return" value. A QMP error answer becomes an Error carrying
+  // QEMU's class and desc (CommandNotFound -> kUnimplemented, DeviceNotFound -> kNotFound,
+  // anything else -> kFailedPrecondition). A closed connection is kUnavailable; no answer in
+  // time is kDeadlineExceeded (a late answer is recognized by its id and skipped later).
   Result<nlohmann::json> Execute(const std::string& command,
                                  const nlohmann::json& arguments = nlohmann::json::object(),
                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-  // Events seen so far ({"event": NAME, "data": ...}), oldest first.
-  const std::vector<nlohmann::json>& events() const { return events_; }
+  // Events received so far ({"event": NAME, "data": ..., "timestamp": ...}), oldest first; the
+  // queue is emptied.
+  std::vector<nlohmann::json> TakeEvents();
 
  private:
   explicit QmpClient(UniqueFd fd) : fd_(std::move(fd)) {}
@@ -42,7 +50,7 @@ class QmpClient {
 
   UniqueFd fd_;
   std::string buffer_;
-  std::vector<nlohmann::json> events_;
+  std::deque<nlohmann::json> events_;
   int64_t next_id_ = 1;
 };
 
