@@ -59,7 +59,9 @@ Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice, s
     if (!FindProgram("qemu-system-x86_64")) {
       return NotFound("qemu-system-x86_64 is not installed (run scripts/setup.sh)");
     }
-    return vmm::qemu::NewQemuBackend(vmm::qemu::QemuOptions{});
+    vmm::qemu::QemuOptions options;
+    spdlog::info("qemu accelerator: {}", vmm::qemu::ResolveAccel(options.accel).reason);
+    return vmm::qemu::NewQemuBackend(options);
   };
   if (choice == "qemu") {
     *why = "chosen with --backend qemu";
@@ -208,12 +210,15 @@ int Serve(const ServeOptions& o) {
 
   bool default_socket = o.socket.empty() && !std::getenv("VMCTL_SOCKET");
   std::string env = default_socket ? "" : fmt::format("VMCTL_SOCKET={} ", socket.string());
+  // Show the command as the user can type it: the full path unless vmctl is on PATH.
+  std::string self = FindProgram("vmctl") ? "vmctl" : (SelfDir() / "vmctl").string();
+  env += self;
   std::cerr << fmt::format(
       "vmctl daemon ready: backend {}, state in {}, API on {}\n"
       "Next, in another terminal:\n"
-      "  {}vmctl create demo\n"
-      "  {}vmctl exec demo -- uname -a\n"
-      "  {}vmctl ls\n",
+      "  {} create demo\n"
+      "  {} exec demo -- uname -a\n"
+      "  {} ls\n",
       (*backend)->name(), state_dir.string(), socket.string(), env, env, env);
   server.Serve();
   ::kill(::getpid(), SIGTERM);  // wakes the waiter when Serve ended for another reason
