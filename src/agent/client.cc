@@ -219,7 +219,10 @@ class Core : public std::enable_shared_from_this<Core> {
   // Caller holds mu_.
   void FailInFlight(const std::string& why) {
     for (auto& [id, reply] : pending_) {
-      reply = {{"ok", false}, {"error", {{"code", "unavailable"}, {"message", why}}}};
+      // A request already answered completed before the restart; only waiting ones fail.
+      if (reply.is_null()) {
+        reply = {{"ok", false}, {"error", {{"code", "unavailable"}, {"message", why}}}};
+      }
     }
     for (auto& [id, s] : sessions_) s->Close();
     sessions_.clear();

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "base/frame.h"
@@ -243,30 +244,37 @@ TEST(AgentClientTest, SecondHelloEndsStreamsOfTheOldSession) {
   UniqueFd agent_end(sv[1]);
   auto client = NewAgentClient(UniqueFd(sv[0]));
   nlohmann::json hello = {{"type", "hello"}, {"agent_version", "t"}, {"kernel", "k"}};
-  ASSERT_TRUE(WriteFrame(agent_end.get(), hello).ok());
+  std::mutex write_mu;
+  auto send = [&](const nlohmann::json& frame) {
+    std::lock_guard lock(write_mu);
+    (void)WriteFrame(agent_end.get(), frame);
+  };
+  send(hello);
+  // A scripted agent: answers hello and exec requests, nothing else.
   std::thread agent([&] {
     for (;;) {
       auto f = ReadFrame(agent_end.get());
       if (!f.ok()) return;
-      if ((*f).value("op", "") == "exec") {
-        (void)WriteFrame(agent_end.get(),
-                         {{"id", (*f)["id"]}, {"ok", true}, {"stream", (*f)["id"]}});
-        (void)WriteFrame(agent_end.get(), hello);  // the agent restarted
-      } else if ((*f).value("op", "") == "hello") {
-        (void)WriteFrame(agent_end.get(),
-                         {{"id", (*f)["id"]}, {"ok", true}, {"agent_version", "t"}});
-      }
+      std::string op = (*f).value("op", "");
+      if (op == "exec") send({{"id", (*f)["id"]}, {"ok", true}, {"stream", (*f)["id"]}});
+      if (op == "hello") send({{"id", (*f)["id"]}, {"ok", true}, {"agent_version", "t"}});
     }
   });
+  struct Join {
+    std::thread& t;
+    int fd;
+    ~Join() {
+      ::shutdown(fd, SHUT_RDWR);
+      t.join();
+    }
+  } join{agent, agent_end.get()};
   ASSERT_TRUE(client->WaitHello(seconds(5)).ok());
   auto s = client->Exec({.argv = {"sleep", "100"}});
   ASSERT_TRUE(s.ok()) << s.error().message();
+  send(hello);  // the agent restarted: a new session on the same stream
   auto e = (*s)->Next();
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().code(), ErrorCode::kUnavailable);
-  ::shutdown(agent_end.get(), SHUT_RDWR);
-  client.reset();
-  agent.join();
 }
 
 }  // namespace
