@@ -285,28 +285,20 @@ Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const V
     auto stream = slot.instance->ConnectAgent();
     if (stream.ok()) {
       std::shared_ptr<agent::AgentClient> client = agent::NewAgentClient(std::move(stream).value());
-      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      // Short hello waits so a VMM that dies mid-boot is noticed promptly.
-      auto hello = client->WaitHello(std::min(left, milliseconds(2000)));
-      if (hello.ok()) {
-        Log(vm, "agent",
-            fmt::format("agent {} up, kernel {}", hello->agent_version, hello->kernel));
-        slot.agent = client;
-        return client;
-      }
-      last = hello.error();
-      // Keep the connection if it is merely slow: virtio-serial delivers the hello on the same
-      // stream once the guest opens its port.
+      // Short waits so that a VMM dying mid-boot is noticed promptly. The connection is kept:
+      // virtio-serial delivers the hello on this same stream once the guest opens its port.
       while (!client->closed() && Clock::now() < deadline && slot.instance->Alive()) {
-        auto again = client->WaitHello(milliseconds(1000));
-        if (again.ok()) {
+        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+        auto hello = client->WaitHello(std::min(left, milliseconds(1000)));
+        if (hello.ok()) {
           Log(vm, "agent",
-              fmt::format("agent {} up, kernel {}", again->agent_version, again->kernel));
+              fmt::format("agent {} up, kernel {}", hello->agent_version, hello->kernel));
           slot.agent = client;
           return client;
         }
-        last = again.error();
+        last = hello.error();
       }
+      if (client->closed()) std::this_thread::sleep_for(milliseconds(100));
     } else {
       last = stream.error();
       std::this_thread::sleep_for(milliseconds(100));
