@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,10 @@ using std::chrono::milliseconds;
 // Output of children is read only while the connection's send buffer is below this, so a slow
 // host applies back-pressure instead of growing the agent's memory.
 constexpr size_t kHighWater = 1 << 20;
+// Process output is read in pieces whose frames (base64 plus envelope) stay below the 32 KiB that
+// the guest's virtio console driver accepts in one write, so each port write is one whole frame.
+constexpr size_t kOutputChunk = 16 * 1024;
+// Host input is read in larger pieces; nothing constrains its size.
 constexpr size_t kReadChunk = 64 * 1024;
 // After a process exits, output still buffered in its pipes is drained for this long; children
 // it left running in the background may hold the pipes open forever.
@@ -302,7 +307,14 @@ class Agent {
 
   void Flush(Conn& c) {
     while (!c.out.empty() && !c.dead) {
-      ssize_t n = ::write(c.fd.get(), c.out.data(), c.out.size());
+      // On the virtio port, one write per frame: a host that detaches then loses whole frames
+      // only, and the next host never starts reading in the middle of one.
+      size_t len = c.out.size();
+      if (c.virtio && len >= 4) {
+        auto b = [&](int i) { return static_cast<size_t>(static_cast<uint8_t>(c.out[i])); };
+        len = std::min(len, 4 + (b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3)));
+      }
+      ssize_t n = ::write(c.fd.get(), c.out.data(), len);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
         if (!c.virtio) c.dead = true;
@@ -527,7 +539,7 @@ class Agent {
 
   void ReadOutput(Proc& p, bool is_stdout) {
     UniqueFd& fd = is_stdout ? p.out : p.err;
-    char buf[kReadChunk];
+    char buf[kOutputChunk];
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {  // EOF, or EIO from a pty whose last slave closed
@@ -596,7 +608,7 @@ class Agent {
 
   void ReadOutputOnce(Proc& p, bool is_stdout) {
     UniqueFd& fd = is_stdout ? p.out : p.err;
-    char buf[kReadChunk];
+    char buf[kOutputChunk];
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n <= 0) {
       fd.reset();
