@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/io.h"
+#include "base/process.h"
 #include "testing/openapi/spec.h"
 #include "vmm/vmm.h"
 
@@ -36,7 +37,24 @@ class DriverTest : public ::testing::Test {
     ::unsetenv("FAKE_VMM_FAIL");
     ::unsetenv("FAKE_VMM_EXIT_AT_START");
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  // A test that fails half-way may leave its VMM running: whatever still uses this test's
+  // directory is killed by PID before the directory goes.
+  void TearDown() override {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+      std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      auto process = ProcessRef::Of(std::stoi(name));
+      if (!process.ok() || process->pid == ::getpid()) continue;
+      for (const auto& arg : process->Cmdline()) {
+        if (arg.find(dir_.string() + "/") != std::string::npos) {
+          (void)process->Kill();
+          break;
+        }
+      }
+    }
+    std::filesystem::remove_all(dir_);
+  }
 
   vmm::LaunchSpec Spec(vmm::DiskSpec::Format format) const {
     vmm::LaunchSpec spec;
