@@ -7,12 +7,16 @@
 
 namespace vmctl::storage {
 
-// qcow2 overlay on the raw base (`qemu-img create -b`): constant time and space whatever the
-// image size. The backing path is always the absolute path vmctl passes, never user input.
+// Both provisioners create the target exclusively (mode 0600) and return its absolute path. The
+// base must be an absolute path to a regular file: vmctl passes an image's rootfs, never user
+// input.
+
+// qcow2 overlay backed by the raw base (`qemu-img create -b`): constant time and space whatever
+// the image size; the base must stay in place for the disk's lifetime.
 std::unique_ptr<DiskProvisioner> NewQcow2Provisioner();
 
-// Full copy of the base (reflinked where the filesystem can), extended to the requested size.
-// For backends that take raw disks only.
+// Self-contained raw copy of the base (reflinked where the filesystem can, sparse otherwise),
+// extended to the requested size. For backends that take raw disks only.
 std::unique_ptr<DiskProvisioner> NewCopyProvisioner();
 
 }  // namespace vmctl::storage

@@ -3,13 +3,26 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "store/sqlite/migrations.h"
 
 namespace vmctl {
 namespace {
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -22,80 +35,137 @@ struct DbCloser {
 };
 using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
 
-// A prepared statement; binds by position (1-based, in argument order) and steps.
-class Stmt {
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// Maps a failed SQLite call (extended result codes are on) to the store's error vocabulary.
+// Callers that know which row a constraint protects replace the message with one naming it.
+Error SqliteError(sqlite3* db, int rc) {
+  std::string message = sqlite3_errmsg(db);
+  switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+      return AlreadyExists(std::move(message));
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return NotFound(std::move(message));  // a referenced row is missing
+    case SQLITE_CONSTRAINT_CHECK:
+      return InvalidArgument(std::move(message));
+    default:
+      return Internal("sqlite: " + message);
+  }
+}
+
+template <typename R>
+struct ResultValue;
+template <typename T>
+struct ResultValue<Result<T>> {
+  using type = T;
+};
+
+// A prepared statement with its parameters bound. Also the row accessor handed to readers.
+class Statement {
  public:
-  Stmt(sqlite3* db, std::string_view sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  template <typename... Args>
-  Stmt& Bind(const Args&... args) {
-    int i = 0;
-    (BindOne(++i, args), ...);
-    return *this;
-  }
-
-  // true: a row is available; false: done. Errors are kept and reported by status().
-  bool Step() {
-    if (rc_ != SQLITE_OK && rc_ != SQLITE_ROW && rc_ != SQLITE_DONE) return false;
-    rc_ = sqlite3_step(stmt_);
-    return rc_ == SQLITE_ROW;
-  }
-  Result<void> Run() {
-    while (Step()) {
-    }
-    return status();
-  }
-  Result<void> status() const {
-    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) return Ok();
-    int extended = sqlite3_extended_errcode(db_);
-    std::string msg = sqlite3_errmsg(db_);
-    if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
-      return AlreadyExists(msg);
-    }
-    if (extended == SQLITE_CONSTRAINT_FOREIGNKEY) return FailedPrecondition(msg);
-    if ((rc_ & 0xff) == SQLITE_CONSTRAINT) return InvalidArgument(msg);
-    return Internal("database: " + msg);
-  }
+  Statement(sqlite3* db, StmtPtr stmt) : db_(db), stmt_(std::move(stmt)) {}
 
   std::string Text(int col) const {
-    auto p = sqlite3_column_text(stmt_, col);
-    return p ? reinterpret_cast<const char*>(p) : "";
+    const unsigned char* text = sqlite3_column_text(stmt_.get(), col);
+    return text ? reinterpret_cast<const char*>(text) : "";
   }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+
+  // Steps to completion; returns how many rows the statement changed.
+  Result<int64_t> Run() {
+    int rc;
+    while ((rc = sqlite3_step(stmt_.get())) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) return SqliteError(db_, rc);
+    return static_cast<int64_t>(sqlite3_changes64(db_));
+  }
+
+  // Every row, converted by read(const Statement&) -> Result<T>.
+  template <typename Read,
+            typename T = typename ResultValue<std::invoke_result_t<Read, const Statement&>>::type>
+  Result<std::vector<T>> All(Read read) {
+    std::vector<T> rows;
+    for (;;) {
+      int rc = sqlite3_step(stmt_.get());
+      if (rc == SQLITE_DONE) return rows;
+      if (rc != SQLITE_ROW) return SqliteError(db_, rc);
+      VMCTL_ASSIGN_OR_RETURN(T row, read(*this));
+      rows.push_back(std::move(row));
+    }
+  }
+
+  // The first row, if any.
+  template <typename Read,
+            typename T = typename ResultValue<std::invoke_result_t<Read, const Statement&>>::type>
+  Result<std::optional<T>> One(Read read) {
+    int rc = sqlite3_step(stmt_.get());
+    if (rc == SQLITE_DONE) return std::optional<T>();
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc);
+    VMCTL_ASSIGN_OR_RETURN(T row, read(*this));
+    return std::optional<T>(std::move(row));
+  }
 
  private:
-  void BindOne(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void BindOne(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void BindOne(int i, const char* v) { BindOne(i, std::string_view(v)); }
-  void BindOne(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void BindOne(int i, int v) { sqlite3_bind_int64(stmt_, i, v); }
-  void BindOne(int i, uint64_t v) { sqlite3_bind_int64(stmt_, i, static_cast<int64_t>(v)); }
-
   sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  StmtPtr stmt_;
 };
+
+template <typename T>
+int BindOne(sqlite3_stmt* stmt, int index, const T& value) {
+  if constexpr (std::is_integral_v<T>) {
+    return sqlite3_bind_int64(stmt, index, static_cast<sqlite3_int64>(value));
+  } else {
+    std::string_view text(value);
+    // TRANSIENT: SQLite copies, so arguments may be temporaries that die before the step.
+    return sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()),
+                             SQLITE_TRANSIENT);
+  }
+}
+
+// Prepares sql and binds args to its parameters in order.
+template <typename... Args>
+Result<Statement> Prepare(sqlite3* db, std::string_view sql, const Args&... args) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return SqliteError(db, rc);
+  if constexpr (sizeof...(Args) > 0) {
+    int index = 0;
+    ((rc = rc == SQLITE_OK ? BindOne(raw, ++index, args) : rc), ...);
+    if (rc != SQLITE_OK) return SqliteError(db, rc);
+  }
+  return Statement(db, std::move(stmt));
+}
+
+Result<User> ReadUser(const Statement& s) {
+  return User{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+Result<SshKey> ReadSshKey(const Statement& s) {
+  return SshKey{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+Result<Share> ReadShare(const Statement& s) { return Share{s.Text(0), s.Text(1), s.Int(2)}; }
+
+Result<Event> ReadEvent(const Statement& s) {
+  return Event{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5)};
+}
 
 constexpr std::string_view kVmColumns =
     "id, owner, name, image, state, cpus, memory_mib, disk_mib, backend, pid, pid_start_time, "
     "api_socket, agent_socket, runtime_dir, root_disk, error, created_at, updated_at";
 
-VmRecord ReadVm(const Stmt& s) {
+Result<VmRecord> ReadVm(const Statement& s) {
   VmRecord vm;
   vm.id = s.Text(0);
   vm.owner = s.Text(1);
   vm.name = s.Text(2);
   vm.image = s.Text(3);
-  vm.state = VmStateFromName(s.Text(4)).value();  // the CHECK constraint guarantees a valid name
+  VMCTL_ASSIGN_OR_RETURN(vm.state, VmStateFromName(s.Text(4)));
   vm.cpus = static_cast<int>(s.Int(5));
   vm.memory_mib = s.Int(6);
   vm.disk_mib = s.Int(7);
@@ -116,287 +186,311 @@ constexpr std::string_view kImageColumns =
     "name, input_hash, dir, kernel, initramfs, rootfs, kernel_version, source, size_bytes, "
     "created_at";
 
-ImageRecord ReadImage(const Stmt& s) {
+Result<ImageRecord> ReadImage(const Statement& s) {
   return ImageRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
                      s.Text(5), s.Text(6), s.Text(7), s.Int(8),  s.Int(9)};
 }
 
-class SqliteStore : public Store {
+Result<int64_t> ReadInt(const Statement& s) { return s.Int(0); }
+
+Result<std::string> ReadText(const Statement& s) { return s.Text(0); }
+
+// One connection, used under mu_ by every method: SQLite admits one writer at a time anyway, and
+// the mutex keeps the statements of one thread's transaction from interleaving with another's.
+// Other processes (a second daemon, a CLI) may open the same file; busy_timeout and BEGIN
+// IMMEDIATE make them queue rather than fail.
+class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(DbPtr db) : db_(std::move(db)) {}
-
-  Result<void> Exec(std::string_view sql) {
-    char* err = nullptr;
-    std::string s(sql);
-    if (sqlite3_exec(db_.get(), s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      return Internal("database: " + msg);
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::filesystem::path& path) {
+    sqlite3* raw = nullptr;
+    // NOMUTEX: SQLite's own per-call locking would only duplicate mu_.
+    int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    DbPtr db(raw);
+    if (rc != SQLITE_OK) {
+      return Internal(fmt::format("cannot open the database {}: {}", path.string(),
+                                  raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
     }
-    return Ok();
-  }
-
-  // Runs fn inside BEGIN IMMEDIATE ... COMMIT, rolling back if it fails. Caller holds mu_.
-  template <typename Fn>
-  auto Transaction(Fn fn) -> decltype(fn()) {
-    VMCTL_TRY(Exec("BEGIN IMMEDIATE"));
-    auto result = fn();
-    if (!result.ok()) {
-      (void)Exec("ROLLBACK");
-      return result;
-    }
-    if (auto c = Exec("COMMIT"); !c.ok()) {
-      (void)Exec("ROLLBACK");
-      return c.error();
-    }
-    return result;
-  }
-
-  Result<void> Migrate() {
-    std::lock_guard lock(mu_);
-    VMCTL_TRY(
-        Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-             "applied_at INTEGER NOT NULL)"));
-    Stmt q(db_.get(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-    q.Step();
-    VMCTL_TRY(q.status());
-    int64_t current = q.Int(0);
-    auto steps = sqlite::Migrations();
-    if (current > static_cast<int64_t>(steps.size())) {
-      return FailedPrecondition(
-          fmt::format("the database has schema version {}, newer than this vmctl understands ({}); "
-                      "upgrade vmctl",
-                      current, steps.size()));
-    }
-    for (size_t v = static_cast<size_t>(current); v < steps.size(); ++v) {
-      VMCTL_TRY(Transaction([&]() -> Result<void> {
-        VMCTL_TRY(Exec(steps[v]));
-        return Stmt(db_.get(), "INSERT INTO schema_migrations VALUES (?, ?)")
-            .Bind(static_cast<int64_t>(v + 1), NowMillis())
-            .Run();
-      }));
-    }
-    return Ok();
+    sqlite3_extended_result_codes(db.get(), 1);
+    // Set first: switching to WAL itself needs a lock another process may briefly hold.
+    sqlite3_busy_timeout(db.get(), 5000);
+    auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db)));
+    std::lock_guard lock(store->mu_);
+    VMCTL_TRY(store->Configure());
+    VMCTL_TRY(store->Migrate());
+    return store;
   }
 
   // Users, keys, quotas, shares.
   Result<User> CreateUser(const User& user) override {
     std::lock_guard lock(mu_);
-    auto r = Stmt(db_.get(), "INSERT INTO users (id, name, email, created_at) VALUES (?,?,?,?)")
-                 .Bind(user.id, user.name, user.email, user.created_at)
-                 .Run();
-    if (!r.ok() && r.error().code() == ErrorCode::kAlreadyExists) {
-      return AlreadyExists(fmt::format("a user named '{}' already exists", user.name));
+    auto inserted = Execute("INSERT INTO users (id, name, email, created_at) VALUES (?, ?, ?, ?)",
+                            user.id, user.name, user.email, user.created_at);
+    if (!inserted.ok() && inserted.error().code() == ErrorCode::kAlreadyExists) {
+      VMCTL_ASSIGN_OR_RETURN(bool id_taken, Exists("SELECT 1 FROM users WHERE id = ?", user.id));
+      return AlreadyExists(id_taken ? fmt::format("a user with id '{}' already exists", user.id)
+                                    : fmt::format("a user named '{}' already exists", user.name));
     }
-    if (!r.ok()) return r.error();
+    VMCTL_TRY(inserted);
     return user;
   }
-  Result<User> GetUser(std::string_view id) override { return GetUserWhere("id", id); }
-  Result<User> GetUserByName(std::string_view name) override { return GetUserWhere("name", name); }
+
+  Result<User> GetUser(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    return GetUserWhere("id", id);
+  }
+
+  Result<User> GetUserByName(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    return GetUserWhere("name", name);
+  }
+
   Result<void> AddSshKey(const SshKey& key) override {
     std::lock_guard lock(mu_);
-    auto r = Stmt(db_.get(),
-                  "INSERT INTO ssh_keys (fingerprint, user_id, public_key, created_at) "
-                  "VALUES (?,?,?,?)")
-                 .Bind(key.fingerprint, key.user_id, key.public_key, key.created_at)
-                 .Run();
-    if (!r.ok() && r.error().code() == ErrorCode::kAlreadyExists) {
-      return AlreadyExists(fmt::format("the key {} is already registered", key.fingerprint));
+    auto inserted = Execute(
+        "INSERT INTO ssh_keys (fingerprint, user_id, public_key, created_at) VALUES (?, ?, ?, ?)",
+        key.fingerprint, key.user_id, key.public_key, key.created_at);
+    if (inserted.ok()) return Ok();
+    switch (inserted.error().code()) {
+      case ErrorCode::kAlreadyExists:
+        return AlreadyExists(fmt::format("the SSH key {} is already registered", key.fingerprint));
+      case ErrorCode::kNotFound:
+        return NoUser(key.user_id);
+      default:
+        return inserted.error();
     }
-    return r;
   }
+
   Result<std::vector<SshKey>> ListSshKeys(std::string_view user_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(),
-           "SELECT fingerprint, user_id, public_key, created_at FROM ssh_keys WHERE user_id = ? "
-           "ORDER BY created_at, fingerprint");
-    s.Bind(user_id);
-    std::vector<SshKey> out;
-    while (s.Step()) out.push_back(SshKey{s.Text(0), s.Text(1), s.Text(2), s.Int(3)});
-    VMCTL_TRY(s.status());
-    return out;
+    VMCTL_ASSIGN_OR_RETURN(Statement s,
+                           Prepare(db_.get(),
+                                   "SELECT fingerprint, user_id, public_key, created_at FROM "
+                                   "ssh_keys WHERE user_id = ? ORDER BY created_at, fingerprint",
+                                   user_id));
+    return s.All(ReadSshKey);
   }
+
   Result<void> RemoveSshKey(std::string_view fingerprint) override {
     std::lock_guard lock(mu_);
-    VMCTL_TRY(
-        Stmt(db_.get(), "DELETE FROM ssh_keys WHERE fingerprint = ?").Bind(fingerprint).Run());
-    if (sqlite3_changes(db_.get()) == 0) {
-      return NotFound(fmt::format("no key {}", fingerprint));
-    }
+    VMCTL_ASSIGN_OR_RETURN(int64_t removed,
+                           Execute("DELETE FROM ssh_keys WHERE fingerprint = ?", fingerprint));
+    if (removed == 0) return NotFound(fmt::format("no SSH key {}", fingerprint));
     return Ok();
   }
+
   Result<Quota> GetQuota(std::string_view user_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(),
-           "SELECT max_vms, max_cpus, max_memory_mib, max_disk_mib FROM quotas WHERE user_id = ?");
-    s.Bind(user_id);
-    Quota q;
-    q.user_id = std::string(user_id);
-    if (s.Step()) {
-      q.max_vms = static_cast<int>(s.Int(0));
-      q.max_cpus = static_cast<int>(s.Int(1));
-      q.max_memory_mib = s.Int(2);
-      q.max_disk_mib = s.Int(3);
-    }
-    VMCTL_TRY(s.status());
-    return q;
+    VMCTL_ASSIGN_OR_RETURN(Statement s,
+                           Prepare(db_.get(),
+                                   "SELECT user_id, max_vms, max_cpus, max_memory_mib, "
+                                   "max_disk_mib FROM quotas WHERE user_id = ?",
+                                   user_id));
+    VMCTL_ASSIGN_OR_RETURN(auto quota, s.One([](const Statement& row) -> Result<Quota> {
+      return Quota{row.Text(0), static_cast<int>(row.Int(1)), static_cast<int>(row.Int(2)),
+                   row.Int(3), row.Int(4)};
+    }));
+    if (quota) return *quota;
+    Quota defaults;
+    defaults.user_id = std::string(user_id);
+    return defaults;
   }
+
   Result<void> SetQuota(const Quota& q) override {
     std::lock_guard lock(mu_);
-    return Stmt(db_.get(),
-                "INSERT INTO quotas (user_id, max_vms, max_cpus, max_memory_mib, max_disk_mib) "
-                "VALUES (?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET max_vms=excluded.max_vms, "
-                "max_cpus=excluded.max_cpus, max_memory_mib=excluded.max_memory_mib, "
-                "max_disk_mib=excluded.max_disk_mib")
-        .Bind(q.user_id, q.max_vms, q.max_cpus, q.max_memory_mib, q.max_disk_mib)
-        .Run();
-  }
-  Result<void> AddShare(const Share& share) override {
-    std::lock_guard lock(mu_);
-    auto r = Stmt(db_.get(), "INSERT INTO shares (vm_id, user_id, created_at) VALUES (?,?,?)")
-                 .Bind(share.vm_id, share.user_id, share.created_at)
-                 .Run();
-    if (!r.ok() && r.error().code() == ErrorCode::kAlreadyExists) {
-      return AlreadyExists("the VM is already shared with that user");
-    }
-    return r;
-  }
-  Result<void> RemoveShare(std::string_view vm_id, std::string_view user_id) override {
-    std::lock_guard lock(mu_);
-    VMCTL_TRY(Stmt(db_.get(), "DELETE FROM shares WHERE vm_id = ? AND user_id = ?")
-                  .Bind(vm_id, user_id)
-                  .Run());
-    if (sqlite3_changes(db_.get()) == 0) return NotFound("the VM is not shared with that user");
+    auto set = Execute(
+        "INSERT INTO quotas (user_id, max_vms, max_cpus, max_memory_mib, max_disk_mib) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET max_vms = excluded.max_vms, "
+        "max_cpus = excluded.max_cpus, max_memory_mib = excluded.max_memory_mib, "
+        "max_disk_mib = excluded.max_disk_mib",
+        q.user_id, q.max_vms, q.max_cpus, q.max_memory_mib, q.max_disk_mib);
+    if (!set.ok() && set.error().code() == ErrorCode::kNotFound) return NoUser(q.user_id);
+    VMCTL_TRY(set);
     return Ok();
   }
+
+  Result<void> AddShare(const Share& share) override {
+    std::lock_guard lock(mu_);
+    auto inserted = Execute("INSERT INTO shares (vm_id, user_id, created_at) VALUES (?, ?, ?)",
+                            share.vm_id, share.user_id, share.created_at);
+    if (inserted.ok()) return Ok();
+    switch (inserted.error().code()) {
+      case ErrorCode::kAlreadyExists:
+        return AlreadyExists(
+            fmt::format("VM '{}' is already shared with user '{}'", share.vm_id, share.user_id));
+      case ErrorCode::kNotFound: {
+        VMCTL_ASSIGN_OR_RETURN(bool vm_exists,
+                               Exists("SELECT 1 FROM vms WHERE id = ?", share.vm_id));
+        return vm_exists ? NoUser(share.user_id) : NoVm(share.vm_id);
+      }
+      default:
+        return inserted.error();
+    }
+  }
+
+  Result<void> RemoveShare(std::string_view vm_id, std::string_view user_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        int64_t removed,
+        Execute("DELETE FROM shares WHERE vm_id = ? AND user_id = ?", vm_id, user_id));
+    if (removed == 0) {
+      return NotFound(fmt::format("VM '{}' is not shared with user '{}'", vm_id, user_id));
+    }
+    return Ok();
+  }
+
   Result<std::vector<Share>> ListShares(std::string_view vm_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(),
-           "SELECT vm_id, user_id, created_at FROM shares WHERE vm_id = ? ORDER BY created_at");
-    s.Bind(vm_id);
-    std::vector<Share> out;
-    while (s.Step()) out.push_back(Share{s.Text(0), s.Text(1), s.Int(2)});
-    VMCTL_TRY(s.status());
-    return out;
+    VMCTL_ASSIGN_OR_RETURN(Statement s, Prepare(db_.get(),
+                                                "SELECT vm_id, user_id, created_at FROM shares "
+                                                "WHERE vm_id = ? ORDER BY created_at, user_id",
+                                                vm_id));
+    return s.All(ReadShare);
   }
 
   // VMs.
   Result<void> InsertVm(const VmRecord& vm) override {
     std::lock_guard lock(mu_);
-    auto r = Stmt(db_.get(), fmt::format("INSERT INTO vms ({}) VALUES "
-                                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                         kVmColumns))
-                 .Bind(vm.id, vm.owner, vm.name, vm.image, VmStateName(vm.state), vm.cpus,
-                       vm.memory_mib, vm.disk_mib, vm.backend, vm.pid, vm.pid_start_time,
-                       vm.api_socket, vm.agent_socket, vm.runtime_dir, vm.root_disk, vm.error,
-                       vm.created_at, vm.updated_at)
-                 .Run();
-    if (!r.ok() && r.error().code() == ErrorCode::kAlreadyExists) {
-      return AlreadyExists(fmt::format("a VM named '{}' already exists", vm.name));
+    auto inserted = Execute(
+        fmt::format("INSERT INTO vms ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?)",
+                    kVmColumns),
+        vm.id, vm.owner, vm.name, vm.image, VmStateName(vm.state), vm.cpus, vm.memory_mib,
+        vm.disk_mib, vm.backend, vm.pid, vm.pid_start_time, vm.api_socket, vm.agent_socket,
+        vm.runtime_dir, vm.root_disk, vm.error, vm.created_at, vm.updated_at);
+    if (inserted.ok()) return Ok();
+    switch (inserted.error().code()) {
+      case ErrorCode::kAlreadyExists: {
+        VMCTL_ASSIGN_OR_RETURN(bool id_taken, Exists("SELECT 1 FROM vms WHERE id = ?", vm.id));
+        return AlreadyExists(id_taken ? fmt::format("a VM with id '{}' already exists", vm.id)
+                                      : fmt::format("a VM named '{}' already exists", vm.name));
+      }
+      case ErrorCode::kNotFound:
+        return NoUser(vm.owner);
+      default:
+        return inserted.error();
     }
-    if (!r.ok() && r.error().code() == ErrorCode::kFailedPrecondition) {
-      return NotFound(fmt::format("no user '{}'", vm.owner));
-    }
-    if (r.ok())
-      r = AppendEventLocked(Event{0, vm.id, vm.name, "state", "-> creating", NowMillis()});
-    return r;
   }
+
   Result<VmRecord> GetVm(std::string_view id) override {
     std::lock_guard lock(mu_);
     return GetVmLocked(id);
   }
+
   Result<VmRecord> GetVmByName(std::string_view owner, std::string_view name) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(), fmt::format("SELECT {} FROM vms WHERE owner = ? AND name = ?", kVmColumns));
-    s.Bind(owner, name);
-    if (s.Step()) return ReadVm(s);
-    VMCTL_TRY(s.status());
-    return NotFound(fmt::format("no VM named '{}'", name));
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(),
+                fmt::format("SELECT {} FROM vms WHERE owner = ? AND name = ?", kVmColumns), owner,
+                name));
+    VMCTL_ASSIGN_OR_RETURN(auto vm, s.One(ReadVm));
+    if (!vm) return NoVm(name);
+    return *std::move(vm);
   }
+
   Result<std::vector<VmRecord>> ListVms(std::optional<std::string> owner) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(),
-           owner ? fmt::format("SELECT {} FROM vms WHERE owner = ? ORDER BY "
-                               "created_at, name",
-                               kVmColumns)
-                 : fmt::format("SELECT {} FROM vms ORDER BY created_at, name", kVmColumns));
-    if (owner) s.Bind(*owner);
-    std::vector<VmRecord> out;
-    while (s.Step()) out.push_back(ReadVm(s));
-    VMCTL_TRY(s.status());
-    return out;
+    // rowid breaks created_at ties (same second) by insertion order.
+    if (owner) {
+      VMCTL_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare(db_.get(),
+                  fmt::format("SELECT {} FROM vms WHERE owner = ? ORDER BY created_at, rowid",
+                              kVmColumns),
+                  *owner));
+      return s.All(ReadVm);
+    }
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s, Prepare(db_.get(), fmt::format("SELECT {} FROM vms ORDER BY created_at, rowid",
+                                                    kVmColumns)));
+    return s.All(ReadVm);
   }
+
   Result<void> UpdateVm(const VmRecord& vm) override {
     std::lock_guard lock(mu_);
-    VMCTL_TRY(Stmt(db_.get(),
-                   "UPDATE vms SET image=?, cpus=?, memory_mib=?, disk_mib=?, backend=?, pid=?, "
-                   "pid_start_time=?, api_socket=?, agent_socket=?, runtime_dir=?, root_disk=?, "
-                   "error=?, updated_at=? WHERE id=?")
-                  .Bind(vm.image, vm.cpus, vm.memory_mib, vm.disk_mib, vm.backend, vm.pid,
-                        vm.pid_start_time, vm.api_socket, vm.agent_socket, vm.runtime_dir,
-                        vm.root_disk, vm.error, NowMillis() / 1000, vm.id)
-                  .Run());
-    if (sqlite3_changes(db_.get()) == 0) return NotFound(fmt::format("no VM with id {}", vm.id));
+    VMCTL_ASSIGN_OR_RETURN(
+        int64_t updated,
+        Execute("UPDATE vms SET image = ?, cpus = ?, memory_mib = ?, disk_mib = ?, backend = ?, "
+                "pid = ?, pid_start_time = ?, api_socket = ?, agent_socket = ?, runtime_dir = ?, "
+                "root_disk = ?, error = ?, updated_at = ? WHERE id = ?",
+                vm.image, vm.cpus, vm.memory_mib, vm.disk_mib, vm.backend, vm.pid,
+                vm.pid_start_time, vm.api_socket, vm.agent_socket, vm.runtime_dir, vm.root_disk,
+                vm.error, NowSeconds(), vm.id));
+    if (updated == 0) return NoVm(vm.id);
     return Ok();
   }
+
   Result<VmRecord> TransitionVm(std::string_view id, VmState from, VmState to,
                                 std::string_view error_message) override {
     std::lock_guard lock(mu_);
-    return Transaction([&]() -> Result<VmRecord> {
+    return InTransaction([&]() -> Result<VmRecord> {
       VMCTL_ASSIGN_OR_RETURN(VmRecord vm, GetVmLocked(id));
       if (vm.state != from) {
         return FailedPrecondition(fmt::format("VM '{}' is {}, expected {}", vm.name,
                                               VmStateName(vm.state), VmStateName(from)));
       }
       VMCTL_TRY(CheckTransition(from, to));
-      VMCTL_TRY(Stmt(db_.get(), "UPDATE vms SET state=?, error=?, updated_at=? WHERE id=?")
-                    .Bind(VmStateName(to), error_message, NowMillis() / 1000, id)
-                    .Run());
+      VMCTL_TRY(Execute("UPDATE vms SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                        VmStateName(to), error_message, NowSeconds(), id));
       std::string detail = fmt::format("{} -> {}", VmStateName(from), VmStateName(to));
       if (!error_message.empty()) detail += fmt::format(": {}", error_message);
       VMCTL_TRY(AppendEventLocked(Event{0, vm.id, vm.name, "state", detail, NowMillis()}));
       return GetVmLocked(id);
     });
   }
+
   Result<void> DeleteVm(std::string_view id) override {
     std::lock_guard lock(mu_);
-    return Transaction([&]() -> Result<void> {
-      VMCTL_TRY(Stmt(db_.get(), "DELETE FROM vms WHERE id = ?").Bind(id).Run());
-      if (sqlite3_changes(db_.get()) == 0) return NotFound(fmt::format("no VM with id {}", id));
-      return Stmt(db_.get(), "DELETE FROM events WHERE vm_id = ?").Bind(id).Run();
+    return InTransaction([&]() -> Result<void> {
+      // Shares go with the row (ON DELETE CASCADE); events carry no foreign key, so explicitly.
+      VMCTL_ASSIGN_OR_RETURN(int64_t deleted, Execute("DELETE FROM vms WHERE id = ?", id));
+      if (deleted == 0) return NoVm(id);
+      VMCTL_TRY(Execute("DELETE FROM events WHERE vm_id = ?", id));
+      return Ok();
     });
   }
 
   // Images.
   Result<void> PutImage(const ImageRecord& i) override {
     std::lock_guard lock(mu_);
-    return Stmt(db_.get(), fmt::format("INSERT OR REPLACE INTO images ({}) VALUES "
-                                       "(?,?,?,?,?,?,?,?,?,?)",
-                                       kImageColumns))
-        .Bind(i.name, i.input_hash, i.dir, i.kernel, i.initramfs, i.rootfs, i.kernel_version,
-              i.source, i.size_bytes, i.created_at)
-        .Run();
+    VMCTL_TRY(Execute(
+        fmt::format("INSERT INTO images ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET input_hash = excluded.input_hash, "
+                    "dir = excluded.dir, kernel = excluded.kernel, initramfs = excluded.initramfs, "
+                    "rootfs = excluded.rootfs, kernel_version = excluded.kernel_version, "
+                    "source = excluded.source, size_bytes = excluded.size_bytes, "
+                    "created_at = excluded.created_at",
+                    kImageColumns),
+        i.name, i.input_hash, i.dir, i.kernel, i.initramfs, i.rootfs, i.kernel_version, i.source,
+        i.size_bytes, i.created_at));
+    return Ok();
   }
+
   Result<ImageRecord> GetImage(std::string_view name) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(), fmt::format("SELECT {} FROM images WHERE name = ?", kImageColumns));
-    s.Bind(name);
-    if (s.Step()) return ReadImage(s);
-    VMCTL_TRY(s.status());
-    return NotFound(fmt::format("image '{}' not found", name));
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(), fmt::format("SELECT {} FROM images WHERE name = ?", kImageColumns),
+                name));
+    VMCTL_ASSIGN_OR_RETURN(auto image, s.One(ReadImage));
+    if (!image) return NoImage(name);
+    return *std::move(image);
   }
+
   Result<std::vector<ImageRecord>> ListImages() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(), fmt::format("SELECT {} FROM images ORDER BY name", kImageColumns));
-    std::vector<ImageRecord> out;
-    while (s.Step()) out.push_back(ReadImage(s));
-    VMCTL_TRY(s.status());
-    return out;
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(), fmt::format("SELECT {} FROM images ORDER BY name", kImageColumns)));
+    return s.All(ReadImage);
   }
+
   Result<void> DeleteImage(std::string_view name) override {
     std::lock_guard lock(mu_);
-    VMCTL_TRY(Stmt(db_.get(), "DELETE FROM images WHERE name = ?").Bind(name).Run());
-    if (sqlite3_changes(db_.get()) == 0) return NotFound(fmt::format("image '{}' not found", name));
+    VMCTL_ASSIGN_OR_RETURN(int64_t deleted, Execute("DELETE FROM images WHERE name = ?", name));
+    if (deleted == 0) return NoImage(name);
     return Ok();
   }
 
@@ -405,52 +499,155 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     return AppendEventLocked(event);
   }
+
   Result<std::vector<Event>> ListEvents(std::string_view vm_id, int limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_.get(), vm_id.empty()
-                          ? "SELECT id, vm_id, vm_name, kind, detail, at FROM (SELECT * FROM "
-                            "events ORDER BY id DESC LIMIT ?) ORDER BY id"
-                          : "SELECT id, vm_id, vm_name, kind, detail, at FROM (SELECT * FROM "
-                            "events WHERE vm_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id");
+    // SQLite reads a negative LIMIT as "no limit"; the interface promises at most `limit`.
+    int64_t bounded = std::max(limit, 0);
+    // The newest `limit` by id, then back into chronological order.
     if (vm_id.empty()) {
-      s.Bind(limit);
-    } else {
-      s.Bind(vm_id, limit);
+      VMCTL_ASSIGN_OR_RETURN(Statement s,
+                             Prepare(db_.get(),
+                                     "SELECT id, vm_id, vm_name, kind, detail, at FROM "
+                                     "(SELECT * FROM events ORDER BY id DESC LIMIT ?) ORDER BY id",
+                                     bounded));
+      return s.All(ReadEvent);
     }
-    std::vector<Event> out;
-    while (s.Step()) {
-      out.push_back(Event{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5)});
-    }
-    VMCTL_TRY(s.status());
-    return out;
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(),
+                "SELECT id, vm_id, vm_name, kind, detail, at FROM "
+                "(SELECT * FROM events WHERE vm_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                vm_id, bounded));
+    return s.All(ReadEvent);
   }
 
  private:
-  Result<User> GetUserWhere(std::string_view column, std::string_view value) {
-    std::lock_guard lock(mu_);
-    Stmt s(db_.get(),
-           fmt::format("SELECT id, name, email, created_at FROM users WHERE {} = ?", column));
-    s.Bind(value);
-    if (s.Step()) return User{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
-    VMCTL_TRY(s.status());
-    return NotFound(fmt::format("no user '{}'", value));
+  explicit SqliteStore(DbPtr db) : db_(std::move(db)) {}
+
+  static Error NoUser(std::string_view id) { return NotFound(fmt::format("no user '{}'", id)); }
+  static Error NoVm(std::string_view id_or_name) {
+    return NotFound(fmt::format("no VM '{}'", id_or_name));
   }
-  Result<VmRecord> GetVmLocked(std::string_view id) {
-    Stmt s(db_.get(), fmt::format("SELECT {} FROM vms WHERE id = ?", kVmColumns));
-    s.Bind(id);
-    if (s.Step()) return ReadVm(s);
-    VMCTL_TRY(s.status());
-    return NotFound(fmt::format("no VM with id {}", id));
-  }
-  Result<void> AppendEventLocked(const Event& e) {
-    return Stmt(db_.get(),
-                "INSERT INTO events (vm_id, vm_name, kind, detail, at) VALUES (?,?,?,?,?)")
-        .Bind(e.vm_id, e.vm_name, e.kind, e.detail, e.at ? e.at : NowMillis())
-        .Run();
+  static Error NoImage(std::string_view name) {
+    return NotFound(fmt::format("no image '{}'", name));
   }
 
-  // One connection; SQLite serializes writers anyway, and a mutex keeps statements and
-  // transactions of different threads from interleaving on it.
+  // Callers hold mu_ for everything below.
+
+  Result<void> Configure() {
+    // WAL: readers (the CLI, a backup) never block the daemon's writes nor see a half-written
+    // transaction, and a killed process loses nothing it committed: the next open replays the
+    // log. synchronous=NORMAL skips the fsync per commit that FULL does; in WAL mode that still
+    // survives any process crash (kill -9, OOM) and risks only the last commits on power loss,
+    // never corruption, which is the right trade for VM lifecycle bookkeeping.
+    VMCTL_ASSIGN_OR_RETURN(Statement wal, Prepare(db_.get(), "PRAGMA journal_mode = WAL"));
+    VMCTL_ASSIGN_OR_RETURN(auto mode, wal.One(ReadText));
+    if (mode.value_or("") != "wal") {
+      return Internal(fmt::format("the database cannot use write-ahead logging (journal mode {})",
+                                  mode.value_or("unknown")));
+    }
+    // Foreign keys are off by default in SQLite, per connection.
+    return Exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
+  }
+
+  // Applies the pending migrations, each in its own transaction. The version is read inside that
+  // transaction (BEGIN IMMEDIATE holds the write lock), so processes opening a fresh database at
+  // the same time apply each step exactly once.
+  Result<void> Migrate() {
+    VMCTL_TRY(
+        Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+             "applied_at INTEGER NOT NULL)"));
+    auto steps = sqlite::Migrations();
+    const auto latest = static_cast<int64_t>(steps.size());
+    // true once the schema is current.
+    auto apply_next = [&]() -> Result<bool> {
+      VMCTL_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare(db_.get(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+      VMCTL_ASSIGN_OR_RETURN(auto version, s.One(ReadInt));
+      int64_t current = version.value_or(0);
+      if (current > latest) {
+        return FailedPrecondition(
+            fmt::format("the database has schema version {} but this vmctl knows only up to {}; "
+                        "it was written by a newer vmctl: upgrade vmctl",
+                        current, latest));
+      }
+      if (current == latest) return true;
+      VMCTL_TRY(Exec(steps[static_cast<size_t>(current)]));
+      VMCTL_TRY(Execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        current + 1, NowSeconds()));
+      return false;
+    };
+    for (;;) {
+      VMCTL_ASSIGN_OR_RETURN(bool done, InTransaction(apply_next));
+      if (done) return Ok();
+    }
+  }
+
+  // Runs one or more statements without parameters.
+  Result<void> Exec(std::string_view sql) {
+    int rc = sqlite3_exec(db_.get(), std::string(sql).c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_.get(), rc);
+    return Ok();
+  }
+
+  // Runs one statement; returns how many rows it changed.
+  template <typename... Args>
+  Result<int64_t> Execute(std::string_view sql, const Args&... args) {
+    VMCTL_ASSIGN_OR_RETURN(Statement s, Prepare(db_.get(), sql, args...));
+    return s.Run();
+  }
+
+  Result<bool> Exists(std::string_view sql, std::string_view key) {
+    VMCTL_ASSIGN_OR_RETURN(Statement s, Prepare(db_.get(), sql, key));
+    VMCTL_ASSIGN_OR_RETURN(auto row, s.One(ReadInt));
+    return row.has_value();
+  }
+
+  // Runs fn between BEGIN IMMEDIATE and COMMIT, rolling back when it fails. IMMEDIATE takes the
+  // write lock up front: a deferred transaction that reads and then writes could fail with
+  // SQLITE_BUSY halfway instead of waiting for another writer.
+  template <typename Fn>
+  auto InTransaction(Fn fn) -> decltype(fn()) {
+    VMCTL_TRY(Exec("BEGIN IMMEDIATE"));
+    auto result = fn();
+    if (result.ok()) {
+      auto committed = Exec("COMMIT");
+      if (committed.ok()) return result;
+      result = std::move(committed).error();
+    }
+    (void)Exec("ROLLBACK");
+    return result;
+  }
+
+  Result<User> GetUserWhere(std::string_view column, std::string_view value) {
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(),
+                fmt::format("SELECT id, name, email, created_at FROM users WHERE {} = ?", column),
+                value));
+    VMCTL_ASSIGN_OR_RETURN(auto user, s.One(ReadUser));
+    if (!user) return NoUser(value);
+    return *std::move(user);
+  }
+
+  Result<VmRecord> GetVmLocked(std::string_view id) {
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(), fmt::format("SELECT {} FROM vms WHERE id = ?", kVmColumns), id));
+    VMCTL_ASSIGN_OR_RETURN(auto vm, s.One(ReadVm));
+    if (!vm) return NoVm(id);
+    return *std::move(vm);
+  }
+
+  Result<void> AppendEventLocked(const Event& e) {
+    VMCTL_TRY(
+        Execute("INSERT INTO events (vm_id, vm_name, kind, detail, at) VALUES (?, ?, ?, ?, ?)",
+                e.vm_id, e.vm_name, e.kind, e.detail, e.at != 0 ? e.at : NowMillis()));
+    return Ok();
+  }
+
   std::mutex mu_;
   DbPtr db_;
 };
@@ -458,25 +655,7 @@ class SqliteStore : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& db_path) {
-  sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(db_path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) {
-    return Internal(fmt::format("cannot open {}: {}", db_path.string(),
-                                raw ? sqlite3_errmsg(raw) : "out of memory"));
-  }
-  auto store = std::make_unique<SqliteStore>(std::move(db));
-  // WAL: readers (CLI inspection, tests) never block the daemon's writes and a crash loses at
-  // most uncommitted transactions. synchronous=NORMAL is durable across process crashes in WAL
-  // mode (only an OS crash can lose the last commits), which is the failure the daemon must
-  // survive (kill -9) at a fraction of FULL's fsync cost.
-  VMCTL_TRY(store->Exec("PRAGMA journal_mode=WAL"));
-  VMCTL_TRY(store->Exec("PRAGMA synchronous=NORMAL"));
-  VMCTL_TRY(store->Exec("PRAGMA foreign_keys=ON"));
-  VMCTL_TRY(store->Exec("PRAGMA busy_timeout=5000"));
-  VMCTL_TRY(store->Migrate());
+  VMCTL_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(db_path));
   return std::unique_ptr<Store>(std::move(store));
 }
 
