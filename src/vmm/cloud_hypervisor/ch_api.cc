@@ -2,13 +2,24 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 #include "vmm/common/http_unix.h"
 
 namespace vmctl::vmm::cloud_hypervisor {
 
 using nlohmann::json;
 
+namespace {
+
+constexpr std::chrono::minutes kSnapshotTimeout{10};
+
+}  // namespace
+
 std::filesystem::path ApiSocket(const LaunchSpec& spec) { return spec.runtime_dir / "api.sock"; }
+std::filesystem::path ApiSocketLock(const std::filesystem::path& api_socket) {
+  return api_socket.string() + ".lock";
+}
 std::filesystem::path VsockSocket(const LaunchSpec& spec) {
   return spec.runtime_dir / "vsock.sock";
 }
@@ -19,33 +30,42 @@ json VmConfigFor(const LaunchSpec& spec) {
       {"cmdline",
        spec.kernel_cmdline.empty() ? "console=ttyS0" : spec.kernel_cmdline + " console=ttyS0"}};
   if (!spec.initramfs.empty()) payload["initramfs"] = spec.initramfs.string();
+
   json disks = json::array();
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    const auto& d = spec.disks[i];
-    disks.push_back({{"path", d.path.string()},
-                     {"readonly", d.read_only},
-                     {"image_type", d.format == DiskSpec::Format::kQcow2 ? "Qcow2" : "Raw"},
-                     {"id", fmt::format("disk{}", i)}});
+    const DiskSpec& d = spec.disks[i];
+    // The image type is explicit: recent releases no longer guess it from the content.
+    json disk = {{"id", fmt::format("disk{}", i)},
+                 {"path", d.path.string()},
+                 {"readonly", d.read_only},
+                 {"image_type", d.format == DiskSpec::Format::kQcow2 ? "Qcow2" : "Raw"}};
+    // vmctl's qcow2 disks are overlays on an image it chose (an absolute path it wrote itself);
+    // Cloud Hypervisor refuses backing files unless told to follow them.
+    if (d.format == DiskSpec::Format::kQcow2) disk["backing_files"] = true;
+    disks.push_back(std::move(disk));
   }
+
   json config = {
-      {"payload", payload},
+      {"payload", std::move(payload)},
       {"cpus", {{"boot_vcpus", spec.cpus}, {"max_vcpus", spec.cpus}}},
       {"memory", {{"size", spec.memory_mib * 1024 * 1024}}},
-      {"disks", disks},
+      {"disks", std::move(disks)},
+      // Both explicit: the API's defaults (serial discarded, virtio console on the VMM's stdout)
+      // would lose the early boot log and mix the rest into the VMM's own log.
       {"serial", {{"mode", "File"}, {"file", spec.console_log.string()}}},
       {"console", {{"mode", "Off"}}},
       {"vsock", {{"cid", kGuestCid}, {"socket", VsockSocket(spec).string()}}},
   };
   if (spec.net) {
-    config["net"] = json::array({{{"tap", spec.net->tap}, {"mac", spec.net->mac}, {"id", "net0"}}});
+    config["net"] = json::array({{{"id", "net0"}, {"tap", spec.net->tap}, {"mac", spec.net->mac}}});
   }
   return config;
 }
 
-json ResizeBody(int desired_vcpus, int64_t desired_ram_bytes) {
+json ResizeBody(std::optional<int> desired_vcpus, std::optional<int64_t> desired_ram) {
   json body = json::object();
-  if (desired_vcpus > 0) body["desired_vcpus"] = desired_vcpus;
-  if (desired_ram_bytes > 0) body["desired_ram"] = desired_ram_bytes;
+  if (desired_vcpus) body["desired_vcpus"] = *desired_vcpus;
+  if (desired_ram) body["desired_ram"] = *desired_ram;
   return body;
 }
 
@@ -57,63 +77,73 @@ json RestoreBody(const std::filesystem::path& dir) {
   return {{"source_url", "file://" + dir.string()}};
 }
 
-Error ErrorFromResponse(const std::string& what, unsigned status, const std::string& body) {
+Error ErrorFromResponse(const std::string& endpoint, unsigned status, const std::string& body) {
   std::string detail;
   json parsed = json::parse(body, nullptr, false);
   if (!parsed.is_discarded() && parsed.is_array()) {
     for (const auto& part : parsed) {
-      if (!part.is_string()) continue;
       if (!detail.empty()) detail += ": ";
-      detail += part.get<std::string>();
+      detail += part.is_string() ? part.get<std::string>() : part.dump();
     }
   } else {
     detail = body;
-    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+  }
+  while (!detail.empty() && std::isspace(static_cast<unsigned char>(detail.back()))) {
+    detail.pop_back();
   }
   if (detail.empty()) detail = fmt::format("HTTP {}", status);
-  std::string message = fmt::format("cloud-hypervisor {}: {}", what, detail);
-  if (status == 404 || status == 405) return FailedPrecondition(message);
-  if (status == 400) return InvalidArgument(message);
-  if (status == 429) return Unavailable(message);
+  std::string message = fmt::format("cloud-hypervisor {}: {}", endpoint, detail);
+  if (status == 404 || status == 405 || status == 429) return FailedPrecondition(message);
+  if (status >= 400 && status < 500) return InvalidArgument(message);
   return Internal(message);
 }
 
 Result<json> Client::Call(const std::string& method, const std::string& endpoint,
-                          const std::optional<json>& body) {
-  VMCTL_ASSIGN_OR_RETURN(HttpResponse res, HttpUnix(socket_, method, "/api/v1/" + endpoint, body));
-  if (res.status >= 300) return ErrorFromResponse(endpoint, res.status, res.body);
+                          const std::optional<json>& body, std::chrono::milliseconds timeout) {
+  VMCTL_ASSIGN_OR_RETURN(HttpResponse res,
+                         HttpUnix(socket_, method, "/api/v1/" + endpoint, body, timeout));
+  if (res.status < 200 || res.status >= 300) {
+    return ErrorFromResponse(endpoint, res.status, res.body);
+  }
   if (res.body.empty()) return json::object();
   json parsed = json::parse(res.body, nullptr, false);
-  if (parsed.is_discarded()) return Internal("cloud-hypervisor " + endpoint + ": invalid JSON");
+  if (parsed.is_discarded()) {
+    return Internal(fmt::format("cloud-hypervisor {}: answer is not JSON: {}", endpoint, res.body));
+  }
   return parsed;
 }
 
-namespace {
-Result<void> Done(const Result<json>& r) {
-  if (!r.ok()) return r.error();
+Result<void> Client::Put(const std::string& endpoint, const std::optional<json>& body) {
+  VMCTL_TRY(Call("PUT", endpoint, body, timeout_));
   return Ok();
 }
-}  // namespace
 
-Result<json> Client::Ping() { return Call("GET", "vmm.ping", std::nullopt); }
-Result<void> Client::Create(const json& c) { return Done(Call("PUT", "vm.create", c)); }
-Result<void> Client::Boot() { return Done(Call("PUT", "vm.boot", std::nullopt)); }
-Result<json> Client::Info() { return Call("GET", "vm.info", std::nullopt); }
-Result<void> Client::Shutdown() { return Done(Call("PUT", "vm.shutdown", std::nullopt)); }
-Result<void> Client::Reboot() { return Done(Call("PUT", "vm.reboot", std::nullopt)); }
-Result<void> Client::PowerButton() { return Done(Call("PUT", "vm.power-button", std::nullopt)); }
-Result<void> Client::Pause() { return Done(Call("PUT", "vm.pause", std::nullopt)); }
-Result<void> Client::Resume() { return Done(Call("PUT", "vm.resume", std::nullopt)); }
+Result<json> Client::Ping() { return Call("GET", "vmm.ping", std::nullopt, timeout_); }
+Result<void> Client::Create(const json& vm_config) { return Put("vm.create", vm_config); }
+Result<void> Client::Boot() { return Put("vm.boot"); }
+Result<json> Client::Info() { return Call("GET", "vm.info", std::nullopt, timeout_); }
+Result<void> Client::Shutdown() { return Put("vm.shutdown"); }
+Result<void> Client::PowerButton() { return Put("vm.power-button"); }
+Result<void> Client::Reboot() { return Put("vm.reboot"); }
+Result<void> Client::Pause() { return Put("vm.pause"); }
+Result<void> Client::Resume() { return Put("vm.resume"); }
+
 Result<void> Client::Snapshot(const std::filesystem::path& dir) {
-  return Done(Call("PUT", "vm.snapshot", SnapshotBody(dir)));
+  VMCTL_TRY(Call("PUT", "vm.snapshot", SnapshotBody(dir), kSnapshotTimeout));
+  return Ok();
 }
+
 Result<void> Client::Restore(const std::filesystem::path& dir) {
-  return Done(Call("PUT", "vm.restore", RestoreBody(dir)));
+  VMCTL_TRY(Call("PUT", "vm.restore", RestoreBody(dir), kSnapshotTimeout));
+  return Ok();
 }
-Result<void> Client::Resize(int vcpus, int64_t ram) {
-  return Done(Call("PUT", "vm.resize", ResizeBody(vcpus, ram)));
+
+Result<void> Client::Resize(std::optional<int> desired_vcpus, std::optional<int64_t> desired_ram) {
+  if (!desired_vcpus && !desired_ram) return InvalidArgument("resize: nothing to change");
+  return Put("vm.resize", ResizeBody(desired_vcpus, desired_ram));
 }
-Result<void> Client::Delete() { return Done(Call("PUT", "vm.delete", std::nullopt)); }
-Result<void> Client::ShutdownVmm() { return Done(Call("PUT", "vmm.shutdown", std::nullopt)); }
+
+Result<void> Client::Delete() { return Put("vm.delete"); }
+Result<void> Client::ShutdownVmm() { return Put("vmm.shutdown"); }
 
 }  // namespace vmctl::vmm::cloud_hypervisor

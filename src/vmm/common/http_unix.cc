@@ -1,20 +1,29 @@
 #include "vmm/common/http_unix.h"
 
 #include <fmt/format.h>
+#include <sys/un.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-
-#include "base/io.h"
 
 namespace vmctl::vmm {
 
-namespace http = boost::beast::http;
-using Clock = std::chrono::steady_clock;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Local = asio::local::stream_protocol;
 
 namespace {
 
-std::chrono::milliseconds Left(Clock::time_point deadline) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+// Larger answers (vm.info of a VM with many devices is a few KiB) mean something is wrong.
+constexpr uint64_t kMaxBody = 16 * 1024 * 1024;
+
+bool PeerWentAway(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+         ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted;
 }
 
 }  // namespace
@@ -22,79 +31,79 @@ std::chrono::milliseconds Left(Clock::time_point deadline) {
 Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::string& method,
                               const std::string& target, const std::optional<nlohmann::json>& body,
                               std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket));
-  std::string payload = body ? body->dump() : "";
-  std::string request = fmt::format(
-      "{} {} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n", method, target);
-  if (body) {
-    request +=
-        fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", payload.size());
-  } else if (method == "PUT" || method == "PATCH") {
-    request += "Content-Length: 0\r\n";
+  const std::string what = fmt::format("{} {}", method, target);
+  if (socket.native().size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgument(fmt::format("{}: socket path {} is longer than {} bytes", what,
+                                       socket.string(), sizeof(sockaddr_un::sun_path) - 1));
   }
-  request += "Connection: close\r\n\r\n" + payload;
-  VMCTL_TRY(WriteAll(fd.get(), request));
+  const http::verb verb = http::string_to_verb(method);
+  if (verb == http::verb::unknown) return InvalidArgument("unknown HTTP method " + method);
 
-  http::response_parser<http::string_body> parser;
-  parser.eager(true);
-  parser.body_limit(16 * 1024 * 1024);
-  std::string pending;
-  for (;;) {
-    if (parser.is_done()) break;
-    if (Left(deadline).count() <= 0) {
-      return DeadlineExceeded(fmt::format("{} {} did not answer in time", method, target));
+  // Asio and Beast report through error codes below; anything they throw (allocation, a
+  // malformed target) is caught here, at the edge.
+  try {
+    http::request<http::string_body> request(verb, target, 11);
+    request.set(http::field::host, "localhost");
+    request.set(http::field::accept, "application/json");
+    if (body) {
+      request.set(http::field::content_type, "application/json");
+      request.body() = body->dump();
     }
-    VMCTL_TRY(WaitReadable(fd.get(), Left(deadline)));
-    VMCTL_ASSIGN_OR_RETURN(std::string data, ReadSome(fd.get(), 65536));
-    boost::beast::error_code ec;
-    if (data.empty()) {
-      parser.put_eof(ec);
-      if (ec || !parser.is_done()) {
-        return Unavailable(
-            fmt::format("{} {}: connection closed before the answer", method, target));
-      }
-      break;
-    }
-    pending += data;
-    while (!pending.empty() && !parser.is_done()) {
-      size_t used = parser.put(boost::asio::buffer(pending), ec);
-      if (ec == http::error::need_more) {
-        ec = {};
-        break;
-      }
-      if (ec)
-        return Internal(fmt::format("{} {}: bad HTTP answer: {}", method, target, ec.message()));
-      pending.erase(0, used);
-      if (used == 0) break;
-    }
-  }
-  auto& res = parser.get();
-  return HttpResponse{res.result_int(), res.body()};
-}
+    request.prepare_payload();
 
-Result<UniqueFd> ConnectHybridVsock(const std::filesystem::path& socket, unsigned port,
-                                    std::chrono::milliseconds timeout) {
-  VMCTL_ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket));
-  VMCTL_TRY(WriteAll(fd.get(), fmt::format("CONNECT {}\n", port)));
-  // Read the answer byte by byte so that no guest data after the newline is consumed here.
-  std::string line;
-  auto deadline = Clock::now() + timeout;
-  while (line.empty() || line.back() != '\n') {
-    if (Left(deadline).count() <= 0) return Unavailable("hybrid vsock: no answer to CONNECT");
-    VMCTL_TRY(WaitReadable(fd.get(), Left(deadline)));
-    VMCTL_ASSIGN_OR_RETURN(std::string c, ReadSome(fd.get(), 1));
-    if (c.empty()) {
-      return Unavailable(fmt::format("hybrid vsock: guest port {} refused the connection", port));
+    asio::io_context io;
+    Local::socket stream(io);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    enum class Stage { kConnect, kWrite, kRead, kDone } stage = Stage::kConnect;
+    beast::error_code failure;
+
+    stream.async_connect(Local::endpoint(socket.native()), [&](beast::error_code ec) {
+      if (ec) {
+        failure = ec;
+        return;
+      }
+      stage = Stage::kWrite;
+      http::async_write(stream, request, [&](beast::error_code ec, size_t) {
+        if (ec) {
+          failure = ec;
+          return;
+        }
+        stage = Stage::kRead;
+        http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) {
+          if (ec) {
+            failure = ec;
+            return;
+          }
+          stage = Stage::kDone;
+        });
+      });
+    });
+    // Returns early once the exchange completes or fails; what is still pending at the deadline is
+    // abandoned with the socket.
+    io.run_for(timeout);
+
+    if (stage == Stage::kDone) {
+      return HttpResponse{parser.get().result_int(), std::move(parser.get().body())};
     }
-    line += c;
-    if (line.size() > 64) return Unavailable("hybrid vsock: bad answer to CONNECT");
+    if (!failure) {
+      return DeadlineExceeded(fmt::format("{}: no answer from {} within {} ms", what,
+                                          socket.string(), timeout.count()));
+    }
+    if (stage == Stage::kConnect) {
+      return Unavailable(
+          fmt::format("{}: cannot connect to {}: {}", what, socket.string(), failure.message()));
+    }
+    if (PeerWentAway(failure)) {
+      return Unavailable(
+          fmt::format("{}: {} closed the connection before answering", what, socket.string()));
+    }
+    return Internal(
+        fmt::format("{}: bad answer from {}: {}", what, socket.string(), failure.message()));
+  } catch (const std::exception& e) {
+    return Internal(fmt::format("{}: {}", what, e.what()));
   }
-  if (line.rfind("OK ", 0) != 0) {
-    line.pop_back();
-    return Unavailable(fmt::format("hybrid vsock: CONNECT {} answered '{}'", port, line));
-  }
-  return fd;
 }
 
 }  // namespace vmctl::vmm

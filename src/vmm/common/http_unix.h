@@ -8,7 +8,6 @@
 #include <string>
 
 #include "base/result.h"
-#include "base/unique_fd.h"
 
 namespace vmctl::vmm {
 
@@ -17,19 +16,16 @@ struct HttpResponse {
   std::string body;
 };
 
-// One HTTP/1.1 request over a Unix socket (the API style of Cloud Hypervisor and Firecracker),
-// parsed with Boost.Beast. Any status is returned as a response; only transport failures are
-// errors: kUnavailable (cannot connect, connection closed), kDeadlineExceeded (timeout),
-// kInternal (unparsable answer).
+// One HTTP/1.1 exchange over a Unix socket (the API style of Cloud Hypervisor and Firecracker),
+// serialized and parsed with Boost.Beast, one connection per request. Any HTTP status is a
+// response; only transport failures are errors:
+//   kUnavailable       the socket is missing, refuses, or closes before a complete answer
+//   kDeadlineExceeded  no complete answer within `timeout` (connecting included)
+//   kInvalidArgument   the socket path does not fit in sockaddr_un, or an unknown method
+//   kInternal          the answer is not HTTP
 Result<HttpResponse> HttpUnix(const std::filesystem::path& socket, const std::string& method,
                               const std::string& target, const std::optional<nlohmann::json>& body,
-                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
-
-// Connects to a hybrid-vsock Unix socket (Cloud Hypervisor, Firecracker) and performs the
-// "CONNECT <port>\n" / "OK <assigned>\n" handshake; returns the stream to the guest port.
-// kUnavailable if the socket does not answer or the guest refuses (no listener on the port).
-Result<UniqueFd> ConnectHybridVsock(const std::filesystem::path& socket, unsigned port,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(2));
+                              std::chrono::milliseconds timeout);
 
 }  // namespace vmctl::vmm
 
