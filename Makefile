@@ -40,6 +40,7 @@ format:
 
 bench: image
 	@$(BUILD)/bin/vmctl_bench --image-cache $(IMAGE_CACHE)
+	@$(BUILD)/bin/vmctl_net_bench --image-cache $(IMAGE_CACHE)
 
 clean:
 	@rm -rf $(BUILD)

@@ -80,11 +80,15 @@ int Main(int argc, char** argv) {
 
   Daemon d{std::filesystem::path("/tmp") / ("vmctl-bench-" + std::to_string(::getpid())), bin, {}};
   std::filesystem::create_directories(d.dir);
-  auto spawned =
-      SpawnDetached({bin, "serve", "--state-dir", (d.dir / "state").string(), "--socket",
-                     (d.dir / "api.sock").string(), "--image-cache", cache, "--prepare-image",
-                     "--max-vms", "100", "--max-memory-mib", "100000"},
-                    {.log_file = d.dir / "daemon.log"});
+  // The daemon's bridge, TAPs and nftables tables live in a namespace of the benchmark's own.
+  const std::string netns = "vmctl-bench-" + std::to_string(::getpid());
+  (void)RunCommand({"ip", "netns", "add", netns});
+  (void)RunCommand({"ip", "-n", netns, "link", "set", "lo", "up"});
+  auto spawned = SpawnDetached(
+      {"ip", "netns", "exec", netns, bin, "serve", "--state-dir", (d.dir / "state").string(),
+       "--socket", (d.dir / "api.sock").string(), "--image-cache", cache, "--prepare-image",
+       "--max-vms", "100", "--max-memory-mib", "100000"},
+      {.log_file = d.dir / "daemon.log"});
   if (!spawned.ok()) {
     std::cerr << spawned.error().message() << "\n";
     return 1;
@@ -183,7 +187,14 @@ int Main(int argc, char** argv) {
     std::filesystem::create_directories(dir);
     (void)RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image_rootfs,
                       (dir / "root.qcow2").string(), "2048M"});
-    std::vector<std::string> argv;
+    // Same NIC as the daemon's VMs: a TAP of the same name in the same namespace.
+    std::vector<std::string> argv = {"ip", "netns", "exec", netns};
+    for (const auto& arg : peer_argv) {
+      auto at = arg.find("ifname=");
+      if (at == std::string::npos) continue;
+      std::string tap = arg.substr(at + 7, arg.find(',', at) - at - 7);
+      (void)RunCommand({"ip", "-n", netns, "tuntap", "add", tap, "mode", "tap"});
+    }
     for (auto arg : peer_argv) {
       for (size_t at = arg.find(runtime_dir); at != std::string::npos; at = arg.find(runtime_dir)) {
         arg.replace(at, runtime_dir.size(), dir.string());
@@ -212,6 +223,7 @@ int Main(int argc, char** argv) {
     (void)qemu->WaitExit(std::chrono::seconds(10));
   }
   std::filesystem::remove_all(d.dir);
+  (void)RunCommand({"ip", "netns", "del", netns});
 
   auto row = [](const std::string& what, const std::vector<double>& v, const std::string& unit) {
     fmt::print("| {} | {:.0f} {} | {:.0f} {} |\n", what, Percentile(v, 50), unit, Percentile(v, 99),

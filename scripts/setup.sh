@@ -8,11 +8,12 @@ packages=(
   cmake ninja-build g++ pkg-config clang-format
   libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
+  libnl-3-dev libnl-route-3-dev libnftables-dev
   # runtime: VMM, disks, guest image build
   qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
   dpkg-dev ca-certificates
-  # runtime: network (later issues) and tests
-  nftables iproute2 openssh-client socat sqlite3 procps curl
+  # runtime: network; tests and benchmarks
+  nftables iproute2 openssh-client socat sqlite3 procps curl iperf3 iputils-ping
 )
 
 missing=()

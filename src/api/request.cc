@@ -101,7 +101,8 @@ Target ParseTarget(std::string_view target) {
 
 Result<VmRequest> ParseVmRequest(std::string_view body) {
   VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
-  VMCTL_TRY(OnlyKnownFields(object, {"name", "image", "cpus", "memory_mib", "disk_mib"}));
+  VMCTL_TRY(
+      OnlyKnownFields(object, {"name", "image", "cpus", "memory_mib", "disk_mib", "bandwidth"}));
   if (!object.contains("name")) return InvalidArgument("field 'name' is required");
   VmRequest request;
   VMCTL_TRY(Field(object, "name", &request.name));
@@ -109,6 +110,11 @@ Result<VmRequest> ParseVmRequest(std::string_view body) {
   VMCTL_TRY(Field(object, "cpus", &request.cpus));
   VMCTL_TRY(Field(object, "memory_mib", &request.memory_mib));
   VMCTL_TRY(Field(object, "disk_mib", &request.disk_mib));
+  std::string bandwidth;
+  VMCTL_TRY(Field(object, "bandwidth", &bandwidth));
+  if (!bandwidth.empty()) {
+    VMCTL_ASSIGN_OR_RETURN(request.bandwidth_kbit, ParseBandwidthKbit(bandwidth));
+  }
   return request;
 }
 

@@ -55,6 +55,12 @@ class [[nodiscard]] Result {
     return std::get<1>(std::move(v_));
   }
 
+  // The same result, its error (if any) prefixed with "context: ".
+  Result WithContext(std::string_view context) && {
+    if (ok()) return std::move(*this);
+    return error().WithContext(context);
+  }
+
  private:
   std::variant<T, Error> v_;
 };
@@ -74,6 +80,11 @@ class [[nodiscard]] Result<void> {
   Error&& error() && {
     assert(!ok());
     return std::move(*error_);
+  }
+
+  Result WithContext(std::string_view context) && {
+    if (ok()) return {};
+    return error_->WithContext(context);
   }
 
  private:

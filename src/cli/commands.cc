@@ -76,6 +76,14 @@ void PrintVm(const json& vm) {
   fmt::print("memory:   {}\n", Mib(vm.value("memory_mib", int64_t{0})));
   fmt::print("disk:     {}\n", Mib(vm.value("disk_mib", int64_t{0})));
   fmt::print("backend:  {}\n", vm.value("backend", ""));
+  fmt::print("address:  {}\n", vm.value("address", "").empty() ? "-" : vm.value("address", ""));
+  fmt::print("mac:      {}\n", vm.value("mac", ""));
+  fmt::print("tap:      {}\n", vm.value("tap", ""));
+  int64_t kbit = vm.value("bandwidth_kbit", int64_t{0});
+  fmt::print("bandwidth: {}\n", kbit == 0 ? std::string("unlimited")
+                                          : (kbit % 1000 == 0 ? fmt::format("{} mbit", kbit / 1000)
+                                                              : fmt::format("{} kbit", kbit)) +
+                                                " each way");
   if (vm.value("pid", 0) != 0) fmt::print("pid:      {}\n", vm.value("pid", 0));
   fmt::print("created:  {} ago\n", Age(vm.value("created_at", int64_t{0})));
   if (!vm.value("error", "").empty()) fmt::print("error:    {}\n", vm.value("error", ""));
@@ -200,7 +208,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
   // create
   {
     struct Opts {
-      std::string name, image = "default", memory = "512M", disk = "2G";
+      std::string name, image = "default", memory = "512M", disk = "2G", bandwidth;
       int cpus = 1;
       bool json = false;
     };
@@ -211,6 +219,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_option("--cpus", o->cpus, "virtual CPUs")->capture_default_str();
     cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->capture_default_str();
     cmd->add_option("--disk", o->disk, "root disk size, e.g. 2G")->capture_default_str();
+    cmd->add_option("--bandwidth", o->bandwidth,
+                    "network limit in each direction, e.g. 100mbit (default: unlimited)");
     cmd->add_flag("--json", o->json, "print the VM as JSON");
     cmd->callback([g, o, done] {
       auto memory = ParseMib(o->memory);
@@ -222,6 +232,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
                    {"cpus", o->cpus},
                    {"memory_mib", *memory},
                    {"disk_mib", *disk}};
+      if (!o->bandwidth.empty()) body["bandwidth"] = o->bandwidth;
       auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
       if (o->json) {
@@ -245,13 +256,15 @@ void AddCommands(CLI::App& app, int* exit_code) {
         fmt::print("{}\n", (*list)["vms"].dump(2));
         return done(0);
       }
-      fmt::print("{:<20} {:<9} {:>4} {:>7} {:>6}  {:<10} {}\n", "NAME", "STATE", "CPUS", "MEMORY",
-                 "DISK", "IMAGE", "AGE");
+      fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6}  {:<10} {}\n", "NAME", "STATE", "ADDRESS",
+                 "CPUS", "MEMORY", "DISK", "IMAGE", "AGE");
       for (const auto& vm : (*list)["vms"]) {
-        fmt::print("{:<20} {:<9} {:>4} {:>7} {:>6}  {:<10} {}\n", vm.value("name", ""),
-                   vm.value("state", ""), vm.value("cpus", 0),
-                   Mib(vm.value("memory_mib", int64_t{0})), Mib(vm.value("disk_mib", int64_t{0})),
-                   vm.value("image", ""), Age(vm.value("created_at", int64_t{0})));
+        fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6}  {:<10} {}\n", vm.value("name", ""),
+                   vm.value("state", ""),
+                   vm.value("address", "").empty() ? "-" : vm.value("address", ""),
+                   vm.value("cpus", 0), Mib(vm.value("memory_mib", int64_t{0})),
+                   Mib(vm.value("disk_mib", int64_t{0})), vm.value("image", ""),
+                   Age(vm.value("created_at", int64_t{0})));
       }
       done(0);
     });

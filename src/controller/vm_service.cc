@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <set>
 #include <system_error>
 
 #include "base/io.h"
@@ -50,6 +51,27 @@ std::string WithConsoleTail(const std::string& message, const std::filesystem::p
   return message + "\n--- last console output ---\n" + tail;
 }
 
+network::VmNic NicOf(const VmRecord& vm) {
+  network::VmNic nic{vm.id, vm.tap, vm.mac, {}, static_cast<uint64_t>(vm.bandwidth_kbit)};
+  if (auto address = network::ParseIpv4(vm.address); address.ok()) nic.address = *address;
+  return nic;
+}
+
+// The lowest free address of the pool; the gateway is never handed out.
+Store::AddressPicker PoolPicker(const network::NetworkInfo& info) {
+  return [&info](const std::set<std::string>& used) -> Result<std::string> {
+    for (uint32_t a = info.pool_first.value; a <= info.pool_last.value; ++a) {
+      if (a == info.gateway.address.value) continue;
+      std::string candidate = network::FormatIpv4(network::Ipv4{a});
+      if (!used.count(candidate)) return candidate;
+    }
+    return ResourceExhausted(fmt::format(
+        "no free address left in the VM network {} ({} addresses, all in use); remove a VM or "
+        "restart the daemon with a larger --subnet",
+        info.gateway.NetworkString(), info.pool_last.value - info.pool_first.value));
+  };
+}
+
 }  // namespace
 
 // Per-VM state that is not persisted: the live VMM handle and the agent connection. `mu`
@@ -61,8 +83,12 @@ struct VmService::Slot {
 };
 
 VmService::VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
-                     VmServiceOptions options)
-    : store_(store), backend_(backend), disks_(disks), options_(std::move(options)) {}
+                     network::Network& network, VmServiceOptions options)
+    : store_(store),
+      backend_(backend),
+      disks_(disks),
+      network_(network),
+      options_(std::move(options)) {}
 
 VmService::~VmService() {
   {
@@ -174,6 +200,9 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   vm.disk_mib = request.disk_mib;
   vm.backend = backend_.name();
   vm.runtime_dir = RuntimeDir(vm.id).string();
+  vm.tap = network::TapNameForVm(vm.id);
+  vm.mac = network::MacForVm(vm.id);
+  vm.bandwidth_kbit = request.bandwidth_kbit;
   vm.created_at = vm.updated_at = NowSeconds();
   {
     std::lock_guard lock(create_mu_);
@@ -201,6 +230,11 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
     Log(vm, "create", "rolled back: " + error.message());
     return error;
   };
+  auto address = store_.AssignAddress(vm.id, PoolPicker(network_.info()));
+  if (!address.ok()) return rollback(address.error());
+  vm.address = *address;
+  Report(progress,
+         fmt::format("Address {} on {} (MAC {})", vm.address, network_.info().bridge, vm.mac));
   std::filesystem::create_directories(vm.runtime_dir, ec);
   if (ec || ::chmod(vm.runtime_dir.c_str(), 0700) != 0) {
     return rollback(Internal(fmt::format("cannot create {}: {}", vm.runtime_dir, ec.message())));
@@ -218,8 +252,43 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   return Boot(*slot, std::move(starting).value(), progress);
 }
 
+Result<VmRecord> VmService::EnsureNetworkIdentity(VmRecord vm) {
+  if (vm.tap.empty() || vm.mac.empty()) {
+    vm.tap = network::TapNameForVm(vm.id);
+    vm.mac = network::MacForVm(vm.id);
+    VMCTL_TRY(store_.UpdateVm(vm));
+  }
+  if (vm.address.empty()) {
+    VMCTL_ASSIGN_OR_RETURN(vm.address, store_.AssignAddress(vm.id, PoolPicker(network_.info())));
+  }
+  const auto& net = network_.info();
+  auto address = network::ParseIpv4(vm.address);
+  if (!address.ok() || !net.gateway.Contains(*address)) {
+    return FailedPrecondition(fmt::format(
+        "VM '{}' has the address {}, outside the network {} this daemon manages (was --subnet "
+        "changed?); start the daemon with its former --subnet",
+        vm.name, vm.address, net.gateway.NetworkString()));
+  }
+  return vm;
+}
+
+Result<void> VmService::ConfigureGuestNetwork(agent::AgentClient& agent, const VmRecord& vm) {
+  const auto& net = network_.info();
+  nlohmann::json args = {{"mac", vm.mac},
+                         {"address", fmt::format("{}/{}", vm.address, net.gateway.prefix)},
+                         {"gateway", network::FormatIpv4(net.gateway.address)},
+                         {"dns", net.dns},
+                         {"hostname", vm.name}};
+  auto configured = agent.Call("configure_network", args, std::chrono::seconds(20));
+  if (!configured.ok()) return configured.error().WithContext("configuring the guest network");
+  return Ok();
+}
+
 Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progress) {
   VMCTL_ASSIGN_OR_RETURN(ImageRecord image, store_.GetImage(vm.image));
+  auto identified = EnsureNetworkIdentity(vm);
+  if (!identified.ok()) return FailBoot(slot, vm, VmState::kStarting, identified.error());
+  vm = std::move(identified).value();
   std::filesystem::path dir = vm.runtime_dir;
   vmm::LaunchSpec spec;
   spec.vm_id = vm.id;
@@ -234,9 +303,19 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
                                          ? vmm::DiskSpec::Format::kQcow2
                                          : vmm::DiskSpec::Format::kRaw,
                                      false});
+  spec.net = vmm::NetSpec{vm.tap, vm.mac};
   spec.runtime_dir = dir;
   spec.console_log = dir / "console.log";
   spec.vmm_log = dir / "vmm.log";
+
+  Report(progress, fmt::format("Connecting TAP {} to bridge {}", vm.tap, network_.info().bridge));
+  auto attach_start = Clock::now();
+  if (auto attached = network_.Attach(NicOf(vm)); !attached.ok()) {
+    return FailBoot(slot, vm, VmState::kStarting, attached.error());
+  }
+  Log(vm, "network",
+      fmt::format("TAP {} attached in {} ms", vm.tap,
+                  std::chrono::duration_cast<milliseconds>(Clock::now() - attach_start).count()));
 
   Report(progress, fmt::format("Starting the {} VMM ({} CPU, {} MiB)", backend_.name(), vm.cpus,
                                vm.memory_mib));
@@ -256,6 +335,16 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
   Report(progress, "Booting the guest, waiting for its agent");
   auto agent = Agent(slot, vm, options_.boot_timeout);
   if (!agent.ok()) return FailBoot(slot, vm, VmState::kStarting, agent.error());
+  Report(progress,
+         fmt::format("Configuring the guest network ({}, hostname {})", vm.address, vm.name));
+  auto configure_start = Clock::now();
+  if (auto configured = ConfigureGuestNetwork(**agent, vm); !configured.ok()) {
+    return FailBoot(slot, vm, VmState::kStarting, configured.error());
+  }
+  Log(vm, "network",
+      fmt::format(
+          "guest configured as {} in {} ms", vm.address,
+          std::chrono::duration_cast<milliseconds>(Clock::now() - configure_start).count()));
   auto running = store_.TransitionVm(vm.id, VmState::kStarting, VmState::kRunning);
   if (!running.ok()) return FailBoot(slot, vm, VmState::kStarting, running.error());
   // The guest clock starts from the RTC; a resync keeps TLS and logs sane after restores too.
@@ -327,6 +416,11 @@ Error VmService::FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Er
 void VmService::ReleaseRuntime(Slot& slot, VmRecord& vm) {
   slot.agent.reset();
   slot.instance.reset();
+  if (!vm.tap.empty()) {
+    if (auto detached = network_.Detach(NicOf(vm)); !detached.ok()) {
+      spdlog::warn("vm {}: {}", vm.name, detached.error().message());
+    }
+  }
   std::error_code ec;
   for (const auto& socket : {vm.api_socket, vm.agent_socket}) {
     if (!socket.empty()) std::filesystem::remove(socket, ec);
@@ -439,6 +533,7 @@ Result<void> VmService::Remove(const std::string& owner, const std::string& name
   }
   slot->agent.reset();
   slot->instance.reset();
+  if (!vm.tap.empty()) VMCTL_TRY(network_.Detach(NicOf(vm)));
   std::error_code ec;
   std::filesystem::remove_all(vm.runtime_dir, ec);
   if (ec) return Internal(fmt::format("cannot remove {}: {}", vm.runtime_dir, ec.message()));
@@ -490,6 +585,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
       case VmState::kDeleting: {
         // A create that was never acknowledged, or a removal that was asked for: the VM goes.
         if (alive) (void)process.Kill();
+        if (!vm.tap.empty()) VMCTL_TRY(network_.Detach(NicOf(vm)));
         std::error_code ec;
         std::filesystem::remove_all(vm.runtime_dir, ec);
         VMCTL_TRY(store_.DeleteVm(vm.id));
@@ -515,6 +611,12 @@ Result<std::vector<std::string>> VmService::Reconcile() {
           break;
         }
         slot->instance = std::move(adopted).value();
+        if (!vm.tap.empty()) {
+          // The VMM kept its TAP open across the daemon's restart; the rules were rebuilt empty.
+          if (auto attached = network_.Attach(NicOf(vm)); !attached.ok()) {
+            note("could not restore its network: " + attached.error().message());
+          }
+        }
         if (vm.state == VmState::kStopping) {
           auto stopped = StopLocked(*slot, vm, true);
           if (stopped.ok()) vm = *stopped;
@@ -530,6 +632,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
           (void)process.Kill();
           note("killed a VMM that should not run");
         }
+        if (!vm.tap.empty()) (void)network_.Detach(NicOf(vm));
         break;
     }
     by_id[vm.id] = vm;

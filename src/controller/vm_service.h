@@ -16,6 +16,7 @@
 #include "agent/client.h"
 #include "base/result.h"
 #include "model/vm.h"
+#include "network/network.h"
 #include "storage/disk.h"
 #include "store/store.h"
 #include "vmm/vmm.h"
@@ -47,13 +48,14 @@ struct VmServiceOptions {
 //
 // Errors: kInvalidArgument (bad request), kNotFound (unknown VM or image), kAlreadyExists (name
 // taken), kResourceExhausted (quota), kFailedPrecondition (wrong state, e.g. exec on a stopped VM),
-// kDeadlineExceeded (guest agent did not answer in time), kUnavailable/kInternal (VMM failures,
-// with the console tail in the message).
+// kResourceExhausted also when the address pool is used up, kDeadlineExceeded (guest agent did not
+// answer in time), kUnavailable/kInternal (VMM or network failures, with the console tail in the
+// message).
 class VmService {
  public:
-  // Does not take ownership; store, backend and disks must outlive the service.
+  // Does not take ownership; store, backend, disks and network must outlive the service.
   VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
-            VmServiceOptions options);
+            network::Network& network, VmServiceOptions options);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
@@ -101,6 +103,9 @@ class VmService {
   Result<std::shared_ptr<agent::AgentClient>> Agent(Slot& slot, const VmRecord& vm,
                                                     std::chrono::milliseconds timeout);
   void ReleaseRuntime(Slot& slot, VmRecord& vm);
+  // Gives a VM created before networking existed its TAP, MAC and address.
+  Result<VmRecord> EnsureNetworkIdentity(VmRecord vm);
+  Result<void> ConfigureGuestNetwork(agent::AgentClient& agent, const VmRecord& vm);
   Result<VmRecord> MarkStopped(Slot& slot, const VmRecord& vm, const std::string& why);
   void MonitorLoop();
   void Log(const VmRecord& vm, const std::string& kind, const std::string& detail);
@@ -109,6 +114,7 @@ class VmService {
   Store& store_;
   vmm::Backend& backend_;
   storage::DiskProvisioner& disks_;
+  network::Network& network_;
   VmServiceOptions options_;
 
   std::mutex slots_mu_;

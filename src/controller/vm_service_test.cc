@@ -7,10 +7,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "base/io.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/netns/netns.h"
+
+// The agent configures "guest" networking and the hostname on the host side here.
+VMCTL_TEST_IN_PRIVATE_NETWORK_NAMESPACE();
 
 namespace vmctl::controller {
 namespace {
@@ -47,9 +53,12 @@ class FakeBackend : public vmm::Backend {
     ++launches;
     if (fail_launch) return Unavailable("fake VMM refused to start");
     auto socket = spec.runtime_dir / "agent.sock";
-    VMCTL_ASSIGN_OR_RETURN(ProcessRef p, SpawnDetached({AgentBinary(), "--listen-unix",
-                                                        socket.string(), "--simulate-poweroff"},
-                                                       {.log_file = spec.vmm_log}));
+    if (!spec.net) return InvalidArgument("no NIC in the launch spec");
+    last_net = *spec.net;
+    VMCTL_ASSIGN_OR_RETURN(ProcessRef p,
+                           SpawnDetached({AgentBinary(), "--listen-unix", socket.string(),
+                                          "--simulate-poweroff", "--root", guest_root.string()},
+                                         {.log_file = spec.vmm_log}));
     while (!fs::exists(socket)) std::this_thread::sleep_for(milliseconds(5));
     return std::unique_ptr<vmm::Instance>(new FakeInstance({p, "", socket}));
   }
@@ -59,7 +68,47 @@ class FakeBackend : public vmm::Backend {
   }
   bool fail_launch = false;
   int launches = 0;
+  fs::path guest_root;  // the agent's /etc goes here
+  vmm::NetSpec last_net;
 };
+
+// Stands in for the bridge port with a bare TAP carrying the VM's MAC, which the agent then
+// configures as the guest's NIC (all inside the test's private network namespace).
+class FakeNetwork : public network::Network {
+ public:
+  explicit FakeNetwork(const std::string& gateway) {
+    info_.bridge = "br-test";
+    info_.gateway = *network::ParseCidr(gateway);
+    info_.pool_first = network::Ipv4{info_.gateway.Network().value + 1};
+    info_.pool_last = network::Ipv4{info_.gateway.Broadcast().value - 1};
+    info_.dns = {"192.0.2.53"};
+  }
+  const network::NetworkInfo& info() const override { return info_; }
+  Result<void> Attach(const network::VmNic& nic) override {
+    std::lock_guard lock(mu);
+    if (!attached.count(nic.vm_id)) {
+      VMCTL_TRY(RunCommandChecked({"ip", "tuntap", "add", nic.tap, "mode", "tap"}));
+      VMCTL_TRY(RunCommandChecked({"ip", "link", "set", nic.tap, "address", nic.mac}));
+    }
+    attached[nic.vm_id] = nic;
+    return Ok();
+  }
+  Result<void> Detach(const network::VmNic& nic) override {
+    std::lock_guard lock(mu);
+    if (attached.erase(nic.vm_id)) VMCTL_TRY(RunCommandChecked({"ip", "link", "del", nic.tap}));
+    return Ok();
+  }
+  std::mutex mu;
+  std::map<std::string, network::VmNic> attached;
+
+ private:
+  network::NetworkInfo info_;
+};
+
+std::string LinkAddresses(const std::string& dev) {
+  auto out = RunCommand({"ip", "-4", "-o", "addr", "show", "dev", dev});
+  return out.ok() ? out->out : "";
+}
 
 class FakeDisks : public storage::DiskProvisioner {
  public:
@@ -79,6 +128,8 @@ class VmServiceTest : public ::testing::Test {
                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "vms");
+    fs::create_directories(dir_ / "guest/etc");
+    backend_.guest_root = dir_ / "guest";
     store_ = std::move(OpenSqliteStore(dir_ / "vmctl.db")).value();
     ASSERT_TRUE(store_->CreateUser(User{"admin", "admin", "", 1}).ok());
     for (auto f : {"vmlinux", "initramfs", "rootfs"})
@@ -104,7 +155,7 @@ class VmServiceTest : public ::testing::Test {
     o.boot_timeout = seconds(10);
     o.stop_timeout = seconds(5);
     o.monitor_interval = milliseconds(50);
-    return std::make_unique<VmService>(*store_, backend_, disks_, o);
+    return std::make_unique<VmService>(*store_, backend_, disks_, network_, o);
   }
   std::string WaitForState(const std::string& name, VmState want) {
     for (int i = 0; i < 200; ++i) {
@@ -119,6 +170,7 @@ class VmServiceTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   FakeBackend backend_;
   FakeDisks disks_;
+  FakeNetwork network_{"10.9.0.1/29"};  // five addresses for VMs
   std::unique_ptr<VmService> service_;
 };
 
@@ -136,6 +188,55 @@ TEST_F(VmServiceTest, CreateRunsAndExecs) {
   EXPECT_EQ(out->data, "hi\n");
   auto kinds = *store_->ListEvents(vm->id, 100);
   EXPECT_GE(kinds.size(), 4u);
+
+  // Networking: identity from the id, first pool address, the NIC handed to the VMM, and the
+  // guest configured through the agent (address, route, DNS, hostname).
+  EXPECT_EQ(vm->tap, "vt" + vm->id);
+  EXPECT_EQ(vm->mac, network::MacForVm(vm->id));
+  EXPECT_EQ(vm->address, "10.9.0.2");
+  EXPECT_EQ(backend_.last_net.tap, vm->tap);
+  EXPECT_EQ(backend_.last_net.mac, vm->mac);
+  EXPECT_NE(LinkAddresses(vm->tap).find("10.9.0.2/29"), std::string::npos)
+      << LinkAddresses(vm->tap);
+  EXPECT_EQ(*ReadFile(dir_ / "guest/etc/hostname"), "web\n");
+  EXPECT_NE(ReadFile(dir_ / "guest/etc/hosts")->find("127.0.1.1\tweb"), std::string::npos);
+  EXPECT_EQ(*ReadFile(dir_ / "guest/etc/resolv.conf"), "nameserver 192.0.2.53\n");
+  char host[64] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  EXPECT_STREQ(host, "web");
+}
+
+TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
+  ASSERT_TRUE(store_->SetQuota(Quota{"admin", 20, 64, 65536, 1 << 20}).ok());
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 5; ++i) {
+    auto vm = service_->Create("admin", {.name = "vm" + std::to_string(i)}, nullptr);
+    ASSERT_TRUE(vm.ok()) << vm.error().message();
+    addresses.push_back(vm->address);
+  }
+  EXPECT_EQ(addresses,
+            (std::vector<std::string>{"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"}));
+  auto full = service_->Create("admin", {.name = "extra"}, nullptr);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(full.error().message().find("no free address"), std::string::npos)
+      << full.error().message();
+  EXPECT_EQ(store_->ListVms(std::nullopt)->size(), 5u) << "the refused VM left no row";
+  EXPECT_EQ(network_.attached.size(), 5u);
+  EXPECT_EQ(backend_.launches, 5);
+
+  ASSERT_TRUE(service_->Remove("admin", "vm2").ok());
+  EXPECT_EQ(network_.attached.size(), 4u);
+  auto again = service_->Create("admin", {.name = "extra"}, nullptr);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->address, "10.9.0.4") << "the freed address is reused";
+  // Stop detaches, start re-attaches with the same address.
+  ASSERT_TRUE(service_->Stop("admin", "extra", true).ok());
+  EXPECT_EQ(network_.attached.count(again->id), 0u);
+  auto started = service_->Start("admin", "extra", nullptr);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_EQ(started->address, "10.9.0.4");
+  EXPECT_EQ(network_.attached.count(again->id), 1u);
 }
 
 TEST_F(VmServiceTest, DuplicateNamesAndQuotaChangeNothing) {
@@ -210,6 +311,8 @@ TEST_F(VmServiceTest, ReconcileAdoptsRollsBackAndRemovesOrphans) {
   half.name = "half";
   half.state = VmState::kCreating;
   half.pid = 0;
+  half.address.clear();
+  half.tap = "vt" + half.id;
   half.runtime_dir = (dir_ / "vms" / half.id).string();
   ASSERT_TRUE(store_->InsertVm(half).ok());
   fs::create_directories(half.runtime_dir);
@@ -229,6 +332,8 @@ TEST_F(VmServiceTest, ReconcileAdoptsRollsBackAndRemovesOrphans) {
   auto adopted = service_->Get("admin", "web");
   EXPECT_EQ(adopted->state, VmState::kRunning);
   EXPECT_EQ(adopted->pid, web->pid);
+  EXPECT_EQ(adopted->address, web->address);
+  EXPECT_EQ(network_.attached.count(web->id), 1u) << "the adopted VM's network is re-attached";
   auto session = service_->Exec("admin", "web", {.argv = {"true"}});
   ASSERT_TRUE(session.ok()) << session.error().message();
   EXPECT_EQ((*session)->Next()->exit_code, 0);

@@ -19,6 +19,7 @@
 #include "controller/image_service.h"
 #include "controller/vm_service.h"
 #include "image/builder.h"
+#include "network/host_network.h"
 #include "storage/provisioners.h"
 #include "store/sqlite/sqlite_store.h"
 #include "vmm/cloud_hypervisor/backend.h"
@@ -39,7 +40,21 @@ struct ServeOptions {
   int max_vms = 0, max_cpus = 0;
   int64_t max_memory_mib = 0, max_disk_mib = 0;
   int boot_timeout_s = 120;
+  std::string bridge = "vmctl0";
+  std::string subnet = "10.0.0.1/16";
+  std::vector<std::string> dns;
 };
+
+network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
+                                           const std::string& bridge, const std::string& subnet,
+                                           const std::vector<std::string>& dns) {
+  network::HostNetworkOptions options;
+  options.bridge = bridge;
+  options.gateway = subnet;
+  if (!dns.empty()) options.dns = dns;
+  options.state_file = state_dir / "network.json";
+  return options;
+}
 
 std::filesystem::path SelfDir() {
   std::error_code ec;
@@ -120,6 +135,22 @@ Result<void> EnsureAdmin(Store& store, const ServeOptions& o) {
   return store.SetQuota(quota);
 }
 
+// Addresses are kept for a VM's lifetime, so a changed --subnet would strand existing VMs.
+Result<void> CheckAddressesInSubnet(Store& store, const network::NetworkInfo& info) {
+  VMCTL_ASSIGN_OR_RETURN(auto vms, store.ListVms(std::nullopt));
+  for (const auto& vm : vms) {
+    if (vm.address.empty()) continue;
+    auto address = network::ParseIpv4(vm.address);
+    if (!address.ok() || !info.gateway.Contains(*address)) {
+      return FailedPrecondition(fmt::format(
+          "VM '{}' (owner {}) has the address {}, outside --subnet {}; use the subnet its "
+          "VMs were created in, or remove them first",
+          vm.name, vm.owner, vm.address, info.gateway.ToString()));
+    }
+  }
+  return Ok();
+}
+
 int Serve(const ServeOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
   auto fail = [](const Error& e) {
@@ -147,13 +178,19 @@ int Serve(const ServeOptions& o) {
   if (!backend.ok()) return fail(backend.error());
   spdlog::info("backend: {} ({})", (*backend)->name(), why);
 
+  auto network = network::SetUpHostNetwork(NetworkOptions(state_dir, o.bridge, o.subnet, o.dns));
+  if (!network.ok()) return fail(network.error().WithContext("setting up the VM network"));
+  if (auto r = CheckAddressesInSubnet(**store, (*network)->info()); !r.ok()) return fail(r.error());
+  std::string network_line = network::Describe((*network)->info());
+  spdlog::info("{}", network_line);
+
   std::unique_ptr<storage::DiskProvisioner> disks = (*backend)->capabilities().qcow2_disks
                                                         ? storage::NewQcow2Provisioner()
                                                         : storage::NewCopyProvisioner();
   controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
-  controller::VmService vms(**store, **backend, *disks, vm_options);
+  controller::VmService vms(**store, **backend, *disks, **network, vm_options);
 
   std::filesystem::path agent_binary =
       o.agent_binary.empty() ? SelfDir() / "vmctl-agent" : std::filesystem::path(o.agent_binary);
@@ -215,15 +252,37 @@ int Serve(const ServeOptions& o) {
   env += self;
   std::cerr << fmt::format(
       "vmctl daemon ready: backend {}, state in {}, API on {}\n"
+      "{}\n"
       "Next, in another terminal:\n"
       "  {} create demo\n"
       "  {} exec demo -- uname -a\n"
       "  {} ls\n",
-      (*backend)->name(), state_dir.string(), socket.string(), env, env, env);
+      (*backend)->name(), state_dir.string(), socket.string(), network_line, env, env, env);
   server.Serve();
   ::kill(::getpid(), SIGTERM);  // wakes the waiter when Serve ended for another reason
   waiter.join();
   std::filesystem::remove(socket, ec);
+  return 0;
+}
+
+int CleanUpNetwork(const ServeOptions& o) {
+  std::filesystem::path state_dir = std::filesystem::absolute(o.state_dir);
+  // A running daemon would have VMs on the bridge; removing it under them is never wanted.
+  if (std::filesystem::exists(state_dir)) {
+    auto lock = LockStateDir(state_dir);
+    if (!lock.ok()) {
+      std::cerr << "vmctl network cleanup: " << lock.error().message()
+                << "; stop it first (VMs keep running without their network otherwise)\n";
+      return lock.error().ExitCode();
+    }
+  }
+  auto removed = network::CleanUpHostNetwork(NetworkOptions(state_dir, o.bridge, o.subnet, o.dns));
+  if (!removed.ok()) {
+    std::cerr << "vmctl network cleanup: " << removed.error().message() << "\n";
+    return removed.error().ExitCode();
+  }
+  if (removed->empty()) std::cout << "Nothing to remove: no vmctl network on this host.\n";
+  for (const auto& line : *removed) std::cout << "removed " << line << "\n";
   return 0;
 }
 
@@ -251,7 +310,23 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-disk-mib", o->max_disk_mib, "quota: disk per user (MiB)");
   cmd->add_option("--boot-timeout", o->boot_timeout_s, "seconds to wait for the guest agent")
       ->capture_default_str();
+  cmd->add_option("--bridge", o->bridge, "bridge the VMs' TAP devices join")->capture_default_str();
+  cmd->add_option("--subnet", o->subnet,
+                  "the bridge's address and prefix; VMs get the other addresses")
+      ->capture_default_str();
+  cmd->add_option("--dns", o->dns,
+                  "resolver given to guests, repeatable (default: the host's non-loopback ones)");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
+
+  auto* net = app.add_subcommand("network", "manage the host network vmctl owns");
+  net->require_subcommand(1);
+  auto* cleanup = net->add_subcommand(
+      "cleanup",
+      "remove vmctl's bridge, TAP devices and nftables tables (the daemon must be stopped)");
+  cleanup->add_option("--state-dir", o->state_dir, "the daemon's state directory")
+      ->capture_default_str();
+  cleanup->add_option("--bridge", o->bridge, "the bridge the daemon used")->capture_default_str();
+  cleanup->callback([o, exit_code] { *exit_code = CleanUpNetwork(*o); });
 }
 
 }  // namespace vmctl::daemon

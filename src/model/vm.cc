@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cctype>
 #include <random>
 #include <utility>
 
@@ -107,7 +108,31 @@ Result<void> ValidateVmRequest(const VmRequest& r) {
     return InvalidArgument(fmt::format("disk must be between {} and {} MiB (got {})",
                                        VmLimits::kMinDiskMib, VmLimits::kMaxDiskMib, r.disk_mib));
   }
+  if (r.bandwidth_kbit != 0 && (r.bandwidth_kbit < VmLimits::kMinBandwidthKbit ||
+                                r.bandwidth_kbit > VmLimits::kMaxBandwidthKbit)) {
+    return InvalidArgument(fmt::format(
+        "bandwidth must be between {} kbit and {} gbit (got {} kbit)", VmLimits::kMinBandwidthKbit,
+        VmLimits::kMaxBandwidthKbit / 1000000, r.bandwidth_kbit));
+  }
   return Ok();
+}
+
+Result<int64_t> ParseBandwidthKbit(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument(fmt::format(
+        "bandwidth '{}' is not a rate like 500kbit, 100mbit or 1gbit (0 for unlimited)", text));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 9) return bad();
+  int64_t number = std::stoll(std::string(text.substr(0, digits)));
+  std::string unit(text.substr(digits));
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (unit.empty() && number == 0) return int64_t{0};
+  if (unit == "kbit") return number;
+  if (unit == "mbit") return number * 1000;
+  if (unit == "gbit") return number * 1000000;
+  return bad();
 }
 
 nlohmann::json ToJson(const VmRecord& vm) {
@@ -123,6 +148,10 @@ nlohmann::json ToJson(const VmRecord& vm) {
       {"backend", vm.backend},
       {"pid", vm.pid},
       {"runtime_dir", vm.runtime_dir},
+      {"address", vm.address},
+      {"mac", vm.mac},
+      {"tap", vm.tap},
+      {"bandwidth_kbit", vm.bandwidth_kbit},
       {"error", vm.error},
       {"created_at", vm.created_at},
       {"updated_at", vm.updated_at},

@@ -40,6 +40,8 @@ struct VmLimits {
   static constexpr int64_t kMinDiskMib = 512;
   static constexpr int64_t kMaxDiskMib = 2 * 1024 * 1024;
   static constexpr size_t kMaxNameLength = 32;
+  static constexpr int64_t kMinBandwidthKbit = 64;
+  static constexpr int64_t kMaxBandwidthKbit = 10 * 1000 * 1000;  // tbf takes 32-bit byte rates
 };
 
 // VM names are DNS labels (they become myvm.host): 1-32 chars of [a-z0-9-], starting with a
@@ -54,8 +56,12 @@ struct VmRequest {
   int cpus = 1;
   int64_t memory_mib = 512;
   int64_t disk_mib = 2048;
+  int64_t bandwidth_kbit = 0;  // 0: unlimited
 };
 Result<void> ValidateVmRequest(const VmRequest& request);
+
+// "500kbit", "100mbit", "1gbit" (case-insensitive, decimal units as tc uses them) or "0".
+Result<int64_t> ParseBandwidthKbit(std::string_view text);
 
 // One VM as persisted. Runtime fields (pid, sockets) are empty while stopped.
 struct VmRecord {
@@ -74,8 +80,12 @@ struct VmRecord {
   std::string agent_socket;     // host end of the agent channel
   std::string runtime_dir;      // per-VM directory with sockets, logs, disks
   std::string root_disk;
-  std::string error;       // why the last operation failed (with console tail), else empty
-  int64_t created_at = 0;  // unix seconds
+  std::string tap;             // host TAP device, "vt" + id
+  std::string mac;             // guest NIC's MAC, derived from the id
+  std::string address;         // IPv4 address from the pool; kept until rm
+  int64_t bandwidth_kbit = 0;  // per direction; 0: unlimited
+  std::string error;           // why the last operation failed (with console tail), else empty
+  int64_t created_at = 0;      // unix seconds
   int64_t updated_at = 0;
 };
 

@@ -1,7 +1,9 @@
 #ifndef VMCTL_STORE_STORE_H_
 #define VMCTL_STORE_STORE_H_
 
+#include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +54,13 @@ class Store {
   // to error_message (cleared when empty) and appends a "state" event. Returns the new row.
   virtual Result<VmRecord> TransitionVm(std::string_view id, VmState from, VmState to,
                                         std::string_view error_message = "") = 0;
+  // Gives the VM an address from the pool, atomically: `pick` sees every address held by any VM
+  // and returns a free one (or an error such as kResourceExhausted, passed through). Returns the
+  // VM's address unchanged when it already has one. The address is released when the row is
+  // deleted; UpdateVm never changes it.
+  using AddressPicker =
+      std::function<Result<std::string>(const std::set<std::string>& addresses_in_use)>;
+  virtual Result<std::string> AssignAddress(std::string_view id, const AddressPicker& pick) = 0;
   // Deletes the row, its shares and its events.
   virtual Result<void> DeleteVm(std::string_view id) = 0;
 

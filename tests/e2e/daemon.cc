@@ -24,6 +24,48 @@ std::string Trim(std::string s) {
 
 }  // namespace
 
+NetNs::NetNs(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  name_ = prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  auto added = RunCommand({"ip", "netns", "add", name_});
+  if (!added.ok() || added->exit_code != 0) {
+    ADD_FAILURE() << "ip netns add " << name_ << ": "
+                  << (added.ok() ? added->err : added.error().message());
+  }
+  Sh("ip link set lo up");
+}
+
+NetNs::~NetNs() {
+  for (auto& p : spawned_) {
+    (void)p.Signal(SIGKILL);
+    (void)p.WaitExit(std::chrono::seconds(5));
+  }
+  (void)RunCommand({"ip", "netns", "del", name_});
+}
+
+RunOutput NetNs::Run(const std::vector<std::string>& argv, std::chrono::seconds timeout) const {
+  std::vector<std::string> full = Prefix();
+  full.insert(full.end(), argv.begin(), argv.end());
+  auto out = RunCommand(full, RunOptions{.timeout = timeout});
+  if (!out.ok()) return RunOutput{-1, "", out.error().message()};
+  return *out;
+}
+
+void NetNs::Sh(const std::string& script) const {
+  auto out = Run({"sh", "-c", script});
+  EXPECT_EQ(out.exit_code, 0) << "in " << name_ << ": " << script << "\n" << out.out << out.err;
+}
+
+ProcessRef NetNs::Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+  std::vector<std::string> full = Prefix();
+  full.insert(full.end(), argv.begin(), argv.end());
+  auto spawned = SpawnDetached(full, {.log_file = log});
+  EXPECT_TRUE(spawned.ok()) << spawned.error().message();
+  if (!spawned.ok()) return {};
+  spawned_.push_back(*spawned);
+  return *spawned;
+}
+
 std::filesystem::path TestDaemon::Binary() {
   return std::filesystem::path(Env("VMCTL_BUILD_DIR", "build")) / "bin" / "vmctl";
 }
@@ -37,14 +79,32 @@ TestDaemon::TestDaemon(std::vector<std::string> extra_args) : extra_args_(std::m
   std::filesystem::create_directories(dir_);
 }
 
-void TestDaemon::Start() {
-  std::vector<std::string> argv = {
+std::vector<std::string> TestDaemon::ServeArgv() const {
+  std::vector<std::string> argv = netns_.Prefix();
+  std::vector<std::string> serve = {
       Binary().string(), "serve",
       "--state-dir",     state_dir().string(),
       "--socket",        socket().string(),
       "--image-cache",   Env("VMCTL_IMAGE_CACHE", "/var/cache/vmctl/images"),
       "--prepare-image"};
+  argv.insert(argv.end(), serve.begin(), serve.end());
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  return argv;
+}
+
+RunOutput TestDaemon::StartExpectingFailure() {
+  auto out = RunCommand(ServeArgv(), RunOptions{.timeout = std::chrono::seconds(120)});
+  if (!out.ok()) return RunOutput{-1, "", out.error().message()};
+  return *out;
+}
+
+void TestDaemon::Stop() {
+  ASSERT_TRUE(process_.Signal(SIGTERM).ok());
+  ASSERT_TRUE(process_.WaitExit(std::chrono::seconds(20)).ok());
+}
+
+void TestDaemon::Start() {
+  auto argv = ServeArgv();
   auto spawned = SpawnDetached(argv, {.log_file = log()});
   ASSERT_TRUE(spawned.ok()) << spawned.error().message();
   process_ = *spawned;

@@ -11,7 +11,34 @@
 
 namespace vmctl::e2e {
 
-// A real `vmctl serve` with its own state directory and socket, for end-to-end tests. Uses the
+// A named network namespace the test owns (`ip netns add`), deleted on destruction. The daemon
+// under test runs in one, so the bridge, TAPs and nftables tables it makes never touch the host;
+// further ones play the outside world.
+class NetNs {
+ public:
+  explicit NetNs(const std::string& prefix);
+  ~NetNs();
+  NetNs(const NetNs&) = delete;
+  NetNs& operator=(const NetNs&) = delete;
+
+  const std::string& name() const { return name_; }
+  // Runs argv inside the namespace.
+  RunOutput Run(const std::vector<std::string>& argv,
+                std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // Runs `sh -c script` inside the namespace and fails the test if it exits non-zero.
+  void Sh(const std::string& script) const;
+  // Starts argv in the background inside the namespace; killed (by PID) on destruction.
+  ProcessRef Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  // The argv prefix that enters the namespace.
+  std::vector<std::string> Prefix() const { return {"ip", "netns", "exec", name_}; }
+
+ private:
+  std::string name_;
+  std::vector<ProcessRef> spawned_;
+};
+
+// A real `vmctl serve` with its own state directory, socket and network namespace, for
+// end-to-end tests. Uses the
 // built binaries ($VMCTL_BUILD_DIR/bin) and the shared image cache ($VMCTL_IMAGE_CACHE).
 // Destruction removes every VM, stops the daemon and deletes the directory, then checks nothing
 // of it is left running.
@@ -22,6 +49,10 @@ class TestDaemon {
 
   // Starts the daemon and waits until its API answers. Fails the test on error.
   void Start();
+  // Runs `vmctl serve` in the foreground expecting it to fail; returns its output.
+  RunOutput StartExpectingFailure();
+  // Stops the daemon with SIGTERM (VMs keep running).
+  void Stop();
   // SIGKILL, as a crash would.
   void Kill9();
 
@@ -39,6 +70,8 @@ class TestDaemon {
   std::filesystem::path socket() const { return dir_ / "api.sock"; }
   std::filesystem::path log() const { return dir_ / "daemon.log"; }
   const ProcessRef& process() const { return process_; }
+  // The network namespace the daemon (and so its VMs' host side) lives in.
+  const NetNs& netns() const { return netns_; }
 
   // Live processes whose command line mentions this daemon's state directory (its VMMs).
   std::vector<pid_t> ProcessesUsingStateDir() const;
@@ -46,8 +79,11 @@ class TestDaemon {
   static std::filesystem::path Binary();
 
  private:
+  std::vector<std::string> ServeArgv() const;
+
   std::filesystem::path dir_;
   std::vector<std::string> extra_args_;
+  NetNs netns_{"vmctl-e2e"};
   ProcessRef process_;
 };
 

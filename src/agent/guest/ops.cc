@@ -31,13 +31,31 @@ Result<void> Ip(const std::vector<std::string>& args) {
   return Ok();
 }
 
-Result<std::string> DefaultInterface() {
+// The interface with this MAC (the host chose it), or the first non-loopback one without a MAC.
+Result<std::string> FindInterface(const std::string& mac) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/sys/class/net", ec)) {
     std::string name = entry.path().filename().string();
-    if (name != "lo") return name;
+    if (name == "lo") continue;
+    if (mac.empty()) return name;
+    auto address = ReadFile(entry.path() / "address");
+    if (address.ok() && Trimmed(*address) == mac) return name;
   }
+  if (!mac.empty()) return NotFound("the VM has no network interface with MAC " + mac);
   return NotFound("the VM has no network interface");
+}
+
+// Keeps `hostname` resolvable (sudo and many daemons look it up) without touching other lines.
+Result<void> SetHostsEntry(const std::filesystem::path& hosts, const std::string& hostname) {
+  auto existing = ReadFile(hosts);
+  std::string text = existing.ok() ? *existing : "127.0.0.1\tlocalhost\n";
+  std::istringstream lines(text);
+  std::string line, out;
+  while (std::getline(lines, line)) {
+    if (!line.starts_with("127.0.1.1")) out += line + "\n";
+  }
+  out += "127.0.1.1\t" + hostname + "\n";
+  return WriteFileAtomic(hosts, out, 0644);
 }
 
 }  // namespace
@@ -56,13 +74,14 @@ Result<json> ConfigureNetwork(const json& args, const OpsConfig& config) {
     if (::sethostname(hostname.data(), hostname.size()) != 0) {
       return ErrnoError("sethostname", errno);
     }
-    VMCTL_TRY(WriteFileAtomic(config.root / "etc/hostname", hostname + "\n"));
+    VMCTL_TRY(WriteFileAtomic(config.root / "etc/hostname", hostname + "\n", 0644));
+    VMCTL_TRY(SetHostsEntry(config.root / "etc/hosts", hostname));
   }
   std::string address = args.value("address", "");
   if (!address.empty()) {
     std::string iface = args.value("interface", "");
     if (iface.empty()) {
-      VMCTL_ASSIGN_OR_RETURN(iface, DefaultInterface());
+      VMCTL_ASSIGN_OR_RETURN(iface, FindInterface(args.value("mac", "")));
     }
     VMCTL_TRY(Ip({"link", "set", iface, "up"}));
     VMCTL_TRY(Ip({"addr", "replace", address, "dev", iface}));
@@ -73,7 +92,8 @@ Result<json> ConfigureNetwork(const json& args, const OpsConfig& config) {
     std::string resolv;
     for (const auto& server : args["dns"])
       resolv += "nameserver " + server.get<std::string>() + "\n";
-    VMCTL_TRY(WriteFileAtomic(config.root / "etc/resolv.conf", resolv));
+    // rename(2) replaces a symlinked resolv.conf (systemd-resolved images) rather than its target.
+    VMCTL_TRY(WriteFileAtomic(config.root / "etc/resolv.conf", resolv, 0644));
   }
   return json::object();
 }

@@ -77,7 +77,16 @@ CREATE TABLE events (
 CREATE INDEX events_vm ON events(vm_id, id);
 )sql";
 
-constexpr std::array<std::string_view, 1> kMigrations = {kV1};
+// Networking: each VM's TAP, MAC, pool address (unique while set) and bandwidth limit.
+constexpr std::string_view kV2 = R"sql(
+ALTER TABLE vms ADD COLUMN tap TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN address TEXT;
+ALTER TABLE vms ADD COLUMN bandwidth_kbit INTEGER NOT NULL DEFAULT 0 CHECK (bandwidth_kbit >= 0);
+CREATE UNIQUE INDEX vms_address ON vms(address) WHERE address IS NOT NULL;
+)sql";
+
+constexpr std::array<std::string_view, 2> kMigrations = {kV1, kV2};
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -157,7 +158,8 @@ Result<Event> ReadEvent(const Statement& s) {
 
 constexpr std::string_view kVmColumns =
     "id, owner, name, image, state, cpus, memory_mib, disk_mib, backend, pid, pid_start_time, "
-    "api_socket, agent_socket, runtime_dir, root_disk, error, created_at, updated_at";
+    "api_socket, agent_socket, runtime_dir, root_disk, error, created_at, updated_at, tap, mac, "
+    "address, bandwidth_kbit";
 
 Result<VmRecord> ReadVm(const Statement& s) {
   VmRecord vm;
@@ -179,6 +181,10 @@ Result<VmRecord> ReadVm(const Statement& s) {
   vm.error = s.Text(15);
   vm.created_at = s.Int(16);
   vm.updated_at = s.Int(17);
+  vm.tap = s.Text(18);
+  vm.mac = s.Text(19);
+  vm.address = s.Text(20);
+  vm.bandwidth_kbit = s.Int(21);
   return vm;
 }
 
@@ -354,11 +360,12 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     auto inserted = Execute(
         fmt::format("INSERT INTO vms ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)",
+                    "?, ?, ?, ?, NULLIF(?, ''), ?)",
                     kVmColumns),
         vm.id, vm.owner, vm.name, vm.image, VmStateName(vm.state), vm.cpus, vm.memory_mib,
         vm.disk_mib, vm.backend, vm.pid, vm.pid_start_time, vm.api_socket, vm.agent_socket,
-        vm.runtime_dir, vm.root_disk, vm.error, vm.created_at, vm.updated_at);
+        vm.runtime_dir, vm.root_disk, vm.error, vm.created_at, vm.updated_at, vm.tap, vm.mac,
+        vm.address, vm.bandwidth_kbit);
     if (inserted.ok()) return Ok();
     switch (inserted.error().code()) {
       case ErrorCode::kAlreadyExists: {
@@ -414,12 +421,28 @@ class SqliteStore final : public Store {
         int64_t updated,
         Execute("UPDATE vms SET image = ?, cpus = ?, memory_mib = ?, disk_mib = ?, backend = ?, "
                 "pid = ?, pid_start_time = ?, api_socket = ?, agent_socket = ?, runtime_dir = ?, "
-                "root_disk = ?, error = ?, updated_at = ? WHERE id = ?",
+                "root_disk = ?, error = ?, updated_at = ?, tap = ?, mac = ?, bandwidth_kbit = ? "
+                "WHERE id = ?",
                 vm.image, vm.cpus, vm.memory_mib, vm.disk_mib, vm.backend, vm.pid,
                 vm.pid_start_time, vm.api_socket, vm.agent_socket, vm.runtime_dir, vm.root_disk,
-                vm.error, NowSeconds(), vm.id));
+                vm.error, NowSeconds(), vm.tap, vm.mac, vm.bandwidth_kbit, vm.id));
     if (updated == 0) return NoVm(vm.id);
     return Ok();
+  }
+
+  Result<std::string> AssignAddress(std::string_view id, const AddressPicker& pick) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<std::string> {
+      VMCTL_ASSIGN_OR_RETURN(VmRecord vm, GetVmLocked(id));
+      if (!vm.address.empty()) return vm.address;
+      VMCTL_ASSIGN_OR_RETURN(
+          Statement s, Prepare(db_.get(), "SELECT address FROM vms WHERE address IS NOT NULL"));
+      VMCTL_ASSIGN_OR_RETURN(auto rows, s.All(ReadText));
+      std::set<std::string> used(rows.begin(), rows.end());
+      VMCTL_ASSIGN_OR_RETURN(std::string address, pick(used));
+      VMCTL_TRY(Execute("UPDATE vms SET address = ? WHERE id = ?", address, id));
+      return address;
+    });
   }
 
   Result<VmRecord> TransitionVm(std::string_view id, VmState from, VmState to,

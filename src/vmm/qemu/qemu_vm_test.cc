@@ -12,7 +12,11 @@
 
 #include "base/io.h"
 #include "base/process.h"
+#include "testing/netns/netns.h"
 #include "vmm/qemu/qemu_backend.h"
+
+// The TAP test's device lives in the test's own network namespace, never the host's.
+VMCTL_TEST_IN_PRIVATE_NETWORK_NAMESPACE();
 
 namespace vmctl::vmm::qemu {
 namespace {
