@@ -178,20 +178,6 @@ int Serve(const ServeOptions& o) {
   if (!backend.ok()) return fail(backend.error());
   spdlog::info("backend: {} ({})", (*backend)->name(), why);
 
-  auto network = network::SetUpHostNetwork(NetworkOptions(state_dir, o.bridge, o.subnet, o.dns));
-  if (!network.ok()) return fail(network.error().WithContext("setting up the VM network"));
-  if (auto r = CheckAddressesInSubnet(**store, (*network)->info()); !r.ok()) return fail(r.error());
-  std::string network_line = network::Describe((*network)->info());
-  spdlog::info("{}", network_line);
-
-  std::unique_ptr<storage::DiskProvisioner> disks = (*backend)->capabilities().qcow2_disks
-                                                        ? storage::NewQcow2Provisioner()
-                                                        : storage::NewCopyProvisioner();
-  controller::VmServiceOptions vm_options;
-  vm_options.state_dir = state_dir;
-  vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
-  controller::VmService vms(**store, **backend, *disks, **network, vm_options);
-
   std::filesystem::path agent_binary =
       o.agent_binary.empty() ? SelfDir() / "vmctl-agent" : std::filesystem::path(o.agent_binary);
   controller::ImageService images(
@@ -214,10 +200,8 @@ int Serve(const ServeOptions& o) {
         return image::BuildDefaultImage(build);
       });
 
-  auto actions = vms.Reconcile();
-  if (!actions.ok()) return fail(actions.error().WithContext("reconciling"));
-  for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
-
+  // Before the network: building an image (make test runs --prepare-only on the bare host)
+  // must not create the bridge or touch the firewall.
   if (o.prepare_image || o.prepare_only) {
     auto built = images.Build(
         "default", [](const std::string& line) { std::cerr << "==> " << line << std::endl; });
@@ -227,6 +211,24 @@ int Serve(const ServeOptions& o) {
       return 0;
     }
   }
+
+  auto network = network::SetUpHostNetwork(NetworkOptions(state_dir, o.bridge, o.subnet, o.dns));
+  if (!network.ok()) return fail(network.error().WithContext("setting up the VM network"));
+  if (auto r = CheckAddressesInSubnet(**store, (*network)->info()); !r.ok()) return fail(r.error());
+  std::string network_line = network::Describe((*network)->info());
+  spdlog::info("{}", network_line);
+
+  std::unique_ptr<storage::DiskProvisioner> disks = (*backend)->capabilities().qcow2_disks
+                                                        ? storage::NewQcow2Provisioner()
+                                                        : storage::NewCopyProvisioner();
+  controller::VmServiceOptions vm_options;
+  vm_options.state_dir = state_dir;
+  vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
+  controller::VmService vms(**store, **backend, *disks, **network, vm_options);
+
+  auto actions = vms.Reconcile();
+  if (!actions.ok()) return fail(actions.error().WithContext("reconciling"));
+  for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
 
   api::Server server(vms, images, api::ServerOptions{socket, 0660, "admin", (*backend)->name()});
   if (auto r = server.Listen(); !r.ok()) return fail(r.error());
