@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config clang-format
   libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
-  libnl-3-dev libnl-route-3-dev libnftables-dev
+  libnl-3-dev libnl-route-3-dev libnftables-dev libarchive-dev xfsprogs
   # runtime: VMM, disks, guest image build
   qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
   dpkg-dev ca-certificates

@@ -101,21 +101,66 @@ Target ParseTarget(std::string_view target) {
 
 Result<VmRequest> ParseVmRequest(std::string_view body) {
   VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
-  VMCTL_TRY(
-      OnlyKnownFields(object, {"name", "image", "cpus", "memory_mib", "disk_mib", "bandwidth"}));
+  VMCTL_TRY(OnlyKnownFields(
+      object, {"name", "image", "cpus", "memory_mib", "root_disk_mib", "disk_mib", "bandwidth"}));
   if (!object.contains("name")) return InvalidArgument("field 'name' is required");
   VmRequest request;
   VMCTL_TRY(Field(object, "name", &request.name));
   VMCTL_TRY(Field(object, "image", &request.image));
   VMCTL_TRY(Field(object, "cpus", &request.cpus));
   VMCTL_TRY(Field(object, "memory_mib", &request.memory_mib));
-  VMCTL_TRY(Field(object, "disk_mib", &request.disk_mib));
+  VMCTL_TRY(Field(object, "root_disk_mib", &request.root_disk_mib));
+  VMCTL_TRY(Field(object, "disk_mib", &request.data_disk_mib));
   std::string bandwidth;
   VMCTL_TRY(Field(object, "bandwidth", &bandwidth));
   if (!bandwidth.empty()) {
     VMCTL_ASSIGN_OR_RETURN(request.bandwidth_kbit, ParseBandwidthKbit(bandwidth));
   }
   return request;
+}
+
+Result<ResizeRequest> ParseResizeRequest(std::string_view body) {
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"root_disk_mib", "disk_mib"}));
+  ResizeRequest request;
+  VMCTL_TRY(Field(object, "root_disk_mib", &request.root_disk_mib));
+  VMCTL_TRY(Field(object, "disk_mib", &request.data_disk_mib));
+  return request;
+}
+
+Result<ImageSource> ParseImageSource(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return ImageSource{};
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"debian", "oci", "dockerfile", "context"}));
+  int sources = static_cast<int>(object.contains("debian")) +
+                static_cast<int>(object.contains("oci")) +
+                static_cast<int>(object.contains("dockerfile"));
+  if (sources > 1) return InvalidArgument("give one image source: debian, oci or dockerfile");
+  ImageSource source;
+  if (object.contains("context") && !object.contains("dockerfile")) {
+    return InvalidArgument("field 'context' goes with 'dockerfile'");
+  }
+  if (auto debian = object.find("debian"); debian != object.end()) {
+    if (!debian->is_object()) return InvalidArgument("field 'debian' must be an object");
+    VMCTL_TRY(OnlyKnownFields(*debian, {"suite", "packages"}));
+    VMCTL_TRY(Field(*debian, "suite", &source.suite));
+    if (auto packages = debian->find("packages"); packages != debian->end()) {
+      if (!packages->is_array()) return InvalidArgument("'packages' must be an array of strings");
+      for (const auto& p : *packages) {
+        if (!p.is_string()) return InvalidArgument("'packages' must be an array of strings");
+        source.packages.push_back(p.get<std::string>());
+      }
+    }
+  } else if (object.contains("oci")) {
+    source.kind = ImageSource::Kind::kOci;
+    VMCTL_TRY(Field(object, "oci", &source.path));
+  } else if (object.contains("dockerfile")) {
+    source.kind = ImageSource::Kind::kDockerfile;
+    VMCTL_TRY(Field(object, "dockerfile", &source.path));
+    VMCTL_TRY(Field(object, "context", &source.context));
+  }
+  VMCTL_TRY(ValidateImageSource(source));
+  return source;
 }
 
 Result<agent::ExecRequest> ParseExecRequest(std::string_view body) {

@@ -8,6 +8,7 @@
 
 #include "agent/client.h"
 #include "base/result.h"
+#include "model/image.h"
 #include "model/vm.h"
 
 namespace vmctl::api {
@@ -29,8 +30,21 @@ struct Target {
 Target ParseTarget(std::string_view target);
 
 // Body of POST /v1/vms: {"name": str, "image"?: str, "cpus"?: int, "memory_mib"?: int,
-// "disk_mib"?: int}. kInvalidArgument for malformed JSON, wrong types and unknown fields.
+// "root_disk_mib"?: int, "disk_mib"?: int (data disk, 0 for none), "bandwidth"?: str}.
+// kInvalidArgument for malformed JSON, wrong types and unknown fields.
 Result<VmRequest> ParseVmRequest(std::string_view body);
+
+// Body of POST /v1/vms/NAME/resize: {"root_disk_mib"?: int, "disk_mib"?: int}.
+struct ResizeRequest {
+  int64_t root_disk_mib = 0;
+  int64_t data_disk_mib = 0;
+};
+Result<ResizeRequest> ParseResizeRequest(std::string_view body);
+
+// Body of POST /v1/images/NAME/build (empty: the default Debian recipe):
+// {"debian"?: {"suite"?: str, "packages"?: [str]}} or {"oci": str (path)} or
+// {"dockerfile": str (path), "context"?: str}; exactly one source.
+Result<ImageSource> ParseImageSource(std::string_view body);
 
 // Body of POST /v1/vms/NAME/exec: {"argv": [str...], "env"?: {str: str}, "cwd"?: str,
 // "tty"?: bool, "rows"?: int, "cols"?: int}.

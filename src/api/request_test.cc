@@ -44,6 +44,49 @@ TEST(ParseVmRequestTest, RejectsMalformedInputClearly) {
   }
 }
 
+TEST(ParseVmRequestTest, DisksAreRootAndData) {
+  auto r = ParseVmRequest(R"({"name":"web","root_disk_mib":4096,"disk_mib":0})");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->root_disk_mib, 4096);
+  EXPECT_EQ(r->data_disk_mib, 0);
+  EXPECT_EQ(ParseVmRequest(R"({"name":"web"})")->data_disk_mib, VmRequest{}.data_disk_mib);
+}
+
+TEST(ParseResizeRequestTest, TakesEitherDisk) {
+  auto r = ParseResizeRequest(R"({"disk_mib":2048})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data_disk_mib, 2048);
+  EXPECT_EQ(r->root_disk_mib, 0);
+  EXPECT_FALSE(ParseResizeRequest(R"({"disk":"2G"})").ok());
+  EXPECT_FALSE(ParseResizeRequest(R"({"disk_mib":"2G"})").ok());
+}
+
+TEST(ParseImageSourceTest, OneSourceOrTheDefault) {
+  auto none = ParseImageSource("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->kind, ImageSource::Kind::kDebian);
+  EXPECT_EQ(none->suite, "bookworm");
+  auto debian = ParseImageSource(R"({"debian":{"suite":"trixie","packages":["curl","git"]}})");
+  ASSERT_TRUE(debian.ok()) << debian.error().message();
+  EXPECT_EQ(debian->suite, "trixie");
+  EXPECT_EQ(debian->packages, (std::vector<std::string>{"curl", "git"}));
+  auto oci = ParseImageSource(R"({"oci":"/srv/app.tar"})");
+  ASSERT_TRUE(oci.ok());
+  EXPECT_EQ(oci->kind, ImageSource::Kind::kOci);
+  EXPECT_EQ(oci->path, "/srv/app.tar");
+  auto docker = ParseImageSource(R"({"dockerfile":"/src/Dockerfile","context":"/src"})");
+  ASSERT_TRUE(docker.ok());
+  EXPECT_EQ(docker->kind, ImageSource::Kind::kDockerfile);
+  EXPECT_EQ(docker->context, "/src");
+  for (const char* bad :
+       {R"({"oci":"/a","dockerfile":"/b"})", R"({"oci":"relative.tar"})", R"({"context":"/x"})",
+        R"({"debian":{"packages":["bad name"]}})", R"({"debian":"bookworm"})", R"({"url":"x"})"}) {
+    auto r = ParseImageSource(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ParseExecRequestTest, ParsesAndValidates) {
   auto r = ParseExecRequest(R"({"argv":["sh","-c","exit 7"],"env":{"A":"b"},"tty":true})");
   ASSERT_TRUE(r.ok());

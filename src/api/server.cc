@@ -248,12 +248,22 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
     }
     if (parts.size() == 4 && parts[3] == "build") {
       if (method != http::verb::post) return bad_method();
-      std::string name = parts[2];
+      auto source = ParseImageSource(req.body());
+      if (!source.ok()) return SendError(socket, v, source.error(), keep);
+      controller::ImageBuildRequest request{parts[2], *source};
       return RunWithProgress(socket, req, http::status::ok,
                              [&](const controller::Progress& p) -> Result<json> {
-                               VMCTL_ASSIGN_OR_RETURN(ImageRecord image, images.Build(name, p));
+                               VMCTL_ASSIGN_OR_RETURN(ImageRecord image, images.Build(request, p));
                                return ToJson(image);
                              });
+    }
+    if (parts.size() == 3) {
+      if (method != http::verb::delete_) return bad_method();
+      std::vector<std::string> notes;
+      auto removed =
+          images.Remove(parts[2], [&](const std::string& line) { notes.push_back(line); });
+      if (!removed.ok()) return SendError(socket, v, removed.error(), keep);
+      return SendJson(socket, v, http::status::ok, {{"removed", parts[2]}, {"notes", notes}}, keep);
     }
     if (parts.size() == 2) return bad_method();
   }
@@ -285,7 +295,26 @@ bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Re
                            });
   };
   if (action.empty()) {
-    if (method == http::verb::get) return reply(vms.Get(owner, name));
+    if (method == http::verb::get) {
+      auto vm = vms.Get(owner, name);
+      if (!vm.ok()) return SendError(socket, v, vm.error(), keep);
+      json out = ToJson(*vm);
+      out["disks"] = json::array();
+      auto disks = vms.Disks(owner, name);
+      if (disks.ok()) {
+        for (const auto& d : *disks) {
+          out["disks"].push_back({{"role", d.role},
+                                  {"path", d.path},
+                                  {"format", d.format},
+                                  {"wanted_mib", d.wanted_mib},
+                                  {"size_bytes", d.usage.size_bytes},
+                                  {"allocated_bytes", d.usage.allocated_bytes}});
+        }
+      } else {
+        out["disks_error"] = disks.error().message();
+      }
+      return SendJson(socket, v, http::status::ok, out, keep);
+    }
     if (method == http::verb::delete_) {
       auto removed = vms.Remove(owner, name);
       if (!removed.ok()) return SendError(socket, v, removed.error(), keep);
@@ -306,6 +335,13 @@ bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Re
     return with_progress([&](const controller::Progress& p) { return vms.Start(owner, name, p); });
   }
   if (action == "stop") return reply(vms.Stop(owner, name, query.Flag("force")));
+  if (action == "resize") {
+    auto request = ParseResizeRequest(req.body());
+    if (!request.ok()) return SendError(socket, v, request.error(), keep);
+    return with_progress([&](const controller::Progress& p) {
+      return vms.Resize(owner, name, request->root_disk_mib, request->data_disk_mib, p);
+    });
+  }
   if (action == "restart") {
     return with_progress(
         [&](const controller::Progress& p) { return vms.Restart(owner, name, p); });

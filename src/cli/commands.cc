@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "base/frame.h"
 #include "base/io.h"
@@ -74,8 +76,16 @@ void PrintVm(const json& vm) {
   fmt::print("image:    {}\n", vm.value("image", ""));
   fmt::print("cpus:     {}\n", vm.value("cpus", 0));
   fmt::print("memory:   {}\n", Mib(vm.value("memory_mib", int64_t{0})));
-  fmt::print("disk:     {}\n", Mib(vm.value("disk_mib", int64_t{0})));
   fmt::print("backend:  {}\n", vm.value("backend", ""));
+  fmt::print("storage:  {}\n", vm.value("storage", ""));
+  for (const auto& d : vm.value("disks", json::array())) {
+    fmt::print("{:<9} {} ({}), {:.1f} MiB allocated, {} {}\n",
+               d.value("role", "") + " disk:", Mib(d.value("size_bytes", int64_t{0}) >> 20),
+               d.value("format", ""),
+               static_cast<double>(d.value("allocated_bytes", int64_t{0})) / (1 << 20),
+               d.value("path", ""), d.value("role", "") == "data" ? "-> /data" : "-> /");
+  }
+  if (vm.contains("disks_error")) fmt::print("disks:    {}\n", vm.value("disks_error", ""));
   fmt::print("address:  {}\n", vm.value("address", "").empty() ? "-" : vm.value("address", ""));
   fmt::print("mac:      {}\n", vm.value("mac", ""));
   fmt::print("tap:      {}\n", vm.value("tap", ""));
@@ -208,7 +218,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
   // create
   {
     struct Opts {
-      std::string name, image = "default", memory = "512M", disk = "2G", bandwidth;
+      std::string name, image = "default", memory = "512M", root_disk = "2G", disk = "1G",
+                        bandwidth;
       int cpus = 1;
       bool json = false;
     };
@@ -218,20 +229,21 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_option("--image", o->image, "image name")->capture_default_str();
     cmd->add_option("--cpus", o->cpus, "virtual CPUs")->capture_default_str();
     cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->capture_default_str();
-    cmd->add_option("--disk", o->disk, "root disk size, e.g. 2G")->capture_default_str();
+    cmd->add_option("--root-disk", o->root_disk, "root disk size, e.g. 4G")->capture_default_str();
+    cmd->add_option("--disk", o->disk, "persistent data disk mounted at /data, e.g. 10G (0: none)")
+        ->capture_default_str();
     cmd->add_option("--bandwidth", o->bandwidth,
                     "network limit in each direction, e.g. 100mbit (default: unlimited)");
     cmd->add_flag("--json", o->json, "print the VM as JSON");
     cmd->callback([g, o, done] {
       auto memory = ParseMib(o->memory);
       if (!memory.ok()) return done(Fail(memory.error().WithContext("--memory")));
+      auto root_disk = ParseMib(o->root_disk);
+      if (!root_disk.ok()) return done(Fail(root_disk.error().WithContext("--root-disk")));
       auto disk = ParseMib(o->disk);
       if (!disk.ok()) return done(Fail(disk.error().WithContext("--disk")));
-      json body = {{"name", o->name},
-                   {"image", o->image},
-                   {"cpus", o->cpus},
-                   {"memory_mib", *memory},
-                   {"disk_mib", *disk}};
+      json body = {{"name", o->name},       {"image", o->image},           {"cpus", o->cpus},
+                   {"memory_mib", *memory}, {"root_disk_mib", *root_disk}, {"disk_mib", *disk}};
       if (!o->bandwidth.empty()) body["bandwidth"] = o->bandwidth;
       auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
@@ -256,15 +268,16 @@ void AddCommands(CLI::App& app, int* exit_code) {
         fmt::print("{}\n", (*list)["vms"].dump(2));
         return done(0);
       }
-      fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6}  {:<10} {}\n", "NAME", "STATE", "ADDRESS",
-                 "CPUS", "MEMORY", "DISK", "IMAGE", "AGE");
+      fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", "NAME", "STATE",
+                 "ADDRESS", "CPUS", "MEMORY", "ROOT", "DATA", "IMAGE", "AGE");
       for (const auto& vm : (*list)["vms"]) {
-        fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6}  {:<10} {}\n", vm.value("name", ""),
+        int64_t data = vm.value("disk_mib", int64_t{0});
+        fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", vm.value("name", ""),
                    vm.value("state", ""),
                    vm.value("address", "").empty() ? "-" : vm.value("address", ""),
                    vm.value("cpus", 0), Mib(vm.value("memory_mib", int64_t{0})),
-                   Mib(vm.value("disk_mib", int64_t{0})), vm.value("image", ""),
-                   Age(vm.value("created_at", int64_t{0})));
+                   Mib(vm.value("root_disk_mib", int64_t{0})), data ? Mib(data) : "-",
+                   vm.value("image", ""), Age(vm.value("created_at", int64_t{0})));
       }
       done(0);
     });
@@ -308,6 +321,39 @@ void AddCommands(CLI::App& app, int* exit_code) {
                     : Client(*g).CallWithProgress("POST", target, json::object(), PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
       fmt::print("VM '{}' is {}.\n", vm->value("name", ""), vm->value("state", ""));
+      done(0);
+    });
+  }
+  // resize
+  {
+    struct Opts {
+      std::string name, disk, root_disk;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = app.add_subcommand(
+        "resize", "grow a VM's disks (online when the storage and VMM allow, else at next start)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("--disk", o->disk, "new size of the data disk, e.g. 20G");
+    cmd->add_option("--root-disk", o->root_disk, "new size of the root disk, e.g. 8G");
+    cmd->callback([g, o, done] {
+      json body = json::object();
+      for (const auto& [flag, text, field] :
+           {std::tuple{"--disk", o->disk, "disk_mib"},
+            std::tuple{"--root-disk", o->root_disk, "root_disk_mib"}}) {
+        if (text.empty()) continue;
+        auto mib = ParseMib(text);
+        if (!mib.ok()) return done(Fail(mib.error().WithContext(flag)));
+        body[field] = *mib;
+      }
+      if (body.empty()) {
+        return done(Fail(InvalidArgument("give --disk SIZE and/or --root-disk SIZE")));
+      }
+      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms/" + o->name + "/resize", body,
+                                            PrintProgress);
+      if (!vm.ok()) return done(Fail(vm.error()));
+      fmt::print("VM '{}': root disk {}, data disk {}.\n", vm->value("name", ""),
+                 Mib(vm->value("root_disk_mib", int64_t{0})),
+                 Mib(vm->value("disk_mib", int64_t{0})));
       done(0);
     });
   }
@@ -369,23 +415,72 @@ void AddCommands(CLI::App& app, int* exit_code) {
         fmt::print("{}\n", (*list)["images"].dump(2));
         return done(0);
       }
-      fmt::print("{:<12} {:<18} {:>8}  {:<14} {}\n", "NAME", "SOURCE", "SIZE", "KERNEL", "AGE");
+      fmt::print("{:<16} {:>8}  {:<8} {:<40}\n", "NAME", "SIZE", "CREATED", "SOURCE");
       for (const auto& i : (*list)["images"]) {
-        fmt::print("{:<12} {:<18} {:>8}  {:<14} {}\n", i.value("name", ""), i.value("source", ""),
-                   Mib(i.value("size_bytes", int64_t{0}) >> 20), i.value("kernel_version", ""),
-                   Age(i.value("created_at", int64_t{0})));
+        fmt::print("{:<16} {:>8}  {:<8} {:<40}\n", i.value("name", ""),
+                   Mib(i.value("size_bytes", int64_t{0}) >> 20),
+                   Age(i.value("created_at", int64_t{0})) + " ago", i.value("source", ""));
       }
       done(0);
     });
-    auto name = std::make_shared<std::string>("default");
-    auto* build = image->add_subcommand("build", "build an image (cached by its inputs)");
-    build->add_option("name", *name, "image name")->capture_default_str();
-    build->callback([g, name, done] {
-      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + *name + "/build", json::object(),
+    struct BuildOpts {
+      std::string name = "default", debian, from_oci, dockerfile, context;
+      std::vector<std::string> packages;
+    };
+    auto b = std::make_shared<BuildOpts>();
+    auto* build = image->add_subcommand(
+        "build",
+        "build an image (cached by its inputs): Debian recipe (default), OCI or Dockerfile");
+    build->add_option("name", b->name, "image name")->capture_default_str();
+    build->add_option("--debian", b->debian, "Debian suite, e.g. bookworm (the default recipe)");
+    build->add_option("--packages", b->packages, "extra Debian packages, comma-separated")
+        ->delimiter(',');
+    build->add_option("--from-oci", b->from_oci,
+                      "an OCI image layout directory, or an OCI or `docker save` archive");
+    build->add_option("--dockerfile", b->dockerfile,
+                      "a Dockerfile, built with buildah or docker when available");
+    build->add_option("--context", b->context, "build context of --dockerfile (default: its dir)");
+    build->callback([g, b, done] {
+      int sources = !b->debian.empty() + !b->from_oci.empty() + !b->dockerfile.empty();
+      if (sources > 1) {
+        return done(Fail(InvalidArgument("give one of --debian, --from-oci, --dockerfile")));
+      }
+      if (!b->packages.empty() && (!b->from_oci.empty() || !b->dockerfile.empty())) {
+        return done(Fail(InvalidArgument("--packages goes with the Debian recipe")));
+      }
+      if (!b->context.empty() && b->dockerfile.empty()) {
+        return done(Fail(InvalidArgument("--context goes with --dockerfile")));
+      }
+      // Paths are resolved here: the daemon does not share our working directory.
+      auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).string(); };
+      json body = json::object();
+      if (!b->from_oci.empty()) {
+        body["oci"] = absolute(b->from_oci);
+      } else if (!b->dockerfile.empty()) {
+        body["dockerfile"] = absolute(b->dockerfile);
+        if (!b->context.empty()) body["context"] = absolute(b->context);
+      } else {
+        json debian = {{"packages", b->packages}};
+        if (!b->debian.empty()) debian["suite"] = b->debian;
+        body["debian"] = debian;
+      }
+      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + b->name + "/build", body,
                                            PrintProgress);
       if (!r.ok()) return done(Fail(r.error()));
-      fmt::print("Image '{}' ready ({} MiB).\n", r->value("name", ""),
-                 r->value("size_bytes", int64_t{0}) >> 20);
+      fmt::print("Image '{}' ready ({} MiB, {}).\n", r->value("name", ""),
+                 r->value("size_bytes", int64_t{0}) >> 20, r->value("source", ""));
+      done(0);
+    });
+    auto rm_name = std::make_shared<std::string>();
+    auto* rm = image->add_subcommand("rm", "remove an image (refused while VMs use it)");
+    rm->add_option("name", *rm_name, "image name")->required();
+    rm->callback([g, rm_name, done] {
+      auto r = Client(*g).Call("DELETE", "/v1/images/" + *rm_name);
+      if (!r.ok()) return done(Fail(r.error()));
+      for (const auto& line : r->value("notes", json::array())) {
+        PrintProgress(line.get<std::string>());
+      }
+      fmt::print("Image '{}' removed.\n", *rm_name);
       done(0);
     });
   }

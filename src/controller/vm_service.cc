@@ -20,6 +20,11 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kConsoleTailBytes = 3000;
+constexpr int64_t kMib = int64_t{1} << 20;
+// The data disk is the second virtio-blk device on every VMM (disks are attached in order).
+constexpr char kDataDevice[] = "/dev/vdb";
+constexpr char kDataMountpoint[] = "/data";
+constexpr char kRootDevice[] = "/dev/vda";
 
 int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -49,6 +54,26 @@ std::string WithConsoleTail(const std::string& message, const std::filesystem::p
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
   if (tail.empty()) return message + " (the console log is empty)";
   return message + "\n--- last console output ---\n" + tail;
+}
+
+vmm::DiskSpec::Format FormatOf(const std::string& path) {
+  return path.ends_with(".qcow2") ? vmm::DiskSpec::Format::kQcow2 : vmm::DiskSpec::Format::kRaw;
+}
+
+vmm::DiskSpec RootDiskOf(const VmRecord& vm) {
+  return {vm.root_disk, FormatOf(vm.root_disk), false};
+}
+
+vmm::DiskSpec DataDiskOf(const VmRecord& vm) {
+  return {vm.data_disk, FormatOf(vm.data_disk), false};
+}
+
+storage::BaseImage BaseOf(const ImageRecord& image) {
+  return {std::filesystem::path(image.dir).filename().string(), image.rootfs};
+}
+
+int64_t MillisSince(Clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
 }
 
 network::VmNic NicOf(const VmRecord& vm) {
@@ -82,11 +107,11 @@ struct VmService::Slot {
   std::shared_ptr<agent::AgentClient> agent;
 };
 
-VmService::VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
+VmService::VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
                      network::Network& network, VmServiceOptions options)
     : store_(store),
       backend_(backend),
-      disks_(disks),
+      volumes_(volumes),
       network_(network),
       options_(std::move(options)) {}
 
@@ -139,7 +164,7 @@ Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& re
     ++count;
     cpus += vm.cpus;
     memory += vm.memory_mib;
-    disk += vm.disk_mib;
+    disk += vm.root_disk_mib + vm.data_disk_mib;
   }
   if (count + 1 > quota.max_vms) {
     return ResourceExhausted(fmt::format("quota exceeded: you have {} of {} VMs; remove one first",
@@ -154,10 +179,11 @@ Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& re
         fmt::format("quota exceeded: {} MiB memory in use, {} MiB requested, limit {} MiB", memory,
                     request.memory_mib, quota.max_memory_mib));
   }
-  if (disk + request.disk_mib > quota.max_disk_mib) {
+  const int64_t wanted = request.root_disk_mib + request.data_disk_mib;
+  if (disk + wanted > quota.max_disk_mib) {
     return ResourceExhausted(
         fmt::format("quota exceeded: {} MiB disk in use, {} MiB requested, limit {} MiB", disk,
-                    request.disk_mib, quota.max_disk_mib));
+                    wanted, quota.max_disk_mib));
   }
   return Ok();
 }
@@ -183,10 +209,10 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   }
   std::error_code ec;
   auto base_size = std::filesystem::file_size(image->rootfs, ec);
-  if (!ec && static_cast<uint64_t>(request.disk_mib) * 1024 * 1024 < base_size) {
-    return InvalidArgument(fmt::format("disk of {} MiB is smaller than image '{}' ({} MiB)",
-                                       request.disk_mib, request.image,
-                                       (base_size + (1 << 20) - 1) >> 20));
+  if (!ec && static_cast<uint64_t>(request.root_disk_mib * kMib) < base_size) {
+    return InvalidArgument(fmt::format("root disk of {} MiB is smaller than image '{}' ({} MiB)",
+                                       request.root_disk_mib, request.image,
+                                       (base_size + kMib - 1) / kMib));
   }
 
   VmRecord vm;
@@ -197,7 +223,10 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   vm.state = VmState::kCreating;
   vm.cpus = request.cpus;
   vm.memory_mib = request.memory_mib;
-  vm.disk_mib = request.disk_mib;
+  vm.root_disk_mib = request.root_disk_mib;
+  vm.data_disk_mib = request.data_disk_mib;
+  vm.storage = volumes_.name();
+  vm.image_dir = image->dir;
   vm.backend = backend_.name();
   vm.runtime_dir = RuntimeDir(vm.id).string();
   vm.tap = network::TapNameForVm(vm.id);
@@ -218,13 +247,16 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   auto slot = SlotFor(vm.id);
   std::lock_guard lock(slot->mu);
   Log(vm, "create",
-      fmt::format("image {}, {} CPU, {} MiB memory, {} MiB disk", vm.image, vm.cpus, vm.memory_mib,
-                  vm.disk_mib));
+      fmt::format("image {}, {} CPU, {} MiB memory, {} MiB root disk, {} MiB data disk", vm.image,
+                  vm.cpus, vm.memory_mib, vm.root_disk_mib, vm.data_disk_mib));
   Report(progress,
          fmt::format("Creating VM '{}' (id {}) from image '{}'", vm.name, vm.id, vm.image));
 
   // Until the VMM is launched, a failure rolls the create back entirely: the user never had it.
   auto rollback = [&](const Error& error) -> Error {
+    if (auto removed = volumes_.RemoveAll(vm.id); !removed.ok()) {
+      spdlog::warn("vm {}: {}", vm.name, removed.error().message());
+    }
     std::filesystem::remove_all(vm.runtime_dir, ec);
     (void)store_.DeleteVm(vm.id);
     Log(vm, "create", "rolled back: " + error.message());
@@ -239,17 +271,94 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   if (ec || ::chmod(vm.runtime_dir.c_str(), 0700) != 0) {
     return rollback(Internal(fmt::format("cannot create {}: {}", vm.runtime_dir, ec.message())));
   }
-  Report(progress, fmt::format("Provisioning a {} MiB root disk ({})", vm.disk_mib, disks_.name()));
-  bool qcow2 = backend_.capabilities().qcow2_disks;
-  auto disk = disks_.CreateRootDisk(
-      image->rootfs, std::filesystem::path(vm.runtime_dir) / (qcow2 ? "root.qcow2" : "root.img"),
-      vm.disk_mib);
-  if (!disk.ok()) return rollback(disk.error().WithContext("provisioning the root disk"));
-  vm.root_disk = disk->path.string();
+  auto provisioned = ProvisionDisks(vm, *image, progress);
+  if (!provisioned.ok()) return rollback(provisioned.error());
+  vm = std::move(provisioned).value();
   if (auto r = store_.UpdateVm(vm); !r.ok()) return rollback(r.error());
   auto starting = store_.TransitionVm(vm.id, VmState::kCreating, VmState::kStarting);
   if (!starting.ok()) return rollback(starting.error());
   return Boot(*slot, std::move(starting).value(), progress);
+}
+
+Result<VmRecord> VmService::ProvisionDisks(VmRecord vm, const ImageRecord& image,
+                                           const Progress& progress) {
+  const storage::BaseImage base = BaseOf(image);
+  auto start = Clock::now();
+  if (auto prepared = volumes_.PrepareBase(base); !prepared.ok()) {
+    return prepared.error().WithContext("preparing the image for " + volumes_.name());
+  }
+  auto root = volumes_.CreateRootDisk(base, vm.id, vm.root_disk_mib);
+  if (!root.ok()) return root.error().WithContext("provisioning the root disk");
+  vm.root_disk = root->path.string();
+  std::string detail = fmt::format("{} MiB root disk", vm.root_disk_mib);
+  if (vm.data_disk_mib > 0) {
+    auto data = volumes_.CreateDataDisk(vm.id, vm.data_disk_mib);
+    if (!data.ok()) return data.error().WithContext("provisioning the data disk");
+    vm.data_disk = data->path.string();
+    detail += fmt::format(" and {} MiB data disk", vm.data_disk_mib);
+  }
+  detail += fmt::format(" ({}) in {} ms", volumes_.name(), MillisSince(start));
+  Report(progress, "Provisioned a " + detail);
+  Log(vm, "storage", "provisioned a " + detail);
+  return vm;
+}
+
+Result<void> VmService::GrowPendingVolumes(const VmRecord& vm, const Progress& progress) {
+  struct Want {
+    const char* role;
+    vmm::DiskSpec disk;
+    int64_t mib;
+  };
+  std::vector<Want> wants = {{"root", RootDiskOf(vm), vm.root_disk_mib}};
+  if (!vm.data_disk.empty()) wants.push_back({"data", DataDiskOf(vm), vm.data_disk_mib});
+  for (const auto& want : wants) {
+    VMCTL_ASSIGN_OR_RETURN(storage::VolumeUsage usage, volumes_.Usage(want.disk));
+    if (usage.size_bytes >= want.mib * kMib) continue;
+    VMCTL_TRY(volumes_.Grow(want.disk, want.mib));
+    std::string line = fmt::format("Grew the {} disk from {} to {} MiB (resized while running)",
+                                   want.role, usage.size_bytes / kMib, want.mib);
+    Report(progress, line);
+    Log(vm, "storage", line);
+  }
+  return Ok();
+}
+
+Result<void> VmService::PrepareDataDisk(agent::AgentClient& agent, const VmRecord& vm,
+                                        const Progress& progress) {
+  if (vm.data_disk.empty()) return Ok();
+  auto start = Clock::now();
+  // Formatting a large disk in an emulated guest takes a while on first boot.
+  auto prepared =
+      agent.Call("prepare_disk", {{"device", kDataDevice}, {"mountpoint", kDataMountpoint}},
+                 std::chrono::minutes(5));
+  if (!prepared.ok()) return prepared.error().WithContext("preparing the data disk");
+  std::string line = fmt::format(
+      "{} {} MiB data disk on {} in {} ms",
+      prepared->value("formatted", false) ? "Formatted and mounted a" : "Mounted the",
+      prepared->value("size_bytes", int64_t{0}) / kMib, kDataMountpoint, MillisSince(start));
+  Report(progress, line);
+  Log(vm, "storage", line);
+  return Ok();
+}
+
+Result<void> VmService::RemoveVolumes(const VmRecord& vm) {
+  if (vm.storage.empty() || vm.storage == volumes_.name()) return volumes_.RemoveAll(vm.id);
+  // Disks made by another backend (the daemon was restarted with a different --storage): files
+  // can still go; volumes of another kind need that backend.
+  for (const auto& path : {vm.root_disk, vm.data_disk}) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec)) {
+      std::filesystem::remove(path, ec);
+      if (ec) return Internal(fmt::format("cannot remove {}: {}", path, ec.message()));
+    } else if (std::filesystem::exists(path, ec)) {
+      return FailedPrecondition(
+          fmt::format("VM '{}' has its disks on {} storage but the daemon runs {}; restart it with "
+                      "--storage {} to remove this VM",
+                      vm.name, vm.storage, volumes_.name(), vm.storage));
+    }
+  }
+  return Ok();
 }
 
 Result<VmRecord> VmService::EnsureNetworkIdentity(VmRecord vm) {
@@ -285,7 +394,22 @@ Result<void> VmService::ConfigureGuestNetwork(agent::AgentClient& agent, const V
 }
 
 Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progress) {
-  VMCTL_ASSIGN_OR_RETURN(ImageRecord image, store_.GetImage(vm.image));
+  std::filesystem::path image_dir = vm.image_dir;
+  if (image_dir.empty()) {
+    // VMs from before image builds were tracked boot the image's current build.
+    auto image = store_.GetImage(vm.image);
+    if (!image.ok()) return FailBoot(slot, vm, VmState::kStarting, image.error());
+    image_dir = image->dir;
+  }
+  if (!std::filesystem::exists(image_dir / kImageKernelFile)) {
+    return FailBoot(
+        slot, vm, VmState::kStarting,
+        FailedPrecondition(fmt::format("the image build this VM was created from is gone ({})",
+                                       image_dir.string())));
+  }
+  if (auto grown = GrowPendingVolumes(vm, progress); !grown.ok()) {
+    return FailBoot(slot, vm, VmState::kStarting, grown.error().WithContext("growing disks"));
+  }
   auto identified = EnsureNetworkIdentity(vm);
   if (!identified.ok()) return FailBoot(slot, vm, VmState::kStarting, identified.error());
   vm = std::move(identified).value();
@@ -295,14 +419,11 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
   spec.vm_name = vm.name;
   spec.cpus = vm.cpus;
   spec.memory_mib = vm.memory_mib;
-  spec.kernel = image.kernel;
-  spec.initramfs = image.initramfs;
+  spec.kernel = image_dir / kImageKernelFile;
+  spec.initramfs = image_dir / kImageInitramfsFile;
   spec.kernel_cmdline = options_.kernel_cmdline;
-  spec.disks.push_back(vmm::DiskSpec{vm.root_disk,
-                                     vm.root_disk.ends_with(".qcow2")
-                                         ? vmm::DiskSpec::Format::kQcow2
-                                         : vmm::DiskSpec::Format::kRaw,
-                                     false});
+  spec.disks.push_back(RootDiskOf(vm));
+  if (!vm.data_disk.empty()) spec.disks.push_back(DataDiskOf(vm));
   spec.net = vmm::NetSpec{vm.tap, vm.mac};
   spec.runtime_dir = dir;
   spec.console_log = dir / "console.log";
@@ -345,6 +466,9 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
       fmt::format(
           "guest configured as {} in {} ms", vm.address,
           std::chrono::duration_cast<milliseconds>(Clock::now() - configure_start).count()));
+  if (auto prepared = PrepareDataDisk(**agent, vm, progress); !prepared.ok()) {
+    return FailBoot(slot, vm, VmState::kStarting, prepared.error());
+  }
   auto running = store_.TransitionVm(vm.id, VmState::kStarting, VmState::kRunning);
   if (!running.ok()) return FailBoot(slot, vm, VmState::kStarting, running.error());
   // The guest clock starts from the RTC; a resync keeps TLS and logs sane after restores too.
@@ -534,6 +658,7 @@ Result<void> VmService::Remove(const std::string& owner, const std::string& name
   slot->agent.reset();
   slot->instance.reset();
   if (!vm.tap.empty()) VMCTL_TRY(network_.Detach(NicOf(vm)));
+  VMCTL_TRY(RemoveVolumes(vm));
   std::error_code ec;
   std::filesystem::remove_all(vm.runtime_dir, ec);
   if (ec) return Internal(fmt::format("cannot remove {}: {}", vm.runtime_dir, ec.message()));
@@ -541,6 +666,108 @@ Result<void> VmService::Remove(const std::string& owner, const std::string& name
   std::lock_guard slots_lock(slots_mu_);
   slots_.erase(vm.id);
   return Ok();
+}
+
+Result<VmRecord> VmService::Resize(const std::string& owner, const std::string& name,
+                                   int64_t root_mib, int64_t data_mib, const Progress& progress) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  auto slot = SlotFor(vm.id);
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(vm, store_.GetVm(vm.id));
+  VMCTL_TRY(ValidateDiskGrowth(vm.root_disk_mib, vm.data_disk_mib, root_mib, data_mib));
+  if (vm.state != VmState::kRunning && vm.state != VmState::kStopped &&
+      vm.state != VmState::kFailed) {
+    return FailedPrecondition(
+        fmt::format("VM '{}' is {}; wait for it to finish", name, VmStateName(vm.state)));
+  }
+  if (!vm.storage.empty() && vm.storage != volumes_.name()) {
+    return FailedPrecondition(
+        fmt::format("VM '{}' has its disks on {} storage but the daemon runs {}", name, vm.storage,
+                    volumes_.name()));
+  }
+  int64_t extra =
+      (root_mib ? root_mib - vm.root_disk_mib : 0) + (data_mib ? data_mib - vm.data_disk_mib : 0);
+  {
+    std::lock_guard create_lock(create_mu_);
+    VMCTL_ASSIGN_OR_RETURN(Quota quota, store_.GetQuota(owner));
+    VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(owner));
+    int64_t disk = 0;
+    for (const auto& other : vms) disk += other.root_disk_mib + other.data_disk_mib;
+    if (disk + extra > quota.max_disk_mib) {
+      return ResourceExhausted(
+          fmt::format("quota exceeded: {} MiB disk in use, {} MiB more requested, limit {} MiB",
+                      disk, extra, quota.max_disk_mib));
+    }
+    // The wanted sizes are recorded first: whatever happens next, the next start grows to them.
+    if (root_mib) vm.root_disk_mib = root_mib;
+    if (data_mib) vm.data_disk_mib = data_mib;
+    VMCTL_TRY(store_.UpdateVm(vm));
+  }
+  Log(vm, "resize",
+      fmt::format("root disk {} MiB, data disk {} MiB", vm.root_disk_mib, vm.data_disk_mib));
+
+  const bool running = vm.state == VmState::kRunning;
+  const bool online =
+      running && volumes_.CanGrowOnline() && backend_.capabilities().online_disk_resize;
+  if (running && !online) {
+    std::string why = !volumes_.CanGrowOnline()
+                          ? fmt::format("{} storage cannot grow a disk in use", volumes_.name())
+                          : fmt::format("{} cannot resize a disk of a running VM", backend_.name());
+    Report(progress,
+           fmt::format("The disks grow at the next start of '{}' ({}): `vmctl restart {}`", name,
+                       why, name));
+    return vm;
+  }
+  if (!running) {
+    VMCTL_TRY(GrowPendingVolumes(vm, progress));
+    Report(progress,
+           fmt::format("The guest filesystem grows to the new size when '{}' starts", name));
+    return vm;
+  }
+  VMCTL_ASSIGN_OR_RETURN(auto agent, Agent(*slot, vm, milliseconds(10000)));
+  if (!slot->instance) return Unavailable("the VMM of '" + name + "' is not reachable");
+  struct Online {
+    const char* role;
+    size_t index;
+    vmm::DiskSpec disk;
+    int64_t mib;
+    const char* device;
+  };
+  std::vector<Online> grow;
+  if (root_mib) grow.push_back({"root", 0, RootDiskOf(vm), root_mib, kRootDevice});
+  if (data_mib) grow.push_back({"data", 1, DataDiskOf(vm), data_mib, kDataDevice});
+  for (const auto& g : grow) {
+    auto start = Clock::now();
+    VMCTL_TRY(volumes_.Grow(g.disk, g.mib));
+    VMCTL_TRY(slot->instance->ResizeDisk(g.index, g.disk, g.mib * kMib)
+                  .WithContext(fmt::format("telling the guest that its {} disk grew", g.role)));
+    auto grown = agent->Call("grow_fs", {{"device", g.device}, {"size_bytes", g.mib * kMib}},
+                             std::chrono::minutes(2));
+    if (!grown.ok()) return grown.error().WithContext("growing the guest filesystem");
+    std::string line = fmt::format(
+        "Grew the {} disk to {} MiB online; its filesystem now has {} MiB ({} ms)", g.role, g.mib,
+        grown->value("size_bytes", int64_t{0}) / kMib, MillisSince(start));
+    Report(progress, line);
+    Log(vm, "storage", line);
+  }
+  return vm;
+}
+
+Result<std::vector<VmService::DiskInfo>> VmService::Disks(const std::string& owner,
+                                                          const std::string& name) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  std::vector<DiskInfo> disks;
+  auto add = [&](const char* role, const vmm::DiskSpec& disk, int64_t mib) -> Result<void> {
+    if (disk.path.empty()) return Ok();
+    VMCTL_ASSIGN_OR_RETURN(storage::VolumeUsage usage, volumes_.Usage(disk));
+    disks.push_back(DiskInfo{role, disk.path.string(),
+                             disk.format == vmm::DiskSpec::Format::kQcow2 ? "qcow2" : "raw", mib,
+                             usage});
+    return Ok();
+  };
+  VMCTL_TRY(add("root", RootDiskOf(vm), vm.root_disk_mib));
+  VMCTL_TRY(add("data", DataDiskOf(vm), vm.data_disk_mib));
+  return disks;
 }
 
 Result<std::unique_ptr<agent::ExecSession>> VmService::Exec(const std::string& owner,
@@ -586,6 +813,7 @@ Result<std::vector<std::string>> VmService::Reconcile() {
         // A create that was never acknowledged, or a removal that was asked for: the VM goes.
         if (alive) (void)process.Kill();
         if (!vm.tap.empty()) VMCTL_TRY(network_.Detach(NicOf(vm)));
+        VMCTL_TRY(RemoveVolumes(vm));
         std::error_code ec;
         std::filesystem::remove_all(vm.runtime_dir, ec);
         VMCTL_TRY(store_.DeleteVm(vm.id));
@@ -669,6 +897,15 @@ Result<std::vector<std::string>> VmService::Reconcile() {
       std::filesystem::remove_all(entry.path(), ec);
       actions.push_back(fmt::format("removed orphan runtime directory {}", entry.path().string()));
     }
+  }
+  // Volumes whose VM row is gone (a crash between removing the row and the disks cannot happen,
+  // but one during create before the row was written can).
+  VMCTL_ASSIGN_OR_RETURN(auto owners, volumes_.ListOwners());
+  for (const auto& id : owners) {
+    if (by_id.count(id)) continue;
+    VMCTL_TRY(volumes_.RemoveAll(id));
+    actions.push_back(fmt::format("removed orphan volumes of vm id {}", id));
+    spdlog::info("reconcile: removed orphan volumes of vm id {}", id);
   }
   return actions;
 }

@@ -17,7 +17,7 @@
 #include "base/result.h"
 #include "model/vm.h"
 #include "network/network.h"
-#include "storage/disk.h"
+#include "storage/volume.h"
 #include "store/store.h"
 #include "vmm/vmm.h"
 
@@ -53,8 +53,8 @@ struct VmServiceOptions {
 // message).
 class VmService {
  public:
-  // Does not take ownership; store, backend, disks and network must outlive the service.
-  VmService(Store& store, vmm::Backend& backend, storage::DiskProvisioner& disks,
+  // Does not take ownership; store, backend, volumes and network must outlive the service.
+  VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
             network::Network& network, VmServiceOptions options);
   ~VmService();
   VmService(const VmService&) = delete;
@@ -70,6 +70,23 @@ class VmService {
                            const Progress& progress);
   // Removes the VM and every trace: process, sockets, disks, logs, rows.
   Result<void> Remove(const std::string& owner, const std::string& name);
+
+  // Grows the root and/or data disk (0 leaves one alone): at once, guest filesystem included,
+  // when the VM runs and both the volume backend and the VMM can grow an open disk; otherwise the
+  // volume grows now (stopped VM) or at the next start (running VM), and the guest filesystem
+  // follows at that start. Progress says which. Disks never shrink (kInvalidArgument).
+  Result<VmRecord> Resize(const std::string& owner, const std::string& name, int64_t root_mib,
+                          int64_t data_mib, const Progress& progress);
+
+  struct DiskInfo {
+    std::string role;  // "root" or "data"
+    std::string path;
+    std::string format;  // "raw" or "qcow2"
+    int64_t wanted_mib = 0;
+    storage::VolumeUsage usage;
+  };
+  // The VM's disks with their size and the host space they take.
+  Result<std::vector<DiskInfo>> Disks(const std::string& owner, const std::string& name);
 
   Result<VmRecord> Get(const std::string& owner, const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& owner);
@@ -107,13 +124,20 @@ class VmService {
   Result<VmRecord> EnsureNetworkIdentity(VmRecord vm);
   Result<void> ConfigureGuestNetwork(agent::AgentClient& agent, const VmRecord& vm);
   Result<VmRecord> MarkStopped(Slot& slot, const VmRecord& vm, const std::string& why);
+  // Creates the VM's volumes; on failure removes whatever was made.
+  Result<VmRecord> ProvisionDisks(VmRecord vm, const ImageRecord& image, const Progress& progress);
+  // Grows volumes that are smaller than the VM's wanted sizes (a resize while it ran).
+  Result<void> GrowPendingVolumes(const VmRecord& vm, const Progress& progress);
+  Result<void> PrepareDataDisk(agent::AgentClient& agent, const VmRecord& vm,
+                               const Progress& progress);
+  Result<void> RemoveVolumes(const VmRecord& vm);
   void MonitorLoop();
   void Log(const VmRecord& vm, const std::string& kind, const std::string& detail);
   std::filesystem::path RuntimeDir(const std::string& vm_id) const;
 
   Store& store_;
   vmm::Backend& backend_;
-  storage::DiskProvisioner& disks_;
+  storage::VolumeBackend& volumes_;
   network::Network& network_;
   VmServiceOptions options_;
 

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/io.h"
@@ -38,6 +39,9 @@ class FakeInstance : public vmm::Instance {
   }
   Result<void> Pause() override { return Unimplemented("fake"); }
   Result<void> Resume() override { return Unimplemented("fake"); }
+  Result<void> ResizeDisk(size_t, const vmm::DiskSpec&, int64_t) override {
+    return Unimplemented("fake");
+  }
   Result<std::string> QueryStatus() override { return std::string("running"); }
   Result<UniqueFd> ConnectAgent() override { return ConnectUnix(handle_.agent_socket); }
 
@@ -110,15 +114,74 @@ std::string LinkAddresses(const std::string& dev) {
   return out.ok() ? out->out : "";
 }
 
-class FakeDisks : public storage::DiskProvisioner {
+// Volumes are files of the wanted size in dir/<vm id>/.
+class FakeVolumes : public storage::VolumeBackend {
  public:
   std::string name() const override { return "fake"; }
-  Result<vmm::DiskSpec> CreateRootDisk(const fs::path&, const fs::path& target, int64_t) override {
-    if (fail) return Internal("disk full");
-    VMCTL_TRY(WriteFileAtomic(target, "disk"));
-    return vmm::DiskSpec{target, vmm::DiskSpec::Format::kRaw, false};
+  std::string Describe() const override { return "fake"; }
+  vmm::DiskSpec::Format format() const override { return vmm::DiskSpec::Format::kRaw; }
+  Result<void> PrepareBase(const storage::BaseImage& base) override {
+    std::lock_guard lock(mu);
+    prepared.insert(base.id);
+    return Ok();
   }
+  Result<void> RemoveBase(const storage::BaseImage& base) override {
+    std::lock_guard lock(mu);
+    prepared.erase(base.id);
+    return Ok();
+  }
+  Result<vmm::DiskSpec> CreateRootDisk(const storage::BaseImage&, std::string_view vm_id,
+                                       int64_t size_mib) override {
+    if (fail) return Internal("disk full");
+    return Make(vm_id, "root.img", size_mib);
+  }
+  Result<vmm::DiskSpec> CreateDataDisk(std::string_view vm_id, int64_t size_mib) override {
+    return Make(vm_id, "data.img", size_mib);
+  }
+  Result<void> Grow(const vmm::DiskSpec& disk, int64_t size_mib) override {
+    std::lock_guard lock(mu);
+    grown.push_back(disk.path.filename().string() + "=" + std::to_string(size_mib));
+    fs::resize_file(disk.path, static_cast<uintmax_t>(size_mib) << 20);
+    return Ok();
+  }
+  bool CanGrowOnline() const override { return true; }
+  Result<void> Remove(const vmm::DiskSpec& disk) override {
+    fs::remove(disk.path);
+    return Ok();
+  }
+  Result<storage::VolumeUsage> Usage(const vmm::DiskSpec& disk) override {
+    std::error_code ec;
+    auto size = fs::file_size(disk.path, ec);
+    if (ec) return NotFound(disk.path.string());
+    return storage::VolumeUsage{static_cast<int64_t>(size), 4096};
+  }
+  Result<std::set<std::string>> ListOwners() override {
+    std::set<std::string> owners;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      owners.insert(e.path().filename().string());
+    }
+    return owners;
+  }
+  Result<void> RemoveAll(std::string_view vm_id) override {
+    fs::remove_all(dir / vm_id);
+    return Ok();
+  }
+
+  fs::path dir;
   bool fail = false;
+  std::mutex mu;
+  std::set<std::string> prepared;
+  std::vector<std::string> grown;
+
+ private:
+  Result<vmm::DiskSpec> Make(std::string_view vm_id, const char* file, int64_t size_mib) {
+    fs::create_directories(dir / vm_id);
+    fs::path path = dir / vm_id / file;
+    VMCTL_TRY(WriteFileAtomic(path, ""));
+    fs::resize_file(path, static_cast<uintmax_t>(size_mib) << 20);
+    return vmm::DiskSpec{path, vmm::DiskSpec::Format::kRaw, false};
+  }
 };
 
 class VmServiceTest : public ::testing::Test {
@@ -130,6 +193,7 @@ class VmServiceTest : public ::testing::Test {
     fs::create_directories(dir_ / "vms");
     fs::create_directories(dir_ / "guest/etc");
     backend_.guest_root = dir_ / "guest";
+    volumes_.dir = dir_ / "disks";
     store_ = std::move(OpenSqliteStore(dir_ / "vmctl.db")).value();
     ASSERT_TRUE(store_->CreateUser(User{"admin", "admin", "", 1}).ok());
     for (auto f : {"vmlinux", "initramfs", "rootfs"})
@@ -155,7 +219,7 @@ class VmServiceTest : public ::testing::Test {
     o.boot_timeout = seconds(10);
     o.stop_timeout = seconds(5);
     o.monitor_interval = milliseconds(50);
-    return std::make_unique<VmService>(*store_, backend_, disks_, network_, o);
+    return std::make_unique<VmService>(*store_, backend_, volumes_, network_, o);
   }
   std::string WaitForState(const std::string& name, VmState want) {
     for (int i = 0; i < 200; ++i) {
@@ -169,14 +233,14 @@ class VmServiceTest : public ::testing::Test {
   fs::path dir_;
   std::unique_ptr<Store> store_;
   FakeBackend backend_;
-  FakeDisks disks_;
+  FakeVolumes volumes_;
   FakeNetwork network_{"10.9.0.1/29"};  // five addresses for VMs
   std::unique_ptr<VmService> service_;
 };
 
 TEST_F(VmServiceTest, CreateRunsAndExecs) {
   std::vector<std::string> progress;
-  auto vm = service_->Create("admin", {.name = "web"},
+  auto vm = service_->Create("admin", {.name = "web", .data_disk_mib = 0},
                              [&](const std::string& l) { progress.push_back(l); });
   ASSERT_TRUE(vm.ok()) << vm.error().message();
   EXPECT_EQ(vm->state, VmState::kRunning);
@@ -210,13 +274,14 @@ TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
   ASSERT_TRUE(store_->SetQuota(Quota{"admin", 20, 64, 65536, 1 << 20}).ok());
   std::vector<std::string> addresses;
   for (int i = 0; i < 5; ++i) {
-    auto vm = service_->Create("admin", {.name = "vm" + std::to_string(i)}, nullptr);
+    auto vm =
+        service_->Create("admin", {.name = "vm" + std::to_string(i), .data_disk_mib = 0}, nullptr);
     ASSERT_TRUE(vm.ok()) << vm.error().message();
     addresses.push_back(vm->address);
   }
   EXPECT_EQ(addresses,
             (std::vector<std::string>{"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"}));
-  auto full = service_->Create("admin", {.name = "extra"}, nullptr);
+  auto full = service_->Create("admin", {.name = "extra", .data_disk_mib = 0}, nullptr);
   ASSERT_FALSE(full.ok());
   EXPECT_EQ(full.error().code(), ErrorCode::kResourceExhausted);
   EXPECT_NE(full.error().message().find("no free address"), std::string::npos)
@@ -227,7 +292,7 @@ TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
 
   ASSERT_TRUE(service_->Remove("admin", "vm2").ok());
   EXPECT_EQ(network_.attached.size(), 4u);
-  auto again = service_->Create("admin", {.name = "extra"}, nullptr);
+  auto again = service_->Create("admin", {.name = "extra", .data_disk_mib = 0}, nullptr);
   ASSERT_TRUE(again.ok()) << again.error().message();
   EXPECT_EQ(again->address, "10.9.0.4") << "the freed address is reused";
   // Stop detaches, start re-attaches with the same address.
@@ -240,11 +305,11 @@ TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
 }
 
 TEST_F(VmServiceTest, DuplicateNamesAndQuotaChangeNothing) {
-  ASSERT_TRUE(service_->Create("admin", {.name = "web"}, nullptr).ok());
-  auto dup = service_->Create("admin", {.name = "web"}, nullptr);
+  ASSERT_TRUE(service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
+  auto dup = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
   EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
   ASSERT_TRUE(store_->SetQuota(Quota{"admin", 1, 8, 8192, 65536}).ok());
-  auto over = service_->Create("admin", {.name = "db"}, nullptr);
+  auto over = service_->Create("admin", {.name = "db", .data_disk_mib = 0}, nullptr);
   EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
   EXPECT_EQ(store_->ListVms(std::nullopt)->size(), 1u);
   EXPECT_EQ(backend_.launches, 1);
@@ -254,17 +319,63 @@ TEST_F(VmServiceTest, DuplicateNamesAndQuotaChangeNothing) {
 }
 
 TEST_F(VmServiceTest, DiskFailureRollsTheCreateBack) {
-  disks_.fail = true;
-  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  volumes_.fail = true;
+  auto vm = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
   ASSERT_FALSE(vm.ok());
   EXPECT_NE(vm.error().message().find("disk full"), std::string::npos);
   EXPECT_TRUE(store_->ListVms(std::nullopt)->empty());
   EXPECT_TRUE(fs::is_empty(dir_ / "vms"));
+  EXPECT_TRUE(volumes_.ListOwners()->empty()) << "no volume left behind";
+}
+
+TEST_F(VmServiceTest, VolumesComeFromTheImageBuildAndGoWithTheVm) {
+  auto vm = service_->Create("admin", {.name = "web", .root_disk_mib = 1024, .data_disk_mib = 0},
+                             nullptr);
+  ASSERT_TRUE(vm.ok()) << vm.error().message();
+  EXPECT_EQ(vm->storage, "fake");
+  EXPECT_EQ(vm->image_dir, dir_.string());
+  EXPECT_EQ(volumes_.prepared, std::set<std::string>{dir_.filename().string()});
+  auto disks = service_->Disks("admin", "web");
+  ASSERT_TRUE(disks.ok());
+  ASSERT_EQ(disks->size(), 1u);
+  EXPECT_EQ((*disks)[0].role, "root");
+  EXPECT_EQ((*disks)[0].usage.size_bytes, int64_t{1024} << 20);
+  EXPECT_EQ(*volumes_.ListOwners(), std::set<std::string>{vm->id});
+  ASSERT_TRUE(service_->Remove("admin", "web").ok());
+  EXPECT_TRUE(volumes_.ListOwners()->empty());
+}
+
+TEST_F(VmServiceTest, ResizeGrowsOnlyAndWaitsForTheNextStartWithoutOnlineSupport) {
+  ASSERT_TRUE(service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
+  auto shrink = service_->Resize("admin", "web", 1024, 0, nullptr);
+  ASSERT_FALSE(shrink.ok());
+  EXPECT_EQ(shrink.error().code(), ErrorCode::kInvalidArgument);
+  auto no_data = service_->Resize("admin", "web", 0, 4096, nullptr);
+  ASSERT_FALSE(no_data.ok());
+  EXPECT_EQ(no_data.error().code(), ErrorCode::kFailedPrecondition);
+
+  // The fake VMM cannot tell a running guest: the wanted size is recorded for the next start.
+  std::vector<std::string> progress;
+  auto later = service_->Resize("admin", "web", 3072, 0,
+                                [&](const std::string& l) { progress.push_back(l); });
+  ASSERT_TRUE(later.ok()) << later.error().message();
+  EXPECT_EQ(later->root_disk_mib, 3072);
+  ASSERT_EQ(progress.size(), 1u);
+  EXPECT_NE(progress[0].find("grow at the next start"), std::string::npos) << progress[0];
+  EXPECT_TRUE(volumes_.grown.empty());
+  ASSERT_TRUE(service_->Restart("admin", "web", nullptr).ok());
+  EXPECT_EQ(volumes_.grown, std::vector<std::string>{"root.img=3072"});
+
+  // A stopped VM's volume grows at once.
+  ASSERT_TRUE(service_->Stop("admin", "web", true).ok());
+  ASSERT_TRUE(service_->Resize("admin", "web", 4096, 0, nullptr).ok());
+  EXPECT_EQ(volumes_.grown.back(), "root.img=4096");
+  EXPECT_EQ((*service_->Disks("admin", "web"))[0].usage.size_bytes, int64_t{4096} << 20);
 }
 
 TEST_F(VmServiceTest, LaunchFailureMarksFailedAndStartRetries) {
   backend_.fail_launch = true;
-  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  auto vm = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
   ASSERT_FALSE(vm.ok());
   EXPECT_NE(vm.error().message().find("fake VMM refused"), std::string::npos);
   auto failed = service_->Get("admin", "web");
@@ -280,7 +391,7 @@ TEST_F(VmServiceTest, LaunchFailureMarksFailedAndStartRetries) {
 
 TEST_F(VmServiceTest, MonitorNoticesADeadVmm) {
   service_->StartMonitor();
-  auto vm = service_->Create("admin", {.name = "web"}, nullptr);
+  auto vm = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
   ASSERT_TRUE(vm.ok());
   ::kill(static_cast<pid_t>(vm->pid), SIGKILL);
   EXPECT_EQ(WaitForState("web", VmState::kStopped), "stopped");
@@ -288,7 +399,7 @@ TEST_F(VmServiceTest, MonitorNoticesADeadVmm) {
 }
 
 TEST_F(VmServiceTest, StopStartRestartAndRemove) {
-  ASSERT_TRUE(service_->Create("admin", {.name = "web"}, nullptr).ok());
+  ASSERT_TRUE(service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
   auto stopped = service_->Stop("admin", "web", false);
   ASSERT_TRUE(stopped.ok()) << stopped.error().message();
   EXPECT_EQ(stopped->state, VmState::kStopped);
@@ -303,7 +414,7 @@ TEST_F(VmServiceTest, StopStartRestartAndRemove) {
 }
 
 TEST_F(VmServiceTest, ReconcileAdoptsRollsBackAndRemovesOrphans) {
-  auto web = service_->Create("admin", {.name = "web"}, nullptr);
+  auto web = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
   ASSERT_TRUE(web.ok());
   // An interrupted create, an orphan VMM process and an orphan directory.
   VmRecord half = *web;

@@ -20,7 +20,7 @@
 #include "controller/vm_service.h"
 #include "image/builder.h"
 #include "network/host_network.h"
-#include "storage/provisioners.h"
+#include "storage/backends.h"
 #include "store/sqlite/sqlite_store.h"
 #include "vmm/cloud_hypervisor/backend.h"
 #include "vmm/firecracker/backend.h"
@@ -43,6 +43,10 @@ struct ServeOptions {
   std::string bridge = "vmctl0";
   std::string subnet = "10.0.0.1/16";
   std::vector<std::string> dns;
+  std::string storage = "auto";
+  std::string storage_dir;  // default: <state dir>/disks
+  std::string lvm_vg;
+  std::string lvm_pool;
 };
 
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
@@ -178,33 +182,42 @@ int Serve(const ServeOptions& o) {
   if (!backend.ok()) return fail(backend.error());
   spdlog::info("backend: {} ({})", (*backend)->name(), why);
 
+  storage::BackendChoice choice;
+  choice.requested = o.storage;
+  choice.dir =
+      o.storage_dir.empty() ? state_dir / "disks" : std::filesystem::absolute(o.storage_dir);
+  choice.lvm = {o.lvm_vg, o.lvm_pool};
+  choice.vmm_takes_qcow2 = (*backend)->capabilities().qcow2_disks;
+  std::string storage_why;
+  auto volumes = storage::ChooseBackend(choice, &storage_why);
+  if (!volumes.ok()) return fail(volumes.error().WithContext("choosing the storage backend"));
+  spdlog::info("{}", storage_why);
+
   std::filesystem::path agent_binary =
       o.agent_binary.empty() ? SelfDir() / "vmctl-agent" : std::filesystem::path(o.agent_binary);
   controller::ImageService images(
-      **store,
-      [&](const std::string& name, const controller::Progress& progress) -> Result<ImageRecord> {
-        if (name != "default") {
-          return NotFound(
-              fmt::format("no recipe for image '{}': this version builds only 'default'", name));
-        }
+      **store, **volumes,
+      [&](const controller::ImageBuildRequest& request,
+          const controller::Progress& progress) -> Result<ImageRecord> {
         if (!std::filesystem::exists(agent_binary)) {
           return FailedPrecondition(
               fmt::format("guest agent binary not found at {} (build it, or pass --agent-binary)",
                           agent_binary.string()));
         }
         image::BuildOptions build;
-        build.name = name;
         build.cache_dir = o.image_cache;
         build.agent_binary = agent_binary;
         build.progress = progress;
-        return image::BuildDefaultImage(build);
-      });
+        return image::BuildImage(request.source, build);
+      },
+      state_dir / "images");
 
   // Before the network: building an image (make test runs --prepare-only on the bare host)
   // must not create the bridge or touch the firewall.
   if (o.prepare_image || o.prepare_only) {
-    auto built = images.Build(
-        "default", [](const std::string& line) { std::cerr << "==> " << line << std::endl; });
+    auto built = images.Build({"default", ImageSource{}}, [](const std::string& line) {
+      std::cerr << "==> " << line << std::endl;
+    });
     if (!built.ok()) return fail(built.error().WithContext("building the default image"));
     if (o.prepare_only) {
       std::cerr << fmt::format("Image 'default' ready in {}\n", built->dir);
@@ -218,13 +231,10 @@ int Serve(const ServeOptions& o) {
   std::string network_line = network::Describe((*network)->info());
   spdlog::info("{}", network_line);
 
-  std::unique_ptr<storage::DiskProvisioner> disks = (*backend)->capabilities().qcow2_disks
-                                                        ? storage::NewQcow2Provisioner()
-                                                        : storage::NewCopyProvisioner();
   controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
-  controller::VmService vms(**store, **backend, *disks, **network, vm_options);
+  controller::VmService vms(**store, **backend, **volumes, **network, vm_options);
 
   auto actions = vms.Reconcile();
   if (!actions.ok()) return fail(actions.error().WithContext("reconciling"));
@@ -255,11 +265,13 @@ int Serve(const ServeOptions& o) {
   std::cerr << fmt::format(
       "vmctl daemon ready: backend {}, state in {}, API on {}\n"
       "{}\n"
+      "{}\n"
       "Next, in another terminal:\n"
       "  {} create demo\n"
       "  {} exec demo -- uname -a\n"
       "  {} ls\n",
-      (*backend)->name(), state_dir.string(), socket.string(), network_line, env, env, env);
+      (*backend)->name(), state_dir.string(), socket.string(), network_line, storage_why, env, env,
+      env);
   server.Serve();
   ::kill(::getpid(), SIGTERM);  // wakes the waiter when Serve ended for another reason
   waiter.join();
@@ -318,6 +330,13 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--dns", o->dns,
                   "resolver given to guests, repeatable (default: the host's non-loopback ones)");
+  cmd->add_option("--storage", o->storage, "auto|lvm-thin|reflink|qcow2|copy")
+      ->capture_default_str();
+  cmd->add_option("--storage-dir", o->storage_dir,
+                  "where file-based backends keep VM disks (default: <state dir>/disks); must be "
+                  "on XFS or btrfs for reflink");
+  cmd->add_option("--lvm-vg", o->lvm_vg, "volume group of the lvm-thin backend");
+  cmd->add_option("--lvm-pool", o->lvm_pool, "thin pool (in --lvm-vg) of the lvm-thin backend");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -15,6 +15,7 @@
 #include "base/process.h"
 #include "base/unique_fd.h"
 #include "image/guest_files.h"
+#include "image/oci.h"
 
 namespace vmctl::image {
 namespace {
@@ -23,8 +24,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Bump when the recipe below changes in a way the hashed inputs do not capture.
-constexpr std::string_view kRecipeVersion = "debian-bookworm-v1";
-constexpr std::string_view kSuite = "bookworm";
+constexpr std::string_view kRecipeVersion = "vmctl-image-v2";
+// Bump when the mmdebstrap invocation changes (names the cached root filesystem tarballs).
+constexpr std::string_view kRootfsRecipe = "debian-bookworm-v1";
 // udev is required: without it boot stalls 90 s on dev-ttyS0.device (see the KVM-less notes).
 constexpr std::string_view kPackages =
     "systemd-sysv,udev,openssh-server,iproute2,e2fsprogs,kmod,ca-certificates,iputils-ping,"
@@ -168,20 +170,27 @@ Result<void> BuildInitramfs(const BuildOptions& o, const fs::path& kernel_root,
   return Ok();
 }
 
+std::string DebianPackages(const ImageSource& source) {
+  std::string packages(kPackages);
+  for (const auto& p : source.packages) packages += "," + p;
+  return packages;
+}
+
 // The mmdebstrap output, cached by recipe so that only changed guest files or agent re-assemble.
-Result<fs::path> BaseRootfs(const BuildOptions& o) {
+Result<fs::path> DebianRootfs(const BuildOptions& o, const ImageSource& source) {
+  const std::string packages = DebianPackages(source);
   std::string key =
-      Sha256Hex(fmt::format("{}|{}|{}", kRecipeVersion, kSuite, kPackages)).substr(0, 16);
+      Sha256Hex(fmt::format("{}|{}|{}", kRootfsRecipe, source.suite, packages)).substr(0, 16);
   fs::path tar = o.cache_dir / fmt::format("rootfs-{}.tar", key);
   if (fs::exists(tar)) return tar;
-  Step(o, fmt::format("Running mmdebstrap for Debian {} (about a minute)", kSuite));
+  Step(o, fmt::format("Running mmdebstrap for Debian {} (a minute or more)", source.suite));
   fs::path partial = tar.string() + ".partial";
   std::error_code ec;
   fs::remove(partial, ec);
-  auto out = RunCommandChecked(
-      {"mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", "--format=tar",
-       "--include=" + std::string(kPackages), std::string(kSuite), partial.string()},
-      RunOptions{.timeout = std::chrono::minutes(20)});
+  auto out =
+      RunCommandChecked({"mmdebstrap", "--mode=root", "--variant=minbase", "--quiet",
+                         "--format=tar", "--include=" + packages, source.suite, partial.string()},
+                        RunOptions{.timeout = std::chrono::minutes(20)});
   if (!out.ok()) {
     fs::remove(partial, ec);
     return StepError("mmdebstrap", out.error());
@@ -254,6 +263,123 @@ Result<int64_t> TreeBytes(const fs::path& root) {
   return std::stoll(du);
 }
 
+// Hex SHA-256 of a file's content, streamed.
+Result<std::string> FileSha256(const fs::path& path) {
+  VMCTL_ASSIGN_OR_RETURN(std::string out,
+                         Run("hash the image source", {"sha256sum", path.string()}));
+  return out.substr(0, 64);
+}
+
+// What identifies the source's content, for the build cache key.
+Result<std::string> SourceKey(const ImageSource& source) {
+  switch (source.kind) {
+    case ImageSource::Kind::kDebian:
+      return fmt::format("debian {} {}", source.suite, DebianPackages(source));
+    case ImageSource::Kind::kOci: {
+      std::error_code ec;
+      if (fs::is_directory(source.path, ec)) {
+        // Blobs are content-addressed and verified on unpacking: the index names the content.
+        auto index = ReadFile(fs::path(source.path) / "index.json");
+        if (!index.ok()) {
+          return InvalidArgument(fmt::format(
+              "{} is neither an OCI image layout (no index.json) nor an archive", source.path));
+        }
+        return "oci-layout " + Sha256Hex(*index);
+      }
+      if (!fs::is_regular_file(source.path, ec)) {
+        return NotFound(fmt::format("no OCI image at {}", source.path));
+      }
+      VMCTL_ASSIGN_OR_RETURN(std::string digest, FileSha256(source.path));
+      return "oci-archive " + digest;
+    }
+    case ImageSource::Kind::kDockerfile:
+      break;
+  }
+  return InvalidArgument("a Dockerfile is built before it has a key");
+}
+
+// Builds a Dockerfile with buildah or docker and exports the result as an archive that
+// UnpackOciImage reads. kFailedPrecondition when neither tool can build here.
+Result<void> BuildDockerfile(const BuildOptions& o, const ImageSource& source,
+                             const fs::path& archive) {
+  std::error_code ec;
+  if (!fs::is_regular_file(source.path, ec)) {
+    return NotFound(fmt::format("no Dockerfile at {}", source.path));
+  }
+  const std::string context =
+      source.context.empty() ? fs::path(source.path).parent_path().string() : source.context;
+  const std::string tag = fmt::format("localhost/vmctl-build-{}", ::getpid());
+  if (FindProgram("buildah")) {
+    Step(o, fmt::format("Building {} with buildah", source.path));
+    VMCTL_TRY(Run("buildah build",
+                  {"buildah", "build", "--quiet", "-f", source.path, "-t", tag, context},
+                  std::chrono::minutes(60)));
+    auto pushed = Run("buildah push", {"buildah", "push", tag, "oci-archive:" + archive.string()});
+    (void)RunCommand({"buildah", "rmi", tag});
+    if (!pushed.ok()) return pushed.error();
+    return Ok();
+  }
+  std::string docker_problem = "docker is not installed";
+  if (FindProgram("docker")) {
+    auto info = RunCommand({"docker", "info", "--format", "{{.ServerVersion}}"},
+                           RunOptions{.timeout = std::chrono::seconds(20)});
+    if (info.ok() && info->exit_code == 0) {
+      Step(o, fmt::format("Building {} with docker {}", source.path, info->out));
+      VMCTL_TRY(Run("docker build",
+                    {"docker", "build", "--quiet", "-f", source.path, "-t", tag, context},
+                    std::chrono::minutes(60)));
+      auto saved = Run("docker save", {"docker", "save", "-o", archive.string(), tag});
+      (void)RunCommand({"docker", "rmi", tag});
+      if (!saved.ok()) return saved.error();
+      return Ok();
+    }
+    std::string why = info.ok() ? info->err + info->out : info.error().message();
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    docker_problem = "docker is installed but cannot build (`docker info`: " + why + ")";
+  }
+  return FailedPrecondition(fmt::format(
+      "building from a Dockerfile needs buildah or a running Docker engine; buildah is not "
+      "installed and {}. Install buildah (apt-get install buildah), or build the image elsewhere "
+      "and use `vmctl image build NAME --from-oci ARCHIVE` with its `docker save` or OCI archive",
+      docker_problem));
+}
+
+// vmctl's initramfs hands over to /sbin/init, and the agent and units it installs are systemd
+// units.
+Result<void> CheckBootable(const fs::path& root) {
+  std::error_code ec;
+  fs::path init = root / "sbin/init";
+  auto status = fs::symlink_status(init, ec);
+  if (!fs::exists(status)) {
+    return FailedPrecondition(
+        "the image has no /sbin/init: vmctl boots images with systemd (install systemd-sysv, "
+        "e.g. `RUN apt-get install -y systemd-sysv` in a Debian or Ubuntu based image)");
+  }
+  fs::path target = fs::is_symlink(status) ? fs::read_symlink(init, ec) : init;
+  if (target.filename() != "systemd" && !fs::exists(root / "lib/systemd/systemd", ec) &&
+      !fs::exists(root / "usr/lib/systemd/systemd", ec)) {
+    return FailedPrecondition(fmt::format(
+        "the image's /sbin/init is not systemd ({}): vmctl boots images with systemd (install "
+        "systemd-sysv)",
+        target.string()));
+  }
+  return Ok();
+}
+
+json ConfigJson(const ImageSource& source, const OciConfig* oci) {
+  json config = {{"user", "root"}, {"env", json::array()}, {"exposed_ports", json::array()}};
+  if (oci != nullptr) {
+    if (!oci->user.empty()) config["user"] = oci->user;
+    config["env"] = oci->env;
+    config["exposed_ports"] = oci->exposed_ports;
+    config["entrypoint"] = oci->entrypoint;
+    config["cmd"] = oci->cmd;
+    config["working_dir"] = oci->working_dir;
+  }
+  config["source"] = DescribeImageSource(source);
+  return config;
+}
+
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
@@ -296,8 +422,8 @@ std::vector<std::string> ParseShowDepends(std::string_view output) {
   return modules;
 }
 
-Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
-  if (o.name != "default") return NotFound(fmt::format("no recipe for image '{}'", o.name));
+Result<ImageRecord> BuildImage(const ImageSource& requested, const BuildOptions& o) {
+  VMCTL_TRY(ValidateImageSource(requested));
   std::error_code ec;
   fs::create_directories(o.cache_dir, ec);
   if (ec) return Internal(fmt::format("cannot create {}: {}", o.cache_dir.string(), ec.message()));
@@ -307,21 +433,32 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
     Step(o, "Waiting for another image build to finish");
     ::flock(lock.get(), LOCK_EX);
   }
+  TempDir work(o.cache_dir / fmt::format(".build-{}", ::getpid()));
+
+  // A Dockerfile becomes an OCI archive first; from there on it is an OCI build.
+  ImageSource source = requested;
+  if (source.kind == ImageSource::Kind::kDockerfile) {
+    fs::path archive = work.path() / "dockerfile-image.tar";
+    VMCTL_TRY(BuildDockerfile(o, source, archive));
+    source = ImageSource{.kind = ImageSource::Kind::kOci, .path = archive.string()};
+  }
 
   VMCTL_ASSIGN_OR_RETURN(KernelPackage kernel, ResolveKernel());
   auto agent = ReadFile(o.agent_binary);
   if (!agent.ok()) return StepError("read agent binary", agent.error());
+  VMCTL_ASSIGN_OR_RETURN(std::string source_key, SourceKey(source));
   std::string hash = Sha256Hex(fmt::format(
-      "{}\n{}\n{}\n{} {}\n{}\n{}\n{}\n{}\n{}", kRecipeVersion, kSuite, kPackages, kernel.name,
-      kernel.version, kInitScript, kAgentUnit, kGrowfsUnit, kSshKeygenUnit, Sha256Hex(*agent)));
+      "{}\n{}\n{} {}\n{}\n{}\n{}\n{}\n{}", kRecipeVersion, source_key, kernel.name, kernel.version,
+      kInitScript, kAgentUnit, kGrowfsUnit, kSshKeygenUnit, Sha256Hex(*agent)));
   fs::path final_dir = o.cache_dir / hash.substr(0, 24);
   fs::path manifest = final_dir / "manifest.json";
   if (fs::exists(manifest)) {
     auto text = ReadFile(manifest);
     json m = text.ok() ? json::parse(*text, nullptr, false) : json();
     if (m.is_object()) {
-      Step(o, fmt::format("Image '{}' is up to date (cached in {})", o.name, final_dir.string()));
-      ImageRecord r{o.name,
+      Step(o, fmt::format("Image {} is up to date (cached in {})", DescribeImageSource(requested),
+                          final_dir.string()));
+      ImageRecord r{"",
                     m.value("input_hash", ""),
                     final_dir.string(),
                     m.value("kernel", ""),
@@ -330,13 +467,14 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
                     m.value("kernel_version", ""),
                     m.value("source", ""),
                     m.value("size_bytes", int64_t{0}),
-                    m.value("created_at", int64_t{0})};
+                    m.value("created_at", int64_t{0}),
+                    m.value("config", json::object())};
       return r;
     }
   }
-  Step(o, fmt::format("Building image '{}' (inputs {}): kernel {} {}", o.name, hash.substr(0, 12),
-                      kernel.name, kernel.version));
-  TempDir work(o.cache_dir / fmt::format(".build-{}", ::getpid()));
+  Step(o, fmt::format("Building image from {} (inputs {}): kernel {} {}",
+                      DescribeImageSource(requested), hash.substr(0, 12), kernel.name,
+                      kernel.version));
   fs::path out = work.path() / "image";
   fs::create_directories(out);
 
@@ -347,47 +485,59 @@ Result<ImageRecord> BuildDefaultImage(const BuildOptions& o) {
   if (!bzimage.ok()) return StepError("extract kernel", bzimage.error());
   auto vmlinux = ExtractVmlinux(*bzimage);
   if (!vmlinux.ok()) return StepError("extract kernel", vmlinux.error());
-  VMCTL_TRY(WriteFileAtomic(out / "vmlinux", *vmlinux));
+  VMCTL_TRY(WriteFileAtomic(out / kImageKernelFile, *vmlinux));
 
-  VMCTL_TRY(BuildInitramfs(o, kernel_root, kernel.release, out / "initramfs.cpio.gz"));
+  VMCTL_TRY(BuildInitramfs(o, kernel_root, kernel.release, out / kImageInitramfsFile));
 
-  VMCTL_ASSIGN_OR_RETURN(fs::path base, BaseRootfs(o));
-  Step(o, "Assembling the root filesystem");
   fs::path tree = work.path() / "rootfs";
-  fs::create_directories(tree);
-  VMCTL_TRY(
-      Run("unpack rootfs", {"tar", "-xf", base.string(), "-C", tree.string(), "--numeric-owner"}));
+  json config;
+  if (source.kind == ImageSource::Kind::kDebian) {
+    VMCTL_ASSIGN_OR_RETURN(fs::path base, DebianRootfs(o, source));
+    Step(o, "Assembling the root filesystem");
+    fs::create_directories(tree);
+    VMCTL_TRY(Run("unpack rootfs",
+                  {"tar", "-xf", base.string(), "-C", tree.string(), "--numeric-owner"}));
+    config = ConfigJson(requested, nullptr);
+  } else {
+    Step(o, fmt::format("Unpacking the OCI image {}", source.path));
+    fs::create_directories(tree);
+    auto unpacked = UnpackOciImage(source.path, tree, OciLimits{}, o.progress);
+    if (!unpacked.ok()) return StepError("unpack OCI image", unpacked.error());
+    config = ConfigJson(requested, &*unpacked);
+  }
+  if (auto bootable = CheckBootable(tree); !bootable.ok()) {
+    return StepError("check the root filesystem", bootable.error());
+  }
   VMCTL_TRY(CustomizeTree(o, tree, kernel_root, kernel.release));
   VMCTL_ASSIGN_OR_RETURN(int64_t bytes, TreeBytes(tree));
   // Headroom for ext4 metadata; VMs grow the filesystem to their disk size at boot.
   int64_t size_mib = bytes / (1 << 20) * 5 / 4 + 128;
   Step(o, fmt::format("Making the ext4 root filesystem ({} MiB)", size_mib));
   VMCTL_TRY(Run("mkfs.ext4", {"mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree.string(),
-                              (out / "rootfs.ext4").string(), fmt::format("{}M", size_mib)}));
+                              (out / kImageRootfsFile).string(), fmt::format("{}M", size_mib)}));
 
   int64_t size_bytes = 0;
   for (const auto& f : fs::directory_iterator(out))
     size_bytes += static_cast<int64_t>(f.file_size());
-  ImageRecord record{o.name,
+  ImageRecord record{"",
                      hash,
                      final_dir.string(),
-                     (final_dir / "vmlinux").string(),
-                     (final_dir / "initramfs.cpio.gz").string(),
-                     (final_dir / "rootfs.ext4").string(),
+                     (final_dir / kImageKernelFile).string(),
+                     (final_dir / kImageInitramfsFile).string(),
+                     (final_dir / kImageRootfsFile).string(),
                      kernel.release,
-                     fmt::format("debian:{}", kSuite),
+                     DescribeImageSource(requested),
                      size_bytes,
                      std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
-                         .count()};
-  json m = ToJson(record);
-  VMCTL_TRY(WriteFileAtomic(out / "manifest.json", m.dump(2)));
+                         .count(),
+                     config};
+  VMCTL_TRY(WriteFileAtomic(out / "manifest.json", ToJson(record).dump(2)));
   // A stale directory without a manifest is a build that died after the rename; replace it.
   fs::remove_all(final_dir, ec);
   fs::rename(out, final_dir, ec);
   if (ec) return Internal(fmt::format("cannot move the image into place: {}", ec.message()));
-  Step(o,
-       fmt::format("Image '{}' built: {} MiB in {}", o.name, size_bytes >> 20, final_dir.string()));
+  Step(o, fmt::format("Image built: {} MiB in {}", size_bytes >> 20, final_dir.string()));
   return record;
 }
 

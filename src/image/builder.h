@@ -13,7 +13,6 @@
 namespace vmctl::image {
 
 struct BuildOptions {
-  std::string name = "default";
   // Shared, content-addressed cache; several daemons and test runs use one.
   std::filesystem::path cache_dir;
   // Static guest agent binary installed in the image.
@@ -22,12 +21,20 @@ struct BuildOptions {
   std::function<void(const std::string&)> progress;
 };
 
-// Builds the default Debian bookworm image, or returns the cached one when every input (recipe,
-// kernel package version, guest files, agent binary) is unchanged. Concurrent builders in other
-// processes wait on a lock file in cache_dir. A failed or interrupted build leaves no directory
-// that could be taken for a finished image (the result is renamed into place last).
-// Errors name the failing step and carry the tool's stderr tail.
-Result<ImageRecord> BuildDefaultImage(const BuildOptions& options);
+// Builds an image from `source` into cache_dir/<id> (kernel, initramfs, ext4 root filesystem with
+// the guest agent, its units and kernel modules, manifest.json), or returns the cached build when
+// every input (recipe, source content, kernel package version, guest files, agent binary) is
+// unchanged. The record's name is left empty for the caller.
+//  - kDebian: mmdebstrap of the suite with the base packages plus source.packages.
+//  - kOci: the layers of an OCI layout or archive (image/oci.h), plus the image config.
+//  - kDockerfile: built with buildah or docker when one works, exported, then as kOci;
+//    kFailedPrecondition naming what is missing otherwise.
+// The root filesystem must boot with systemd (/sbin/init); kFailedPrecondition says so if not.
+// Concurrent builders in other processes wait on a lock file in cache_dir. A failed or
+// interrupted build registers nothing and leaves no directory that could be taken for a finished
+// image (the result is renamed into place last). Errors name the failing step and carry the
+// tool's stderr tail.
+Result<ImageRecord> BuildImage(const ImageSource& source, const BuildOptions& options);
 
 // Pure helpers, exposed for tests.
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/io.h"
 #include "base/process.h"
 
 namespace vmctl::image {
@@ -52,12 +53,40 @@ TEST(Sha256Test, KnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
-TEST(BuildDefaultImageTest, UnknownRecipeIsNotFound) {
+TEST(BuildImageTest, BadSourcesAreRefusedBeforeAnyWork) {
   BuildOptions o;
-  o.name = "custom";
-  auto r = BuildDefaultImage(o);
+  o.cache_dir = std::filesystem::temp_directory_path() / "vmctl-builder-test-unused";
+  ImageSource bad{.kind = ImageSource::Kind::kDebian, .suite = "bookworm", .packages = {"a b"}};
+  auto r = BuildImage(bad, o);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(std::filesystem::exists(o.cache_dir));
+}
+
+TEST(BuildImageTest, ADockerfileWithoutABuilderSaysWhatIsMissing) {
+  auto engine = RunCommand({"docker", "info"});
+  if (FindProgram("buildah") || (engine.ok() && engine->exit_code == 0)) {
+    GTEST_SKIP() << "this host can build Dockerfiles";
+  }
+  auto dir = std::filesystem::temp_directory_path() / "vmctl-builder-test-dockerfile";
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomic(dir / "Dockerfile", "FROM debian:bookworm\n").ok());
+  BuildOptions o;
+  o.cache_dir = dir / "cache";
+  auto r = BuildImage(
+      ImageSource{.kind = ImageSource::Kind::kDockerfile, .path = (dir / "Dockerfile").string()},
+      o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.error().message().find("needs buildah or a running Docker engine"), std::string::npos)
+      << r.error().message();
+  EXPECT_NE(r.error().message().find("--from-oci"), std::string::npos);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(o.cache_dir)) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"lock"}) << "a failed build leaves no work directory";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

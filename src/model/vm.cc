@@ -92,6 +92,53 @@ Result<void> ValidateVmName(std::string_view name) {
   return Ok();
 }
 
+namespace {
+
+Result<void> CheckRootDisk(int64_t mib) {
+  if (mib < VmLimits::kMinDiskMib || mib > VmLimits::kMaxDiskMib) {
+    return InvalidArgument(fmt::format("root disk must be between {} and {} MiB (got {})",
+                                       VmLimits::kMinDiskMib, VmLimits::kMaxDiskMib, mib));
+  }
+  return Ok();
+}
+
+Result<void> CheckDataDisk(int64_t mib) {
+  if (mib != 0 && (mib < VmLimits::kMinDataDiskMib || mib > VmLimits::kMaxDataDiskMib)) {
+    return InvalidArgument(fmt::format("disk must be 0 (none) or between {} and {} MiB (got {})",
+                                       VmLimits::kMinDataDiskMib, VmLimits::kMaxDataDiskMib, mib));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<void> ValidateDiskGrowth(int64_t root_mib, int64_t data_mib, int64_t new_root_mib,
+                                int64_t new_data_mib) {
+  if (new_root_mib == 0 && new_data_mib == 0) {
+    return InvalidArgument("nothing to resize: give a new size for the disk or the root disk");
+  }
+  if (new_root_mib != 0) {
+    VMCTL_TRY(CheckRootDisk(new_root_mib));
+    if (new_root_mib < root_mib) {
+      return InvalidArgument(
+          fmt::format("disks only grow: the root disk has {} MiB, cannot shrink it to {} MiB",
+                      root_mib, new_root_mib));
+    }
+  }
+  if (new_data_mib != 0) {
+    if (data_mib == 0) {
+      return FailedPrecondition("this VM has no data disk (create it with --disk SIZE)");
+    }
+    VMCTL_TRY(CheckDataDisk(new_data_mib));
+    if (new_data_mib < data_mib) {
+      return InvalidArgument(
+          fmt::format("disks only grow: the data disk has {} MiB, cannot shrink it to {} MiB",
+                      data_mib, new_data_mib));
+    }
+  }
+  return Ok();
+}
+
 Result<void> ValidateVmRequest(const VmRequest& r) {
   VMCTL_TRY(ValidateVmName(r.name));
   if (r.image.empty()) return InvalidArgument("image name must not be empty");
@@ -104,10 +151,8 @@ Result<void> ValidateVmRequest(const VmRequest& r) {
                                        VmLimits::kMinMemoryMib, VmLimits::kMaxMemoryMib,
                                        r.memory_mib));
   }
-  if (r.disk_mib < VmLimits::kMinDiskMib || r.disk_mib > VmLimits::kMaxDiskMib) {
-    return InvalidArgument(fmt::format("disk must be between {} and {} MiB (got {})",
-                                       VmLimits::kMinDiskMib, VmLimits::kMaxDiskMib, r.disk_mib));
-  }
+  VMCTL_TRY(CheckRootDisk(r.root_disk_mib));
+  VMCTL_TRY(CheckDataDisk(r.data_disk_mib));
   if (r.bandwidth_kbit != 0 && (r.bandwidth_kbit < VmLimits::kMinBandwidthKbit ||
                                 r.bandwidth_kbit > VmLimits::kMaxBandwidthKbit)) {
     return InvalidArgument(fmt::format(
@@ -144,7 +189,10 @@ nlohmann::json ToJson(const VmRecord& vm) {
       {"state", VmStateName(vm.state)},
       {"cpus", vm.cpus},
       {"memory_mib", vm.memory_mib},
-      {"disk_mib", vm.disk_mib},
+      {"root_disk_mib", vm.root_disk_mib},
+      {"disk_mib", vm.data_disk_mib},
+      {"storage", vm.storage},
+      {"image_dir", vm.image_dir},
       {"backend", vm.backend},
       {"pid", vm.pid},
       {"runtime_dir", vm.runtime_dir},

@@ -37,8 +37,10 @@ struct VmLimits {
   static constexpr int kMaxCpus = 64;
   static constexpr int64_t kMinMemoryMib = 128;
   static constexpr int64_t kMaxMemoryMib = 256 * 1024;
-  static constexpr int64_t kMinDiskMib = 512;
+  static constexpr int64_t kMinDiskMib = 512;  // root disk
   static constexpr int64_t kMaxDiskMib = 2 * 1024 * 1024;
+  static constexpr int64_t kMinDataDiskMib = 64;  // or 0: no data disk
+  static constexpr int64_t kMaxDataDiskMib = 16 * 1024 * 1024;
   static constexpr size_t kMaxNameLength = 32;
   static constexpr int64_t kMinBandwidthKbit = 64;
   static constexpr int64_t kMaxBandwidthKbit = 10 * 1000 * 1000;  // tbf takes 32-bit byte rates
@@ -55,10 +57,17 @@ struct VmRequest {
   std::string image = "default";
   int cpus = 1;
   int64_t memory_mib = 512;
-  int64_t disk_mib = 2048;
+  int64_t root_disk_mib = 2048;
+  // Persistent disk mounted at /data in the guest; 0: none.
+  int64_t data_disk_mib = 1024;
   int64_t bandwidth_kbit = 0;  // 0: unlimited
 };
 Result<void> ValidateVmRequest(const VmRequest& request);
+
+// Checks a new size for a VM's disks (`vmctl resize`): each may only grow, within the limits.
+// Zero means "unchanged".
+Result<void> ValidateDiskGrowth(int64_t root_mib, int64_t data_mib, int64_t new_root_mib,
+                                int64_t new_data_mib);
 
 // "500kbit", "100mbit", "1gbit" (case-insensitive, decimal units as tc uses them) or "0".
 Result<int64_t> ParseBandwidthKbit(std::string_view text);
@@ -72,14 +81,22 @@ struct VmRecord {
   VmState state = VmState::kCreating;
   int cpus = 1;
   int64_t memory_mib = 512;
-  int64_t disk_mib = 2048;
-  std::string backend;  // backend that runs it, e.g. "qemu"
+  // Wanted disk sizes; the volumes are grown to them before each boot (and at once when the
+  // backends allow it).
+  int64_t root_disk_mib = 2048;
+  int64_t data_disk_mib = 0;  // 0: no data disk
+  std::string backend;        // backend that runs it, e.g. "qemu"
   int64_t pid = 0;
   uint64_t pid_start_time = 0;  // with pid, identifies the VMM process across reuse
   std::string api_socket;       // VMM control socket (QMP or REST)
   std::string agent_socket;     // host end of the agent channel
   std::string runtime_dir;      // per-VM directory with sockets, logs, disks
-  std::string root_disk;
+  std::string root_disk;        // path the VMM opens; qcow2 iff it ends in ".qcow2"
+  std::string data_disk;        // likewise; empty without a data disk
+  std::string storage;          // volume backend that made the disks, e.g. "reflink"
+  // The image build the root disk was cloned from (its kernel and initramfs boot the VM): a
+  // rebuilt image leaves existing VMs on their build, and the build stays while VMs use it.
+  std::string image_dir;
   std::string tap;             // host TAP device, "vt" + id
   std::string mac;             // guest NIC's MAC, derived from the id
   std::string address;         // IPv4 address from the pool; kept until rm

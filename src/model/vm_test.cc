@@ -30,8 +30,27 @@ TEST(VmRequestTest, RangeChecks) {
   r.memory_mib = 64;
   EXPECT_NE(ValidateVmRequest(r).error().message().find("memory"), std::string::npos);
   r.memory_mib = 512;
-  r.disk_mib = 10;
-  EXPECT_NE(ValidateVmRequest(r).error().message().find("disk"), std::string::npos);
+  r.root_disk_mib = 10;
+  EXPECT_NE(ValidateVmRequest(r).error().message().find("root disk"), std::string::npos);
+  r.root_disk_mib = 2048;
+  r.data_disk_mib = 0;
+  EXPECT_TRUE(ValidateVmRequest(r).ok());
+  r.data_disk_mib = 10;
+  EXPECT_NE(ValidateVmRequest(r).error().message().find("disk must be 0 (none) or between"),
+            std::string::npos);
+}
+
+TEST(VmRequestTest, DisksOnlyGrow) {
+  EXPECT_TRUE(ValidateDiskGrowth(2048, 1024, 0, 2048).ok());
+  EXPECT_TRUE(ValidateDiskGrowth(2048, 1024, 4096, 0).ok());
+  EXPECT_TRUE(ValidateDiskGrowth(2048, 1024, 2048, 1024).ok());
+  EXPECT_EQ(ValidateDiskGrowth(2048, 1024, 0, 0).error().code(), ErrorCode::kInvalidArgument);
+  auto shrink = ValidateDiskGrowth(2048, 1024, 0, 512);
+  ASSERT_FALSE(shrink.ok());
+  EXPECT_NE(shrink.error().message().find("cannot shrink it to 512 MiB"), std::string::npos);
+  EXPECT_EQ(ValidateDiskGrowth(2048, 0, 0, 512).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(ValidateDiskGrowth(2048, 1024, 1024, 0).ok());
+  EXPECT_FALSE(ValidateDiskGrowth(2048, 1024, 0, int64_t{1} << 40).ok());
 }
 
 TEST(VmStateTest, TransitionsFollowStateMachine) {

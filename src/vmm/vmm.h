@@ -20,8 +20,9 @@ struct Capabilities {
   bool snapshot_restore = false;
   bool resize_cpus = false;
   bool resize_memory = false;
-  bool graceful_shutdown = false;  // can ask the guest to power off (ACPI / Ctrl-Alt-Del)
-  bool qcow2_disks = false;        // accepts qcow2 images, not only raw
+  bool graceful_shutdown = false;   // can ask the guest to power off (ACPI / Ctrl-Alt-Del)
+  bool qcow2_disks = false;         // accepts qcow2 images, not only raw
+  bool online_disk_resize = false;  // tells a running guest that a disk grew (ResizeDisk)
   bool needs_kvm = false;
   enum class AgentTransport {
     kVirtioSerial,
@@ -88,6 +89,10 @@ class Instance {
   }
   virtual Result<void> Pause() = 0;   // kUnimplemented without pause_resume
   virtual Result<void> Resume() = 0;  // kUnimplemented without pause_resume
+  // Tells the running guest that disk `index` of the LaunchSpec (0 = root), which is `disk`, now
+  // has `size_bytes`; the file or volume must already have grown. kUnimplemented without
+  // online_disk_resize, kInvalidArgument for an index the VM was not launched with.
+  virtual Result<void> ResizeDisk(size_t index, const DiskSpec& disk, int64_t size_bytes) = 0;
   // Status string as the VMM reports it ("running", "paused", "shutdown", ...). kUnavailable if
   // the VMM does not answer.
   virtual Result<std::string> QueryStatus() = 0;

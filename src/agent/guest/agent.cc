@@ -389,6 +389,10 @@ class Agent {
         reply(Stats());
       } else if (op == "time_sync") {
         reply(TimeSync(f));
+      } else if (op == "prepare_disk") {
+        reply(PrepareDisk(f));
+      } else if (op == "grow_fs") {
+        reply(GrowFilesystem(f));
       } else if (op == "shutdown") {
         reply(json::object());
         Flush(c);

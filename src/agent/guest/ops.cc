@@ -1,5 +1,7 @@
 #include "agent/guest/ops.h"
 
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -7,10 +9,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "base/io.h"
 #include "base/process.h"
+#include "base/unique_fd.h"
 
 namespace vmctl::agent::guest {
 
@@ -56,6 +60,66 @@ Result<void> SetHostsEntry(const std::filesystem::path& hosts, const std::string
   }
   out += "127.0.1.1\t" + hostname + "\n";
   return WriteFileAtomic(hosts, out, 0644);
+}
+
+Result<std::string> BlockDevice(const json& args) {
+  std::string device = args.value("device", "");
+  struct stat st {};
+  if (device.empty()) return InvalidArgument("'device' is required");
+  if (::stat(device.c_str(), &st) != 0) return NotFound("the VM has no disk " + device);
+  if (!S_ISBLK(st.st_mode)) return InvalidArgument(device + " is not a block device");
+  return device;
+}
+
+Result<int64_t> DeviceBytes(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + device, errno);
+  off_t bytes = ::lseek(fd.get(), 0, SEEK_END);
+  if (bytes < 0) return ErrnoError("size of " + device, errno);
+  return static_cast<int64_t>(bytes);
+}
+
+// What the head of a device holds: an ext2/3/4 superblock, nothing (all zeros: a new disk), or
+// something else that must not be formatted over.
+enum class DiskContent { kExt4, kBlank, kOther };
+
+Result<DiskContent> Inspect(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + device, errno);
+  std::string head(1 << 20, '\0');
+  ssize_t n = ::pread(fd.get(), head.data(), head.size(), 0);
+  if (n < 0) return ErrnoError("read " + device, errno);
+  head.resize(static_cast<size_t>(n));
+  // The superblock starts at 1024; its magic 0xEF53 sits at offset 56 in it, little-endian.
+  if (head.size() > 1081 && static_cast<unsigned char>(head[1080]) == 0x53 &&
+      static_cast<unsigned char>(head[1081]) == 0xEF) {
+    return DiskContent::kExt4;
+  }
+  return head.find_first_not_of('\0') == std::string::npos ? DiskContent::kBlank
+                                                           : DiskContent::kOther;
+}
+
+// The mount point of `device`, if it is mounted.
+std::optional<std::string> MountPointOf(const std::string& device) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string source, target, rest;
+  while (mounts >> source >> target && std::getline(mounts, rest)) {
+    if (source == device) return target;
+  }
+  return std::nullopt;
+}
+
+Result<int64_t> FilesystemBytes(const std::string& mountpoint) {
+  struct statvfs fs {};
+  if (::statvfs(mountpoint.c_str(), &fs) != 0) return ErrnoError("statvfs " + mountpoint, errno);
+  return static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+}
+
+Result<void> Resize2fs(const std::string& device) {
+  auto out =
+      RunCommandChecked({"resize2fs", device}, RunOptions{.timeout = std::chrono::minutes(5)});
+  if (!out.ok()) return out.error().WithContext("growing the filesystem on " + device);
+  return Ok();
 }
 
 }  // namespace
@@ -193,6 +257,62 @@ Result<json> Stats() {
   uptime >> up;
   out["uptime_seconds"] = up;
   return out;
+}
+
+Result<json> PrepareDisk(const json& args) {
+  VMCTL_ASSIGN_OR_RETURN(std::string device, BlockDevice(args));
+  std::string mountpoint = args.value("mountpoint", "");
+  if (mountpoint.empty() || mountpoint.front() != '/') {
+    return InvalidArgument("'mountpoint' must be an absolute path");
+  }
+  bool formatted = false;
+  auto mounted = MountPointOf(device);
+  if (!mounted) {
+    VMCTL_ASSIGN_OR_RETURN(DiskContent content, Inspect(device));
+    if (content == DiskContent::kOther) {
+      return FailedPrecondition(device +
+                                " holds something that is not ext4; it was left untouched");
+    }
+    if (content == DiskContent::kBlank) {
+      // Lazy init defers zeroing inode tables and the journal to the kernel, in the background.
+      auto mkfs = RunCommandChecked(
+          {"mkfs.ext4", "-q", "-L", "data", "-E", "lazy_itable_init=1,lazy_journal_init=1", device},
+          RunOptions{.timeout = std::chrono::minutes(5)});
+      if (!mkfs.ok()) return mkfs.error().WithContext("formatting " + device);
+      formatted = true;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(mountpoint, ec);
+    if (::mount(device.c_str(), mountpoint.c_str(), "ext4", 0, nullptr) != 0) {
+      return ErrnoError("mount " + device + " on " + mountpoint, errno);
+    }
+    mounted = mountpoint;
+  }
+  // The disk may have grown while the VM was stopped.
+  VMCTL_TRY(Resize2fs(device));
+  VMCTL_ASSIGN_OR_RETURN(int64_t size, FilesystemBytes(*mounted));
+  return json{{"formatted", formatted}, {"mountpoint", *mounted}, {"size_bytes", size}};
+}
+
+Result<json> GrowFilesystem(const json& args) {
+  VMCTL_ASSIGN_OR_RETURN(std::string device, BlockDevice(args));
+  auto mountpoint = MountPointOf(device);
+  if (!mountpoint) return FailedPrecondition(device + " is not mounted");
+  // The kernel learns the new capacity from a config interrupt shortly after the host's call.
+  int64_t want = args.value("size_bytes", int64_t{0});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    VMCTL_ASSIGN_OR_RETURN(int64_t bytes, DeviceBytes(device));
+    if (bytes >= want) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceeded(device + " still has " + std::to_string(bytes) + " bytes, not " +
+                              std::to_string(want));
+    }
+    ::usleep(50 * 1000);
+  }
+  VMCTL_TRY(Resize2fs(device));
+  VMCTL_ASSIGN_OR_RETURN(int64_t size, FilesystemBytes(*mountpoint));
+  return json{{"size_bytes", size}};
 }
 
 Result<json> TimeSync(const json& args) {

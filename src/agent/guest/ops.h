@@ -24,6 +24,13 @@ Result<nlohmann::json> SetAuthorizedKeys(const nlohmann::json& args, const OpsCo
 Result<nlohmann::json> HostKeys(const OpsConfig& config);
 Result<nlohmann::json> Stats();
 Result<nlohmann::json> TimeSync(const nlohmann::json& args);
+// {"device", "mountpoint"}: formats a blank (all-zero head) device as ext4 on first use, mounts
+// it, and grows the filesystem to the device. Refuses to format a device that holds anything
+// else. Answers {"formatted", "size_bytes" (of the filesystem)}.
+Result<nlohmann::json> PrepareDisk(const nlohmann::json& args);
+// {"device", "size_bytes"?}: waits until the device shows size_bytes (the host just grew it),
+// then grows its mounted ext4 online. Answers {"size_bytes"} of the filesystem.
+Result<nlohmann::json> GrowFilesystem(const nlohmann::json& args);
 
 // Parses /etc/passwd text for `user`: home directory, uid, gid. kNotFound if absent. The static
 // agent cannot use getpwnam (NSS needs shared libraries).

@@ -86,7 +86,22 @@ ALTER TABLE vms ADD COLUMN bandwidth_kbit INTEGER NOT NULL DEFAULT 0 CHECK (band
 CREATE UNIQUE INDEX vms_address ON vms(address) WHERE address IS NOT NULL;
 )sql";
 
-constexpr std::array<std::string_view, 2> kMigrations = {kV1, kV2};
+// Storage: root and data disk sizes, the data disk, the volume backend, the image build each VM
+// was cloned from (VMs made before this keep booting the image's build of that time), and image
+// configs.
+constexpr std::string_view kV3 = R"sql(
+ALTER TABLE vms RENAME COLUMN disk_mib TO root_disk_mib;
+ALTER TABLE vms ADD COLUMN data_disk_mib INTEGER NOT NULL DEFAULT 0 CHECK (data_disk_mib >= 0);
+ALTER TABLE vms ADD COLUMN data_disk TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN storage TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN image_dir TEXT NOT NULL DEFAULT '';
+UPDATE vms SET image_dir = COALESCE((SELECT dir FROM images WHERE images.name = vms.image), '');
+UPDATE vms SET storage = CASE WHEN root_disk LIKE '%.qcow2' THEN 'qcow2' ELSE 'copy' END
+  WHERE root_disk != '';
+ALTER TABLE images ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+)sql";
+
+constexpr std::array<std::string_view, 3> kMigrations = {kV1, kV2, kV3};
 
 }  // namespace
 

@@ -157,9 +157,9 @@ Result<Event> ReadEvent(const Statement& s) {
 }
 
 constexpr std::string_view kVmColumns =
-    "id, owner, name, image, state, cpus, memory_mib, disk_mib, backend, pid, pid_start_time, "
-    "api_socket, agent_socket, runtime_dir, root_disk, error, created_at, updated_at, tap, mac, "
-    "address, bandwidth_kbit";
+    "id, owner, name, image, state, cpus, memory_mib, root_disk_mib, backend, pid, "
+    "pid_start_time, api_socket, agent_socket, runtime_dir, root_disk, error, created_at, "
+    "updated_at, tap, mac, address, bandwidth_kbit, data_disk_mib, data_disk, storage, image_dir";
 
 Result<VmRecord> ReadVm(const Statement& s) {
   VmRecord vm;
@@ -170,7 +170,7 @@ Result<VmRecord> ReadVm(const Statement& s) {
   VMCTL_ASSIGN_OR_RETURN(vm.state, VmStateFromName(s.Text(4)));
   vm.cpus = static_cast<int>(s.Int(5));
   vm.memory_mib = s.Int(6);
-  vm.disk_mib = s.Int(7);
+  vm.root_disk_mib = s.Int(7);
   vm.backend = s.Text(8);
   vm.pid = s.Int(9);
   vm.pid_start_time = static_cast<uint64_t>(s.Int(10));
@@ -185,16 +185,25 @@ Result<VmRecord> ReadVm(const Statement& s) {
   vm.mac = s.Text(19);
   vm.address = s.Text(20);
   vm.bandwidth_kbit = s.Int(21);
+  vm.data_disk_mib = s.Int(22);
+  vm.data_disk = s.Text(23);
+  vm.storage = s.Text(24);
+  vm.image_dir = s.Text(25);
   return vm;
 }
 
 constexpr std::string_view kImageColumns =
     "name, input_hash, dir, kernel, initramfs, rootfs, kernel_version, source, size_bytes, "
-    "created_at";
+    "created_at, config";
 
 Result<ImageRecord> ReadImage(const Statement& s) {
-  return ImageRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
-                     s.Text(5), s.Text(6), s.Text(7), s.Int(8),  s.Int(9)};
+  ImageRecord image{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
+                    s.Text(5), s.Text(6), s.Text(7), s.Int(8),  s.Int(9)};
+  image.config = nlohmann::json::parse(s.Text(10), nullptr, false);
+  if (!image.config.is_object()) {
+    return Internal(fmt::format("image '{}' has a corrupt config in the database", image.name));
+  }
+  return image;
 }
 
 Result<int64_t> ReadInt(const Statement& s) { return s.Int(0); }
@@ -360,12 +369,12 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     auto inserted = Execute(
         fmt::format("INSERT INTO vms ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?, ?, ?, NULLIF(?, ''), ?)",
+                    "?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?)",
                     kVmColumns),
         vm.id, vm.owner, vm.name, vm.image, VmStateName(vm.state), vm.cpus, vm.memory_mib,
-        vm.disk_mib, vm.backend, vm.pid, vm.pid_start_time, vm.api_socket, vm.agent_socket,
+        vm.root_disk_mib, vm.backend, vm.pid, vm.pid_start_time, vm.api_socket, vm.agent_socket,
         vm.runtime_dir, vm.root_disk, vm.error, vm.created_at, vm.updated_at, vm.tap, vm.mac,
-        vm.address, vm.bandwidth_kbit);
+        vm.address, vm.bandwidth_kbit, vm.data_disk_mib, vm.data_disk, vm.storage, vm.image_dir);
     if (inserted.ok()) return Ok();
     switch (inserted.error().code()) {
       case ErrorCode::kAlreadyExists: {
@@ -419,13 +428,15 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     VMCTL_ASSIGN_OR_RETURN(
         int64_t updated,
-        Execute("UPDATE vms SET image = ?, cpus = ?, memory_mib = ?, disk_mib = ?, backend = ?, "
-                "pid = ?, pid_start_time = ?, api_socket = ?, agent_socket = ?, runtime_dir = ?, "
-                "root_disk = ?, error = ?, updated_at = ?, tap = ?, mac = ?, bandwidth_kbit = ? "
-                "WHERE id = ?",
-                vm.image, vm.cpus, vm.memory_mib, vm.disk_mib, vm.backend, vm.pid,
+        Execute("UPDATE vms SET image = ?, cpus = ?, memory_mib = ?, root_disk_mib = ?, "
+                "backend = ?, pid = ?, pid_start_time = ?, api_socket = ?, agent_socket = ?, "
+                "runtime_dir = ?, root_disk = ?, error = ?, updated_at = ?, tap = ?, mac = ?, "
+                "bandwidth_kbit = ?, data_disk_mib = ?, data_disk = ?, storage = ?, "
+                "image_dir = ? WHERE id = ?",
+                vm.image, vm.cpus, vm.memory_mib, vm.root_disk_mib, vm.backend, vm.pid,
                 vm.pid_start_time, vm.api_socket, vm.agent_socket, vm.runtime_dir, vm.root_disk,
-                vm.error, NowSeconds(), vm.tap, vm.mac, vm.bandwidth_kbit, vm.id));
+                vm.error, NowSeconds(), vm.tap, vm.mac, vm.bandwidth_kbit, vm.data_disk_mib,
+                vm.data_disk, vm.storage, vm.image_dir, vm.id));
     if (updated == 0) return NoVm(vm.id);
     return Ok();
   }
@@ -479,15 +490,15 @@ class SqliteStore final : public Store {
   Result<void> PutImage(const ImageRecord& i) override {
     std::lock_guard lock(mu_);
     VMCTL_TRY(Execute(
-        fmt::format("INSERT INTO images ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        fmt::format("INSERT INTO images ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (name) DO UPDATE SET input_hash = excluded.input_hash, "
                     "dir = excluded.dir, kernel = excluded.kernel, initramfs = excluded.initramfs, "
                     "rootfs = excluded.rootfs, kernel_version = excluded.kernel_version, "
                     "source = excluded.source, size_bytes = excluded.size_bytes, "
-                    "created_at = excluded.created_at",
+                    "created_at = excluded.created_at, config = excluded.config",
                     kImageColumns),
         i.name, i.input_hash, i.dir, i.kernel, i.initramfs, i.rootfs, i.kernel_version, i.source,
-        i.size_bytes, i.created_at));
+        i.size_bytes, i.created_at, i.config.dump()));
     return Ok();
   }
 

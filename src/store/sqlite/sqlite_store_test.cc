@@ -70,7 +70,11 @@ void ExpectSameVm(const VmRecord& a, const VmRecord& b) {
   EXPECT_EQ(a.state, b.state);
   EXPECT_EQ(a.cpus, b.cpus);
   EXPECT_EQ(a.memory_mib, b.memory_mib);
-  EXPECT_EQ(a.disk_mib, b.disk_mib);
+  EXPECT_EQ(a.root_disk_mib, b.root_disk_mib);
+  EXPECT_EQ(a.data_disk_mib, b.data_disk_mib);
+  EXPECT_EQ(a.data_disk, b.data_disk);
+  EXPECT_EQ(a.storage, b.storage);
+  EXPECT_EQ(a.image_dir, b.image_dir);
   EXPECT_EQ(a.backend, b.backend);
   EXPECT_EQ(a.pid, b.pid);
   EXPECT_EQ(a.pid_start_time, b.pid_start_time);
@@ -150,6 +154,39 @@ TEST_F(SqliteStoreTest, ADatabaseFromANewerVersionIsRefused) {
   EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_migrations"), std::to_string(future));
 }
 
+TEST_F(SqliteStoreTest, VmsFromBeforeStorageKeepTheirDiskSizeAndImageBuild) {
+  fs::path old = dir_ / "v2.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(old.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT "
+        "NULL);";
+    for (size_t v = 0; v < 2; ++v) sql += std::string(sqlite::Migrations()[v]);
+    sql +=
+        "INSERT INTO schema_migrations VALUES (1, 0), (2, 0);"
+        "INSERT INTO users VALUES ('u1', 'alice', '', 0);"
+        "INSERT INTO images VALUES ('default', 'h', '/cache/b1', '/cache/b1/vmlinux', "
+        "'/cache/b1/initramfs.cpio.gz', '/cache/b1/rootfs.ext4', '6.1', 'debian:bookworm', 1, 0);"
+        "INSERT INTO vms (id, owner, name, image, state, cpus, memory_mib, disk_mib, backend, "
+        "root_disk, created_at, updated_at) VALUES ('0123456789ab', 'u1', 'old', 'default', "
+        "'stopped', 1, 512, 3072, 'qemu', '/s/vms/0123456789ab/root.qcow2', 0, 0);";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto store = OpenSqliteStore(old);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  auto vm = (*store)->GetVm("0123456789ab");
+  ASSERT_TRUE(vm.ok()) << vm.error().message();
+  EXPECT_EQ(vm->root_disk_mib, 3072);
+  EXPECT_EQ(vm->data_disk_mib, 0);
+  EXPECT_EQ(vm->data_disk, "");
+  EXPECT_EQ(vm->storage, "qcow2");
+  EXPECT_EQ(vm->image_dir, "/cache/b1");
+  EXPECT_TRUE((*store)->GetImage("default")->config.empty());
+}
+
 TEST_F(SqliteStoreTest, ConcurrentFirstOpensApplyEachMigrationOnce) {
   constexpr int kOpeners = 6;
   fs::path fresh = dir_ / "fresh.db";
@@ -201,7 +238,7 @@ TEST_F(SqliteStoreTest, CheckConstraintsRejectBadRows) {
   vm.memory_mib = -1;
   EXPECT_EQ(store_->InsertVm(vm).error().code(), ErrorCode::kInvalidArgument);
   vm = Vm("v1", "web");
-  vm.disk_mib = 0;
+  vm.root_disk_mib = 0;
   EXPECT_EQ(store_->InsertVm(vm).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(store_->ListVms(std::nullopt)->empty());
 }
@@ -299,7 +336,7 @@ TEST_F(SqliteStoreTest, AVmRoundTripsAndUpdatesEveryMutableColumn) {
   VmRecord vm = Vm("v1", "web");
   vm.cpus = 2;
   vm.memory_mib = 1024;
-  vm.disk_mib = 4096;
+  vm.root_disk_mib = 4096;
   vm.runtime_dir = "/run/vmctl/v1";
   ASSERT_TRUE(store_->InsertVm(vm).ok());
   auto stored = store_->GetVm("v1");
@@ -309,13 +346,17 @@ TEST_F(SqliteStoreTest, AVmRoundTripsAndUpdatesEveryMutableColumn) {
   vm.image = "other";
   vm.cpus = 4;
   vm.memory_mib = 2048;
-  vm.disk_mib = 8192;
+  vm.root_disk_mib = 8192;
   vm.backend = "cloud-hypervisor";
   vm.pid = 4242;
   vm.pid_start_time = uint64_t{1} << 40;
   vm.api_socket = "/run/vmctl/v1/api.sock";
   vm.agent_socket = "/run/vmctl/v1/agent.sock";
   vm.root_disk = "/run/vmctl/v1/root.qcow2";
+  vm.data_disk_mib = 512;
+  vm.data_disk = "/disks/v1/data.qcow2";
+  vm.storage = "qcow2";
+  vm.image_dir = "/cache/abc";
   vm.error = "it broke";
   vm.state = VmState::kRunning;  // ignored: states change only through TransitionVm
   ASSERT_TRUE(store_->UpdateVm(vm).ok());
@@ -458,6 +499,7 @@ TEST_F(SqliteStoreTest, ImagesArePutReplacedListedAndDeleted) {
                   .ok());
   image.input_hash = "h2";
   image.size_bytes = 2;
+  image.config = {{"user", "app"}, {"exposed_ports", {"80/tcp"}}};
   ASSERT_TRUE(store_->PutImage(image).ok());
 
   auto stored = store_->GetImage("default");
@@ -467,6 +509,7 @@ TEST_F(SqliteStoreTest, ImagesArePutReplacedListedAndDeleted) {
   EXPECT_EQ(stored->rootfs, "/img/default/rootfs.ext4");
   EXPECT_EQ(stored->kernel_version, "6.1.0-13");
   EXPECT_EQ(stored->source, "debian:bookworm");
+  EXPECT_EQ(stored->config, image.config);
   auto images = store_->ListImages();
   ASSERT_TRUE(images.ok());
   ASSERT_EQ(images->size(), 2u);

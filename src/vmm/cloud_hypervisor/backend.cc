@@ -37,6 +37,9 @@ class ChInstance : public Instance {
 
   Result<void> Pause() override { return api_.Pause(); }
   Result<void> Resume() override { return api_.Resume(); }
+  Result<void> ResizeDisk(size_t index, const DiskSpec&, int64_t size_bytes) override {
+    return api_.ResizeDisk(index, size_bytes);
+  }
 
   // VmState: "Created", "Running", "Paused" or "Shutdown".
   Result<std::string> QueryStatus() override {
@@ -70,6 +73,7 @@ class ChBackend : public Backend {
     c.resize_memory = true;
     c.graceful_shutdown = true;
     c.qcow2_disks = true;
+    c.online_disk_resize = true;
     c.needs_kvm = true;
     c.agent_transport = Capabilities::AgentTransport::kHybridVsock;
     return c;

@@ -69,6 +69,10 @@ json ResizeBody(std::optional<int> desired_vcpus, std::optional<int64_t> desired
   return body;
 }
 
+json ResizeDiskBody(size_t index, int64_t size_bytes) {
+  return {{"id", fmt::format("disk{}", index)}, {"desired_size", size_bytes}};
+}
+
 json SnapshotBody(const std::filesystem::path& dir) {
   return {{"destination_url", "file://" + dir.string()}};
 }
@@ -141,6 +145,10 @@ Result<void> Client::Restore(const std::filesystem::path& dir) {
 Result<void> Client::Resize(std::optional<int> desired_vcpus, std::optional<int64_t> desired_ram) {
   if (!desired_vcpus && !desired_ram) return InvalidArgument("resize: nothing to change");
   return Put("vm.resize", ResizeBody(desired_vcpus, desired_ram));
+}
+
+Result<void> Client::ResizeDisk(size_t index, int64_t size_bytes) {
+  return Put("vm.resize-disk", ResizeDiskBody(index, size_bytes));
 }
 
 Result<void> Client::Delete() { return Put("vm.delete"); }

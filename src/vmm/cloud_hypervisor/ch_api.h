@@ -30,6 +30,8 @@ std::filesystem::path VsockSocket(const LaunchSpec& spec);
 nlohmann::json VmConfigFor(const LaunchSpec& spec);
 // VmResize for PUT /vm.resize; nullopt leaves that dimension alone.
 nlohmann::json ResizeBody(std::optional<int> desired_vcpus, std::optional<int64_t> desired_ram);
+// VmResizeDisk for PUT /vm.resize-disk: disk `index` of the LaunchSpec (id "disk<index>").
+nlohmann::json ResizeDiskBody(size_t index, int64_t size_bytes);
 // VmSnapshotConfig / RestoreConfig: a snapshot is a directory, addressed as a file:// URL.
 nlohmann::json SnapshotBody(const std::filesystem::path& dir);
 nlohmann::json RestoreBody(const std::filesystem::path& dir);
@@ -62,6 +64,7 @@ class Client {
   Result<void> Snapshot(const std::filesystem::path& dir);
   Result<void> Restore(const std::filesystem::path& dir);
   Result<void> Resize(std::optional<int> desired_vcpus, std::optional<int64_t> desired_ram);
+  Result<void> ResizeDisk(size_t index, int64_t size_bytes);
   Result<void> Delete();
   Result<void> ShutdownVmm();
 

@@ -59,6 +59,7 @@ TEST_F(ChTest, OtherBodiesMatchGoldenAndTheSpec) {
   json bodies = {{"vm.resize cpus and memory", ResizeBody(4, int64_t{2} << 30)},
                  {"vm.resize memory", ResizeBody(std::nullopt, int64_t{1} << 30)},
                  {"vm.resize cpus", ResizeBody(3, std::nullopt)},
+                 {"vm.resize-disk", ResizeDiskBody(1, int64_t{3} << 30)},
                  {"vm.snapshot", SnapshotBody("/var/lib/vmctl/snapshots/s1")},
                  {"vm.restore", RestoreBody("/var/lib/vmctl/snapshots/s1")}};
   ExpectGolden(bodies, "src/vmm/cloud_hypervisor/testdata/other_bodies.json");
@@ -145,16 +146,17 @@ TEST_F(ChTest, LaunchPauseResumeAndShutdownAgainstTheSpec) {
   EXPECT_EQ(*vm->QueryStatus(), "Paused");
   ASSERT_TRUE(vm->Resume().ok());
   EXPECT_EQ(*vm->QueryStatus(), "Running");
+  ASSERT_TRUE(vm->ResizeDisk(0, spec.disks[0], int64_t{4} << 30).ok());
   ASSERT_TRUE(vm->RequestShutdown().ok());
   ASSERT_TRUE(vm->WaitExit(seconds(10)).ok());
   EXPECT_FALSE(vm->Alive());
   EXPECT_TRUE(vm->Kill().ok()) << "killing an exited VMM is fine";
 
-  EXPECT_EQ(Calls(),
-            (std::vector<std::string>{
-                "GET /api/v1/vmm.ping", "PUT /api/v1/vm.create", "PUT /api/v1/vm.boot",
-                "GET /api/v1/vm.info", "PUT /api/v1/vm.pause", "GET /api/v1/vm.info",
-                "PUT /api/v1/vm.resume", "GET /api/v1/vm.info", "PUT /api/v1/vm.power-button"}));
+  EXPECT_EQ(Calls(), (std::vector<std::string>{
+                         "GET /api/v1/vmm.ping", "PUT /api/v1/vm.create", "PUT /api/v1/vm.boot",
+                         "GET /api/v1/vm.info", "PUT /api/v1/vm.pause", "GET /api/v1/vm.info",
+                         "PUT /api/v1/vm.resume", "GET /api/v1/vm.info",
+                         "PUT /api/v1/vm.resize-disk", "PUT /api/v1/vm.power-button"}));
   EXPECT_EQ(Recorded()[1]["body"], VmConfigFor(spec));
   ExpectAllConformant();
   EXPECT_EQ(Leftovers(), std::set<std::string>{});

@@ -30,6 +30,9 @@ class FcInstance : public Instance {
 
   Result<void> Pause() override { return api_.Send(PauseRequest(true)); }
   Result<void> Resume() override { return api_.Send(PauseRequest(false)); }
+  Result<void> ResizeDisk(size_t index, const DiskSpec& disk, int64_t) override {
+    return api_.Send(UpdateDriveRequest(index, disk.path));
+  }
 
   // InstanceInfo.state: "Not started", "Running" or "Paused".
   Result<std::string> QueryStatus() override {
@@ -61,6 +64,7 @@ class FcBackend : public Backend {
     c.snapshot_restore = true;
     c.graceful_shutdown = true;
     c.qcow2_disks = false;
+    c.online_disk_resize = true;
     c.needs_kvm = true;
     c.agent_transport = Capabilities::AgentTransport::kHybridVsock;
     return c;

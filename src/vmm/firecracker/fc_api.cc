@@ -84,6 +84,11 @@ Request PauseRequest(bool paused) {
   return {"PATCH", "/vm", {{"state", paused ? "Paused" : "Resumed"}}};
 }
 
+Request UpdateDriveRequest(size_t index, const std::filesystem::path& path) {
+  const std::string id = DriveId(index);
+  return {"PATCH", "/drives/" + id, {{"drive_id", id}, {"path_on_host", path.string()}}};
+}
+
 Request CtrlAltDelRequest() { return {"PUT", "/actions", {{"action_type", "SendCtrlAltDel"}}}; }
 
 Request SnapshotCreateRequest(const std::filesystem::path& snapshot,

@@ -36,6 +36,9 @@ struct Request {
 Result<std::vector<Request>> BootSequence(const LaunchSpec& spec);
 
 Request PauseRequest(bool paused);  // PATCH /vm
+// PATCH /drives/{id} naming the drive's file again, which makes Firecracker re-read its size and
+// tell the guest (disk `index` of the LaunchSpec).
+Request UpdateDriveRequest(size_t index, const std::filesystem::path& path);
 // Ctrl-Alt-Del is how a Firecracker guest is asked to shut down (there is no ACPI power button):
 // the guest reboots, and Firecracker exits on a guest reboot.
 Request CtrlAltDelRequest();

@@ -68,7 +68,10 @@ TEST_F(FcTest, MinimalBootSequenceMatchesGoldenAndTheSpec) {
 
 TEST_F(FcTest, OtherRequestsMatchGoldenAndTheSpec) {
   std::vector<Request> requests = {
-      PauseRequest(true), PauseRequest(false), CtrlAltDelRequest(),
+      PauseRequest(true),
+      PauseRequest(false),
+      CtrlAltDelRequest(),
+      UpdateDriveRequest(1, "/var/lib/vmctl/disks/0123456789ab/data.img"),
       SnapshotCreateRequest("/var/lib/vmctl/s1/vm.snap", "/var/lib/vmctl/s1/vm.mem"),
       SnapshotLoadRequest("/var/lib/vmctl/s1/vm.snap", "/var/lib/vmctl/s1/vm.mem", true)};
   ExpectGolden(AsJson(requests), "src/vmm/firecracker/testdata/other_requests.json");
@@ -160,6 +163,7 @@ TEST_F(FcTest, LaunchPauseResumeAndShutdownAgainstTheSpec) {
   EXPECT_EQ(*vm->QueryStatus(), "Paused");
   ASSERT_TRUE(vm->Resume().ok());
   EXPECT_EQ(*vm->QueryStatus(), "Running");
+  ASSERT_TRUE(vm->ResizeDisk(0, spec.disks[0], int64_t{4} << 30).ok());
   ASSERT_TRUE(vm->RequestShutdown().ok());
   ASSERT_TRUE(vm->WaitExit(seconds(10)).ok());
   EXPECT_TRUE(vm->Kill().ok()) << "killing an exited VMM is fine";
@@ -167,7 +171,8 @@ TEST_F(FcTest, LaunchPauseResumeAndShutdownAgainstTheSpec) {
   std::vector<std::string> expected = {"GET /"};
   auto sequence = *BootSequence(spec);
   for (const auto& r : sequence) expected.push_back(r.method + " " + r.path);
-  for (const auto* call : {"GET /", "PATCH /vm", "GET /", "PATCH /vm", "GET /", "PUT /actions"}) {
+  for (const auto* call : {"GET /", "PATCH /vm", "GET /", "PATCH /vm", "GET /",
+                           "PATCH /drives/rootfs", "PUT /actions"}) {
     expected.push_back(call);
   }
   EXPECT_EQ(Calls(), expected);

@@ -93,7 +93,7 @@ class QemuInstance : public Instance {
     if (handle_.process.Alive()) {
       // quit lets QEMU flush its disk caches and close its sockets; SIGKILL is the fallback for a
       // hung VMM (or one whose monitor is held by another client).
-      (void)Call("quit", milliseconds(2000));
+      (void)Call("quit", nlohmann::json::object(), milliseconds(2000));
       if (!handle_.process.WaitExit(kQuitGrace).ok()) {
         VMCTL_TRY(handle_.process.Signal(SIGKILL));
         VMCTL_TRY(handle_.process.WaitExit(kKillWait));
@@ -107,8 +107,17 @@ class QemuInstance : public Instance {
   Result<void> Pause() override { return Command("stop"); }
   Result<void> Resume() override { return Command("cont"); }
 
+  // block_resize truncates the image to the size and signals the guest's virtio-blk; the size
+  // equals the volume's, so for a grown raw file or block device it only tells the guest.
+  Result<void> ResizeDisk(size_t index, const DiskSpec&, int64_t size_bytes) override {
+    VMCTL_TRY(Call("block_resize", {{"device", fmt::format("disk{}", index)}, {"size", size_bytes}},
+                   std::chrono::seconds(30)));
+    return Ok();
+  }
+
   Result<std::string> QueryStatus() override {
-    VMCTL_ASSIGN_OR_RETURN(nlohmann::json status, Call("query-status", std::chrono::seconds(10)));
+    VMCTL_ASSIGN_OR_RETURN(nlohmann::json status, Call("query-status", nlohmann::json::object(),
+                                                       std::chrono::seconds(10)));
     if (!status.contains("status") || !status["status"].is_string()) {
       return Internal("QEMU query-status answered without a status: " + status.dump());
     }
@@ -125,16 +134,17 @@ class QemuInstance : public Instance {
 
  private:
   Result<void> Command(const std::string& command) {
-    VMCTL_TRY(Call(command, std::chrono::seconds(10)));
+    VMCTL_TRY(Call(command, nlohmann::json::object(), std::chrono::seconds(10)));
     return Ok();
   }
 
   // Runs a QMP command on the one connection this instance keeps, connecting lazily. A dropped
   // connection (the socket broke, or QEMU closed it) is replaced once; the commands used here
   // are idempotent, so resending one that may have reached QEMU is safe.
-  Result<nlohmann::json> Call(const std::string& command, milliseconds timeout) {
+  Result<nlohmann::json> Call(const std::string& command, const nlohmann::json& arguments,
+                              milliseconds timeout) {
     if (qmp_) {
-      auto result = qmp_->Execute(command, nlohmann::json::object(), timeout);
+      auto result = qmp_->Execute(command, arguments, timeout);
       if (result.ok() || result.error().code() != ErrorCode::kUnavailable) return result;
       qmp_.reset();
     }
@@ -142,7 +152,7 @@ class QemuInstance : public Instance {
       return Unavailable(fmt::format("QEMU process {} has exited", handle_.process.pid));
     }
     VMCTL_ASSIGN_OR_RETURN(qmp_, QmpClient::Connect(handle_.api_socket, kQmpTimeout));
-    auto result = qmp_->Execute(command, nlohmann::json::object(), timeout);
+    auto result = qmp_->Execute(command, arguments, timeout);
     if (!result.ok() && result.error().code() == ErrorCode::kUnavailable) qmp_.reset();
     return result;
   }
@@ -168,6 +178,7 @@ class QemuBackend : public Backend {
     c.pause_resume = true;
     c.graceful_shutdown = true;
     c.qcow2_disks = true;
+    c.online_disk_resize = true;
     c.needs_kvm = false;
     c.agent_transport = Capabilities::AgentTransport::kVirtioSerial;
     return c;

@@ -56,6 +56,7 @@ TEST(QemuBackendTest, Capabilities) {
   EXPECT_TRUE(c.pause_resume);
   EXPECT_TRUE(c.graceful_shutdown);
   EXPECT_TRUE(c.qcow2_disks);
+  EXPECT_TRUE(c.online_disk_resize);
   EXPECT_FALSE(c.snapshot_restore);
   EXPECT_FALSE(c.needs_kvm);
   EXPECT_EQ(c.agent_transport, Capabilities::AgentTransport::kVirtioSerial);

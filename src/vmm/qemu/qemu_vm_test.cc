@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/io.h"
@@ -196,9 +197,10 @@ INSTANTIATE_TEST_SUITE_P(Machines, QemuMachineTest,
 
 TEST_F(QemuBootTest, AdoptAfterDaemonRestartThenPauseResume) {
   InstanceHandle handle;
+  const LaunchSpec spec = RunningSpec("adopt");
   {
     auto first = NewQemuBackend({});
-    auto instance = Launch(*first, RunningSpec("adopt"));
+    auto instance = Launch(*first, spec);
     ASSERT_TRUE(instance.ok()) << instance.error().message();
     handle = (*instance)->handle();
   }  // The first "daemon" goes away; the VM must not.
@@ -219,6 +221,16 @@ TEST_F(QemuBootTest, AdoptAfterDaemonRestartThenPauseResume) {
   EXPECT_EQ(*vm.QueryStatus(), "paused");
   ASSERT_TRUE(vm.Resume().ok());
   EXPECT_EQ(*vm.QueryStatus(), "running");
+
+  // QEMU grows the open qcow2 itself and tells the guest's virtio-blk.
+  constexpr int64_t kGrown = int64_t{3} << 30;
+  auto resized = vm.ResizeDisk(0, spec.disks[0], kGrown);
+  ASSERT_TRUE(resized.ok()) << resized.error().message();
+  auto info =
+      RunCommandChecked({"qemu-img", "info", "-U", "--output=json", spec.disks[0].path.string()});
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  EXPECT_EQ(nlohmann::json::parse(info->out)["virtual-size"], kGrown);
+  EXPECT_FALSE(vm.ResizeDisk(5, spec.disks[0], kGrown).ok()) << "no such disk";
 
   ASSERT_TRUE(vm.Kill().ok());
   auto gone = second->Adopt(handle);
