@@ -12,6 +12,10 @@ packages=(
   # runtime: VMM, disks, guest image build
   qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
   dpkg-dev ca-certificates
+  # bundled into images without their own sshd (with its libraries, relinked by patchelf)
+  openssh-server patchelf
+  # lvm-thin volume backend (its live test runs them inside a VM)
+  lvm2 thin-provisioning-tools
   # runtime: network; tests and benchmarks
   nftables iproute2 openssh-client socat sqlite3 procps curl iperf3 iputils-ping
 )

@@ -128,14 +128,15 @@ Result<ResizeRequest> ParseResizeRequest(std::string_view body) {
   return request;
 }
 
-Result<ImageSource> ParseImageSource(std::string_view body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return ImageSource{};
+Result<std::optional<ImageSource>> ParseImageSource(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::nullopt;
   VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
   VMCTL_TRY(OnlyKnownFields(object, {"debian", "oci", "dockerfile", "context"}));
   int sources = static_cast<int>(object.contains("debian")) +
                 static_cast<int>(object.contains("oci")) +
                 static_cast<int>(object.contains("dockerfile"));
   if (sources > 1) return InvalidArgument("give one image source: debian, oci or dockerfile");
+  if (sources == 0 && !object.contains("context")) return std::nullopt;
   ImageSource source;
   if (object.contains("context") && !object.contains("dockerfile")) {
     return InvalidArgument("field 'context' goes with 'dockerfile'");
@@ -160,7 +161,7 @@ Result<ImageSource> ParseImageSource(std::string_view body) {
     VMCTL_TRY(Field(object, "context", &source.context));
   }
   VMCTL_TRY(ValidateImageSource(source));
-  return source;
+  return std::optional<ImageSource>(source);
 }
 
 Result<agent::ExecRequest> ParseExecRequest(std::string_view body) {

@@ -44,7 +44,7 @@ Result<ResizeRequest> ParseResizeRequest(std::string_view body);
 // Body of POST /v1/images/NAME/build (empty: the default Debian recipe):
 // {"debian"?: {"suite"?: str, "packages"?: [str]}} or {"oci": str (path)} or
 // {"dockerfile": str (path), "context"?: str}; exactly one source.
-Result<ImageSource> ParseImageSource(std::string_view body);
+Result<std::optional<ImageSource>> ParseImageSource(std::string_view body);
 
 // Body of POST /v1/vms/NAME/exec: {"argv": [str...], "env"?: {str: str}, "cwd"?: str,
 // "tty"?: bool, "rows"?: int, "cols"?: int}.

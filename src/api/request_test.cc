@@ -61,23 +61,27 @@ TEST(ParseResizeRequestTest, TakesEitherDisk) {
   EXPECT_FALSE(ParseResizeRequest(R"({"disk_mib":"2G"})").ok());
 }
 
-TEST(ParseImageSourceTest, OneSourceOrTheDefault) {
-  auto none = ParseImageSource("");
-  ASSERT_TRUE(none.ok());
-  EXPECT_EQ(none->kind, ImageSource::Kind::kDebian);
-  EXPECT_EQ(none->suite, "bookworm");
+TEST(ParseImageSourceTest, OneSourceOrNone) {
+  for (const char* none : {"", " ", "{}"}) {
+    auto r = ParseImageSource(none);
+    ASSERT_TRUE(r.ok()) << none;
+    EXPECT_FALSE(r->has_value()) << none;
+  }
   auto debian = ParseImageSource(R"({"debian":{"suite":"trixie","packages":["curl","git"]}})");
   ASSERT_TRUE(debian.ok()) << debian.error().message();
-  EXPECT_EQ(debian->suite, "trixie");
-  EXPECT_EQ(debian->packages, (std::vector<std::string>{"curl", "git"}));
+  EXPECT_EQ((*debian)->suite, "trixie");
+  EXPECT_EQ((*debian)->packages, (std::vector<std::string>{"curl", "git"}));
+  auto packages_only = ParseImageSource(R"({"debian":{"packages":["curl"]}})");
+  ASSERT_TRUE(packages_only.ok());
+  EXPECT_EQ((*packages_only)->suite, "bookworm");
   auto oci = ParseImageSource(R"({"oci":"/srv/app.tar"})");
   ASSERT_TRUE(oci.ok());
-  EXPECT_EQ(oci->kind, ImageSource::Kind::kOci);
-  EXPECT_EQ(oci->path, "/srv/app.tar");
+  EXPECT_EQ((*oci)->kind, ImageSource::Kind::kOci);
+  EXPECT_EQ((*oci)->path, "/srv/app.tar");
   auto docker = ParseImageSource(R"({"dockerfile":"/src/Dockerfile","context":"/src"})");
   ASSERT_TRUE(docker.ok());
-  EXPECT_EQ(docker->kind, ImageSource::Kind::kDockerfile);
-  EXPECT_EQ(docker->context, "/src");
+  EXPECT_EQ((*docker)->kind, ImageSource::Kind::kDockerfile);
+  EXPECT_EQ((*docker)->context, "/src");
   for (const char* bad :
        {R"({"oci":"/a","dockerfile":"/b"})", R"({"oci":"relative.tar"})", R"({"context":"/x"})",
         R"({"debian":{"packages":["bad name"]}})", R"({"debian":"bookworm"})", R"({"url":"x"})"}) {

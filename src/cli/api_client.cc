@@ -5,6 +5,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <cstdlib>
 
 namespace vmctl::cli {
@@ -83,6 +84,18 @@ Result<unsigned> ReadStreaming(Socket& socket, const std::function<void(std::str
 
 }  // namespace
 
+std::string PathSegment(std::string_view name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
 std::filesystem::path DefaultSocketPath() {
   const char* env = std::getenv("VMCTL_SOCKET");
   if (env && *env) return env;
@@ -145,7 +158,8 @@ Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream&
   beast::error_code ec;
   http::write(
       conn->socket,
-      MakeRequest("GET", "/v1/vms/" + name + "/logs" + (follow ? "?follow=1" : ""), std::nullopt),
+      MakeRequest("GET", "/v1/vms/" + PathSegment(name) + "/logs" + (follow ? "?follow=1" : ""),
+                  std::nullopt),
       ec);
   if (ec) return Broken(ec);
   std::string error_body;
@@ -166,7 +180,7 @@ Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::Exec
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   json body = {{"argv", request.argv}, {"env", request.env},   {"cwd", request.cwd},
                {"tty", request.tty},   {"rows", request.rows}, {"cols", request.cols}};
-  auto req = MakeRequest("POST", "/v1/vms/" + name + "/exec", body);
+  auto req = MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body);
   req.set(http::field::connection, "Upgrade");
   req.set(http::field::upgrade, "vmctl-exec");
   beast::error_code ec;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "agent/client.h"
 #include "base/result.h"
@@ -16,6 +17,10 @@ namespace vmctl::cli {
 
 // The daemon's socket: $VMCTL_SOCKET, else /run/vmctl/vmctl.sock.
 std::filesystem::path DefaultSocketPath();
+
+// A name as one percent-encoded path segment, so "a/b" or "x?y" reaches the daemon as a name to
+// judge rather than as a different endpoint.
+std::string PathSegment(std::string_view name);
 
 // Blocking client of the daemon's REST API (docs/api.md). One request per connection.
 // Errors: kUnavailable when the daemon cannot be reached; otherwise the daemon's own error

@@ -293,7 +293,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_option("name", o->name, "VM name")->required();
     cmd->add_flag("--json", o->json, "print JSON");
     cmd->callback([g, o, done] {
-      auto vm = Client(*g).Call("GET", "/v1/vms/" + o->name);
+      auto vm = Client(*g).Call("GET", "/v1/vms/" + PathSegment(o->name));
       if (!vm.ok()) return done(Fail(vm.error()));
       if (o->json) {
         fmt::print("{}\n", vm->dump(2));
@@ -315,7 +315,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_option("name", o->name, "VM name")->required();
     if (what == "stop") cmd->add_flag("--force", o->force, "kill the VMM without a clean shutdown");
     cmd->callback([g, o, what, done] {
-      std::string target = "/v1/vms/" + o->name + "/" + what + (o->force ? "?force=1" : "");
+      std::string target =
+          "/v1/vms/" + PathSegment(o->name) + "/" + what + (o->force ? "?force=1" : "");
       auto vm = what == "stop"
                     ? Client(*g).Call("POST", target, json::object())
                     : Client(*g).CallWithProgress("POST", target, json::object(), PrintProgress);
@@ -348,8 +349,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
       if (body.empty()) {
         return done(Fail(InvalidArgument("give --disk SIZE and/or --root-disk SIZE")));
       }
-      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms/" + o->name + "/resize", body,
-                                            PrintProgress);
+      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms/" + PathSegment(o->name) + "/resize",
+                                            body, PrintProgress);
       if (!vm.ok()) return done(Fail(vm.error()));
       fmt::print("VM '{}': root disk {}, data disk {}.\n", vm->value("name", ""),
                  Mib(vm->value("root_disk_mib", int64_t{0})),
@@ -363,7 +364,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
     auto* cmd = app.add_subcommand("rm", "remove a VM and everything it owns");
     cmd->add_option("name", *name, "VM name")->required();
     cmd->callback([g, name, done] {
-      auto r = Client(*g).Call("DELETE", "/v1/vms/" + *name);
+      auto r = Client(*g).Call("DELETE", "/v1/vms/" + PathSegment(*name));
       if (!r.ok()) return done(Fail(r.error()));
       fmt::print("VM '{}' removed.\n", *name);
       done(0);
@@ -430,7 +431,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
     auto b = std::make_shared<BuildOpts>();
     auto* build = image->add_subcommand(
         "build",
-        "build an image (cached by its inputs): Debian recipe (default), OCI or Dockerfile");
+        "build an image (cached by its inputs) from a Debian recipe, an OCI image or a Dockerfile");
     build->add_option("name", b->name, "image name")->capture_default_str();
     build->add_option("--debian", b->debian, "Debian suite, e.g. bookworm (the default recipe)");
     build->add_option("--packages", b->packages, "extra Debian packages, comma-separated")
@@ -459,13 +460,13 @@ void AddCommands(CLI::App& app, int* exit_code) {
       } else if (!b->dockerfile.empty()) {
         body["dockerfile"] = absolute(b->dockerfile);
         if (!b->context.empty()) body["context"] = absolute(b->context);
-      } else {
+      } else if (!b->debian.empty() || !b->packages.empty()) {
         json debian = {{"packages", b->packages}};
         if (!b->debian.empty()) debian["suite"] = b->debian;
         body["debian"] = debian;
       }
-      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + b->name + "/build", body,
-                                           PrintProgress);
+      auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + PathSegment(b->name) + "/build",
+                                           body, PrintProgress);
       if (!r.ok()) return done(Fail(r.error()));
       fmt::print("Image '{}' ready ({} MiB, {}).\n", r->value("name", ""),
                  r->value("size_bytes", int64_t{0}) >> 20, r->value("source", ""));
@@ -475,7 +476,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
     auto* rm = image->add_subcommand("rm", "remove an image (refused while VMs use it)");
     rm->add_option("name", *rm_name, "image name")->required();
     rm->callback([g, rm_name, done] {
-      auto r = Client(*g).Call("DELETE", "/v1/images/" + *rm_name);
+      auto r = Client(*g).Call("DELETE", "/v1/images/" + PathSegment(*rm_name));
       if (!r.ok()) return done(Fail(r.error()));
       for (const auto& line : r->value("notes", json::array())) {
         PrintProgress(line.get<std::string>());

@@ -70,9 +70,18 @@ Result<ImageRecord> ImageService::Install(const ImageRecord& built) {
 Result<ImageRecord> ImageService::Build(const ImageBuildRequest& request,
                                         const Progress& progress) {
   VMCTL_TRY(ValidateImageName(request.name));
-  VMCTL_TRY(ValidateImageSource(request.source));
+  ImageBuildRequest resolved = request;
+  if (!resolved.source) {
+    if (request.name != kDefaultImageName) {
+      return NotFound(fmt::format(
+          "no recipe for image '{}': give --debian SUITE, --from-oci PATH or --dockerfile PATH",
+          request.name));
+    }
+    resolved.source = ImageSource{};
+  }
+  VMCTL_TRY(ValidateImageSource(*resolved.source));
   std::lock_guard lock(mu_);
-  VMCTL_ASSIGN_OR_RETURN(ImageRecord built, build_(request, progress));
+  VMCTL_ASSIGN_OR_RETURN(ImageRecord built, build_(resolved, progress));
   built.name = request.name;
   VMCTL_ASSIGN_OR_RETURN(ImageRecord image, Install(built));
   VMCTL_TRY(store_.PutImage(image));

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,8 @@ namespace vmctl::controller {
 
 struct ImageBuildRequest {
   std::string name;
-  ImageSource source;
+  // Unset: the default recipe, which only the default image has.
+  std::optional<ImageSource> source;
 };
 
 // Builds an image into the shared build cache and returns its record (the daemon injects the

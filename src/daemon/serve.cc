@@ -79,7 +79,9 @@ Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice, s
       return NotFound("qemu-system-x86_64 is not installed (run scripts/setup.sh)");
     }
     vmm::qemu::QemuOptions options;
-    spdlog::info("qemu accelerator: {}", vmm::qemu::ResolveAccel(options.accel).reason);
+    spdlog::info("qemu accelerator: {}", vmm::qemu::ResolveAccel(options.accel, "/dev/kvm", [&] {
+                                           return vmm::qemu::ProbeKvm(options.binary);
+                                         }).reason);
     return vmm::qemu::NewQemuBackend(options);
   };
   if (choice == "qemu") {
@@ -208,14 +210,14 @@ int Serve(const ServeOptions& o) {
         build.cache_dir = o.image_cache;
         build.agent_binary = agent_binary;
         build.progress = progress;
-        return image::BuildImage(request.source, build);
+        return image::BuildImage(*request.source, build);
       },
       state_dir / "images");
 
   // Before the network: building an image (make test runs --prepare-only on the bare host)
   // must not create the bridge or touch the firewall.
   if (o.prepare_image || o.prepare_only) {
-    auto built = images.Build({"default", ImageSource{}}, [](const std::string& line) {
+    auto built = images.Build({kDefaultImageName, ImageSource{}}, [](const std::string& line) {
       std::cerr << "==> " << line << std::endl;
     });
     if (!built.ok()) return fail(built.error().WithContext("building the default image"));

@@ -14,7 +14,9 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "image/agent_init.h"
 #include "image/guest_files.h"
+#include "image/in_root.h"
 #include "image/oci.h"
 
 namespace vmctl::image {
@@ -24,7 +26,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Bump when the recipe below changes in a way the hashed inputs do not capture.
-constexpr std::string_view kRecipeVersion = "vmctl-image-v2";
+constexpr std::string_view kRecipeVersion = "vmctl-image-v3";
 // Bump when the mmdebstrap invocation changes (names the cached root filesystem tarballs).
 constexpr std::string_view kRootfsRecipe = "debian-bookworm-v1";
 // udev is required: without it boot stalls 90 s on dev-ttyS0.device (see the KVM-less notes).
@@ -199,63 +201,77 @@ Result<fs::path> DebianRootfs(const BuildOptions& o, const ImageSource& source) 
   return tar;
 }
 
-Result<void> Symlink(const fs::path& target, const fs::path& link) {
-  std::error_code ec;
-  fs::create_directories(link.parent_path(), ec);
-  fs::remove(link, ec);
-  fs::create_symlink(target, link, ec);
-  if (ec) return Internal(fmt::format("symlink {}: {}", link.string(), ec.message()));
-  return Ok();
-}
-
-Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root, const fs::path& kernel_root,
-                           const std::string& release) {
-  Step(o, "Installing the guest agent, units and kernel modules");
-  fs::path units = root / "etc/systemd/system";
-  fs::create_directories(root / "usr/local/sbin");
-  fs::copy_file(o.agent_binary, root / "usr/local/sbin/vmctl-agent",
-                fs::copy_options::overwrite_existing);
-  fs::permissions(root / "usr/local/sbin/vmctl-agent", fs::perms(0755));
-  VMCTL_TRY(WriteFileAtomic(units / "vmctl-agent.service", kAgentUnit));
-  VMCTL_TRY(WriteFileAtomic(units / "vmctl-growfs.service", kGrowfsUnit));
-  VMCTL_TRY(WriteFileAtomic(units / "vmctl-ssh-keygen.service", kSshKeygenUnit));
-  VMCTL_TRY(Symlink("../vmctl-agent.service", units / "sysinit.target.wants/vmctl-agent.service"));
-  VMCTL_TRY(
-      Symlink("../vmctl-growfs.service", units / "sysinit.target.wants/vmctl-growfs.service"));
-  VMCTL_TRY(Symlink("../vmctl-ssh-keygen.service",
-                    units / "multi-user.target.wants/vmctl-ssh-keygen.service"));
+Result<void> InstallUnits(const fs::path& root) {
+  const fs::path units = "etc/systemd/system";
+  VMCTL_TRY(WriteInRoot(root, units / "vmctl-agent.service", kAgentUnit));
+  VMCTL_TRY(WriteInRoot(root, units / "vmctl-growfs.service", kGrowfsUnit));
+  VMCTL_TRY(WriteInRoot(root, units / "vmctl-ssh-keygen.service", kSshKeygenUnit));
+  VMCTL_TRY(SymlinkInRoot(root, "../vmctl-agent.service",
+                          units / "sysinit.target.wants/vmctl-agent.service"));
+  VMCTL_TRY(SymlinkInRoot(root, "../vmctl-growfs.service",
+                          units / "sysinit.target.wants/vmctl-growfs.service"));
+  VMCTL_TRY(SymlinkInRoot(root, "../vmctl-ssh-keygen.service",
+                          units / "multi-user.target.wants/vmctl-ssh-keygen.service"));
   // Timers and jobs that cost boot time and add nothing in a short-lived VM.
   for (auto unit : {"apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
                     "fstrim.timer", "e2scrub_reap.service", "systemd-timesyncd.service"}) {
-    VMCTL_TRY(Symlink("/dev/null", units / unit));
+    VMCTL_TRY(SymlinkInRoot(root, "/dev/null", units / unit));
   }
-  // Each VM generates its own host keys on first boot.
-  std::error_code ec;
-  for (const auto& f : fs::directory_iterator(root / "etc/ssh", ec)) {
-    if (f.path().filename().string().starts_with("ssh_host_")) fs::remove(f.path(), ec);
-  }
-  VMCTL_TRY(WriteFileAtomic(root / "etc/hostname", "vmctl\n"));
-  VMCTL_TRY(WriteFileAtomic(root / "etc/fstab", "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"));
-  // An empty machine-id makes systemd generate a fresh one per VM.
-  VMCTL_TRY(WriteFileAtomic(root / "etc/machine-id", ""));
+  return Ok();
+}
 
-  fs::path modules = root / "lib/modules" / release;
-  fs::create_directories(modules);
+// The kernel modules VMs load after boot, with their depmod indexes: built in `stage` (depmod -b
+// follows links, so it never runs on the image's tree) and copied into a fresh directory there.
+Result<void> InstallModules(const fs::path& root, const fs::path& kernel_root,
+                            const std::string& release, const fs::path& stage) {
   fs::path source = kernel_root / "lib/modules" / release;
+  fs::path staged = stage / "lib/modules" / release;
+  std::error_code ec;
+  fs::create_directories(staged, ec);
   for (const auto& dir : kRootfsModuleDirs) {
     if (!fs::exists(source / dir)) continue;
-    fs::create_directories(modules / dir);
-    fs::copy(source / dir, modules / dir,
-             fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    fs::create_directories(staged / dir, ec);
+    fs::copy(source / dir, staged / dir,
+             fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    if (ec) return Internal(fmt::format("cannot stage modules {}: {}", dir, ec.message()));
   }
   for (const auto& f : fs::directory_iterator(source)) {
     if (f.is_regular_file() && f.path().filename().string().starts_with("modules.") &&
         f.path().extension() != ".bin") {
-      fs::copy_file(f.path(), modules / f.path().filename(), fs::copy_options::overwrite_existing);
+      fs::copy_file(f.path(), staged / f.path().filename(), fs::copy_options::overwrite_existing);
     }
   }
-  VMCTL_TRY(Run("depmod rootfs", {"depmod", "-b", root.string(), release}));
+  VMCTL_TRY(Run("depmod rootfs", {"depmod", "-b", stage.string(), release}));
+  VMCTL_ASSIGN_OR_RETURN(fs::path target, InRoot(root, fs::path("lib/modules") / release));
+  fs::remove_all(target, ec);
+  fs::create_directories(target.parent_path(), ec);
+  fs::copy(staged, target, fs::copy_options::recursive, ec);
+  if (ec) return Internal(fmt::format("cannot install modules: {}", ec.message()));
   return Ok();
+}
+
+// Installs the agent and kernel modules, and with systemd the units that start the agent, grow
+// the root filesystem and make host keys (the agent does all that itself where it is init).
+// Every path in the image is resolved by InRoot: images may hold links meant to escape.
+Result<void> CustomizeTree(const BuildOptions& o, const fs::path& root, const fs::path& kernel_root,
+                           const std::string& release, bool systemd, const fs::path& stage) {
+  Step(o, systemd ? "Installing the guest agent, units and kernel modules"
+                  : "Installing the guest agent and kernel modules");
+  auto agent = ReadFile(o.agent_binary);
+  if (!agent.ok()) return agent.error();
+  VMCTL_TRY(WriteInRoot(root, "usr/local/sbin/vmctl-agent", *agent, 0755));
+  if (systemd) VMCTL_TRY(InstallUnits(root));
+  // Each VM generates its own host keys on first boot.
+  VMCTL_ASSIGN_OR_RETURN(fs::path ssh, InRoot(root, "etc/ssh"));
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(ssh, ec)) {
+    if (f.path().filename().string().starts_with("ssh_host_")) fs::remove(f.path(), ec);
+  }
+  VMCTL_TRY(WriteInRoot(root, "etc/hostname", "vmctl\n"));
+  VMCTL_TRY(WriteInRoot(root, "etc/fstab", "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"));
+  // An empty machine-id makes systemd generate a fresh one per VM.
+  VMCTL_TRY(WriteInRoot(root, "etc/machine-id", ""));
+  return InstallModules(root, kernel_root, release, stage);
 }
 
 Result<int64_t> TreeBytes(const fs::path& root) {
@@ -346,24 +362,15 @@ Result<void> BuildDockerfile(const BuildOptions& o, const ImageSource& source,
 
 // vmctl's initramfs hands over to /sbin/init, and the agent and units it installs are systemd
 // units.
-Result<void> CheckBootable(const fs::path& root) {
+// systemd images boot it as init; any other image boots with the agent as init.
+bool HasSystemd(const fs::path& root) {
   std::error_code ec;
   fs::path init = root / "sbin/init";
   auto status = fs::symlink_status(init, ec);
-  if (!fs::exists(status)) {
-    return FailedPrecondition(
-        "the image has no /sbin/init: vmctl boots images with systemd (install systemd-sysv, "
-        "e.g. `RUN apt-get install -y systemd-sysv` in a Debian or Ubuntu based image)");
-  }
+  if (!fs::exists(status)) return false;
   fs::path target = fs::is_symlink(status) ? fs::read_symlink(init, ec) : init;
-  if (target.filename() != "systemd" && !fs::exists(root / "lib/systemd/systemd", ec) &&
-      !fs::exists(root / "usr/lib/systemd/systemd", ec)) {
-    return FailedPrecondition(fmt::format(
-        "the image's /sbin/init is not systemd ({}): vmctl boots images with systemd (install "
-        "systemd-sysv)",
-        target.string()));
-  }
-  return Ok();
+  return target.filename() == "systemd" || fs::exists(root / "lib/systemd/systemd", ec) ||
+         fs::exists(root / "usr/lib/systemd/systemd", ec);
 }
 
 json ConfigJson(const ImageSource& source, const OciConfig* oci) {
@@ -447,9 +454,12 @@ Result<ImageRecord> BuildImage(const ImageSource& requested, const BuildOptions&
   auto agent = ReadFile(o.agent_binary);
   if (!agent.ok()) return StepError("read agent binary", agent.error());
   VMCTL_ASSIGN_OR_RETURN(std::string source_key, SourceKey(source));
-  std::string hash = Sha256Hex(fmt::format(
-      "{}\n{}\n{} {}\n{}\n{}\n{}\n{}\n{}", kRecipeVersion, source_key, kernel.name, kernel.version,
-      kInitScript, kAgentUnit, kGrowfsUnit, kSshKeygenUnit, Sha256Hex(*agent)));
+  // Missing host tools fail only builds that need them (images without systemd).
+  auto init_inputs = AgentInitInputsKey();
+  std::string hash = Sha256Hex(
+      fmt::format("{}\n{}\n{} {}\n{}\n{}\n{}\n{}\n{}\n{}", kRecipeVersion, source_key, kernel.name,
+                  kernel.version, kInitScript, kAgentUnit, kGrowfsUnit, kSshKeygenUnit,
+                  Sha256Hex(*agent), init_inputs.ok() ? *init_inputs : "unavailable"));
   fs::path final_dir = o.cache_dir / hash.substr(0, 24);
   fs::path manifest = final_dir / "manifest.json";
   if (fs::exists(manifest)) {
@@ -505,10 +515,15 @@ Result<ImageRecord> BuildImage(const ImageSource& requested, const BuildOptions&
     if (!unpacked.ok()) return StepError("unpack OCI image", unpacked.error());
     config = ConfigJson(requested, &*unpacked);
   }
-  if (auto bootable = CheckBootable(tree); !bootable.ok()) {
-    return StepError("check the root filesystem", bootable.error());
+  if (HasSystemd(tree)) {
+    config["init"] = "systemd";
+  } else {
+    Step(o, "No systemd in the image: the agent will be its init (bundling sshd, ip, e2fsprogs)");
+    config["init"] = "agent";
+    VMCTL_TRY(PrepareAgentInit(tree, config));
   }
-  VMCTL_TRY(CustomizeTree(o, tree, kernel_root, kernel.release));
+  VMCTL_TRY(CustomizeTree(o, tree, kernel_root, kernel.release, config["init"] == "systemd",
+                          work.path() / "modules"));
   VMCTL_ASSIGN_OR_RETURN(int64_t bytes, TreeBytes(tree));
   // Headroom for ext4 metadata; VMs grow the filesystem to their disk size at boot.
   int64_t size_mib = bytes / (1 << 20) * 5 / 4 + 128;

@@ -29,7 +29,8 @@ struct BuildOptions {
 //  - kOci: the layers of an OCI layout or archive (image/oci.h), plus the image config.
 //  - kDockerfile: built with buildah or docker when one works, exported, then as kOci;
 //    kFailedPrecondition naming what is missing otherwise.
-// The root filesystem must boot with systemd (/sbin/init); kFailedPrecondition says so if not.
+// Images with systemd boot it as init; all others boot with the agent as init and get the
+// bundled tools (image/agent_init.h); the recorded config says which ("init": "systemd"|"agent").
 // Concurrent builders in other processes wait on a lock file in cache_dir. A failed or
 // interrupted build registers nothing and leaves no directory that could be taken for a finished
 // image (the result is renamed into place last). Errors name the failing step and carry the

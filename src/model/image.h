@@ -38,6 +38,9 @@ struct ImageRecord {
 Result<void> ValidateImageName(std::string_view name);
 
 // What an image is built from.
+// The image every VM gets unless it names another; it alone has a recipe when none is given.
+inline constexpr char kDefaultImageName[] = "default";
+
 struct ImageSource {
   enum class Kind { kDebian, kOci, kDockerfile };
   Kind kind = Kind::kDebian;

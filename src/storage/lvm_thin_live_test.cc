@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <sstream>
 
 #include "base/io.h"
 #include "base/process.h"
@@ -85,8 +86,24 @@ TEST_F(LvmThinLiveTest, ThinSnapshotsOfABaseAndThinDataVolumes) {
       RunCommand({"cmp", "-n", std::to_string(128 * kMib), data->path.string(), "/dev/zero"});
   EXPECT_EQ(zeros->exit_code, 0) << zeros->out;
   EXPECT_LT(lvm.Usage(*data)->allocated_bytes, 8 * kMib) << "thin: nothing written yet";
+  // Grown under a mounted filesystem, which then grows online, as a VM's data disk does.
+  fs::path mnt = dir_ / "mnt";
+  fs::create_directories(mnt);
+  ASSERT_TRUE(RunCommandChecked({"mkfs.ext4", "-q", data->path.string()}).ok());
+  ASSERT_TRUE(RunCommandChecked({"mount", data->path.string(), mnt.string()}).ok());
   ASSERT_TRUE(lvm.Grow(*data, 192).ok());
   EXPECT_EQ(lvm.Usage(*data)->size_bytes, 192 * kMib);
+  auto grown = RunCommand({"resize2fs", data->path.string()});
+  EXPECT_EQ(grown->exit_code, 0) << grown->err;
+  auto df = RunCommandChecked({"df", "-P", "-m", mnt.string()});
+  ASSERT_TRUE(df.ok());
+  std::istringstream lines(df->out);
+  std::string header, device;
+  int64_t size_mib = 0;
+  std::getline(lines, header);
+  lines >> device >> size_mib;
+  EXPECT_GT(size_mib, 170) << df->out;
+  ASSERT_TRUE(RunCommandChecked({"umount", mnt.string()}).ok());
   EXPECT_EQ(lvm.Grow(*data, 64).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(lvm.CreateDataDisk("000000000000", 128).error().code(), ErrorCode::kAlreadyExists);
   EXPECT_EQ(lvm.CreateRootDisk(base_, "000000000009", 32).error().code(),

@@ -107,8 +107,10 @@ TEST(BadInputTest, ImageWithMissingKernelIsRefused) {
   auto db = d.state_dir() / "vmctl.db";
   // An image whose kernel file vanished (e.g. deleted from the cache by hand).
   Sql(db,
-      "insert into images select 'broken', input_hash, dir, '/nonexistent/vmlinux', initramfs, "
-      "rootfs, kernel_version, source, size_bytes, created_at from images where name='default'");
+      "insert into images (name, input_hash, dir, kernel, initramfs, rootfs, kernel_version, "
+      "source, size_bytes, created_at, config) select 'broken', input_hash, dir, "
+      "'/nonexistent/vmlinux', initramfs, rootfs, kernel_version, source, size_bytes, created_at, "
+      "config from images where name='default'");
   auto out = d.Vmctl({"create", "vm", "--image", "broken"});
   EXPECT_EQ(out.exit_code, 5) << out.err;
   EXPECT_NE(out.err.find("missing its kernel"), std::string::npos) << out.err;
@@ -120,15 +122,24 @@ TEST(BadInputTest, VmmDyingDuringBootMarksFailedWithConsoleTail) {
   TestDaemon d;
   d.Start();
   auto db = d.state_dir() / "vmctl.db";
-  // A root filesystem of zeros: the initramfs cannot mount it, says so on the console and powers
-  // off, so QEMU exits in the middle of the boot.
-  auto zeros = d.dir() / "zeros.img";
+  // A build whose root filesystem is zeros: the initramfs cannot mount it, says so on the console
+  // and powers off, so QEMU exits in the middle of the boot.
+  auto build = d.state_dir() / "images" / "noroot-build";
+  std::filesystem::create_directories(build);
+  auto default_dir = Sql(db, "select dir from images where name='default'");
+  for (const char* f : {"vmlinux", "initramfs.cpio.gz"}) {
+    std::filesystem::create_hard_link(std::filesystem::path(default_dir) / f, build / f);
+  }
+  auto zeros = build / "rootfs.ext4";
   { std::ofstream(zeros).close(); }
   std::filesystem::resize_file(zeros, 64 << 20);
-  Sql(db, "insert into images select 'noroot', input_hash, dir, kernel, initramfs, '" +
-              zeros.string() +
-              "', kernel_version, source, size_bytes, created_at from images where "
-              "name='default'");
+  Sql(db,
+      "insert into images (name, input_hash, dir, kernel, initramfs, rootfs, kernel_version, "
+      "source, size_bytes, created_at, config) select 'noroot', input_hash, '" +
+          build.string() + "', '" + (build / "vmlinux").string() + "', '" +
+          (build / "initramfs.cpio.gz").string() + "', '" + zeros.string() +
+          "', kernel_version, source, size_bytes, created_at, config from images where "
+          "name='default'");
   auto out = d.Vmctl({"create", "doomed", "--image", "noroot"});
   EXPECT_NE(out.exit_code, 0);
   EXPECT_NE(out.err.find("last console output"), std::string::npos) << out.err;

@@ -8,6 +8,8 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "base/io.h"
 #include "tests/e2e/daemon.h"
@@ -208,14 +210,16 @@ class OciLayout {
                        {"size", fs::file_size(Blob(digest))}});
     diff_ids_.push_back("sha256:" + digest);
   }
-  // Writes config, manifest and index for the layers so far.
-  void Finish() {
+  // Writes config, manifest and index for the layers so far; `image_config` replaces fields of
+  // the image's runtime config (User, Env, Entrypoint, ...).
+  void Finish(const json& image_config = json::object()) {
+    json runtime = {{"User", "root"},
+                    {"Env", {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"}},
+                    {"ExposedPorts", {{"8080/tcp", json::object()}}}};
+    runtime.update(image_config);
     json config = {{"architecture", "amd64"},
                    {"os", "linux"},
-                   {"config",
-                    {{"User", "root"},
-                     {"Env", {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"}},
-                     {"ExposedPorts", {{"8080/tcp", json::object()}}}}},
+                   {"config", runtime},
                    {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids_}}}};
     json manifest = {{"schemaVersion", 2},
                      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
@@ -343,6 +347,97 @@ TEST(ImageTest, OciImagesBootWithTheirLayersAndStayWhileUsed) {
   size_t builds = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(d.state_dir() / "images")) ++builds;
   EXPECT_EQ(builds, 1u) << "only the default image's build is left";
+}
+
+// An image of busybox alone, as many OCI images are: no systemd, no libc, no sshd. The agent is
+// its init and brings sshd, ip and e2fsprogs along; the image's entrypoint runs as its user.
+TEST(ImageTest, AnImageWithoutSystemdBootsWithTheAgentAsInit) {
+  TestDaemon d;
+  d.Start();
+  fs::path work = d.dir() / "busybox";
+  fs::path tree = work / "tree";
+  fs::create_directories(tree / "bin");
+  fs::copy_file("/bin/busybox", tree / "bin/busybox");
+  auto applets = RunCommandChecked({"/bin/busybox", "--list"});
+  ASSERT_TRUE(applets.ok());
+  std::istringstream names(applets->out);
+  for (std::string name; std::getline(names, name);) {
+    if (!name.empty() && name != "busybox") fs::create_symlink("busybox", tree / "bin" / name);
+  }
+  Write(tree / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww:x:1000:1000::/www:/bin/sh\n");
+  Write(tree / "etc/group", "root:x:0:\nwww:x:1000:\n");
+  Write(tree / "www/index.html", "hello from busybox\n");
+  OciLayout layout(work / "layout");
+  layout.AddLayer(tree);
+  layout.Finish({{"User", "www"},
+                 {"WorkingDir", "/www"},
+                 {"Entrypoint", {"/bin/httpd", "-f", "-p", "8080"}},
+                 {"Cmd", {"-h", "/www"}}});
+
+  auto built =
+      d.Vmctl({"image", "build", "bb", "--from-oci", layout.dir().string()}, "", seconds(600));
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  EXPECT_NE(built.err.find("the agent will be its init"), std::string::npos) << built.err;
+  auto created = d.Vmctl({"create", "bb", "--image", "bb"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  auto sh = [&](const std::string& script) {
+    return Trim(d.Vmctl({"exec", "bb", "--", "sh", "-c", script}).out);
+  };
+  EXPECT_EQ(sh("cat /proc/1/comm"), "vmctl-agent");
+  // The data disk was formatted by the bundled mkfs.ext4 and mounted.
+  EXPECT_EQ(sh("grep -c ' /data ext4 ' /proc/mounts"), "1");
+  EXPECT_GT(GuestFsMib(d, "bb", "/data"), 900);
+  EXPECT_EQ(sh("echo kept > /data/file && sync && cat /data/file"), "kept");
+  // The entrypoint serves from its working dir as its user, reachable on the VM's address.
+  std::string address = d.Show("bb")->value("address", "");
+  ASSERT_FALSE(address.empty());
+  RunOutput page;
+  for (int i = 0; i < 50; ++i) {
+    page = d.netns().Run({"curl", "-sS", "--max-time", "3", "http://" + address + ":8080/"});
+    if (page.exit_code == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(Trim(page.out), "hello from busybox") << page.err;
+  EXPECT_EQ(sh("stat -c %U /proc/$(pidof httpd)"), "www");
+
+  // sshd with host keys made on this VM's first boot, and a login with a key.
+  fs::path key = work / "id_ed25519";
+  ASSERT_TRUE(
+      RunCommandChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()}).ok());
+  ASSERT_EQ(d.Vmctl({"exec", "bb", "--", "sh", "-c",
+                     "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"},
+                    *ReadFile(key.string() + ".pub"))
+                .exit_code,
+            0);
+  std::string host_key = sh("cat /etc/ssh/ssh_host_ed25519_key.pub");
+  ASSERT_FALSE(host_key.empty());
+  std::vector<std::string> ssh = {"ssh",
+                                  "-i",
+                                  key.string(),
+                                  "-o",
+                                  "StrictHostKeyChecking=no",
+                                  "-o",
+                                  "UserKnownHostsFile=/dev/null",
+                                  "-o",
+                                  "BatchMode=yes",
+                                  "root@" + address,
+                                  "cat /proc/1/comm; id -u"};
+  RunOutput login;
+  for (int i = 0; i < 50; ++i) {
+    login = d.netns().Run(ssh);
+    if (login.exit_code == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(Trim(login.out), "vmctl-agent\n0") << login.err;
+
+  // A graceful stop through the agent as init; data and host keys stay.
+  auto stopped = d.Vmctl({"stop", "bb"});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_EQ(d.Show("bb")->value("state", ""), "stopped");
+  ASSERT_EQ(d.Vmctl({"start", "bb"}).exit_code, 0);
+  EXPECT_EQ(sh("cat /data/file"), "kept");
+  EXPECT_EQ(sh("cat /etc/ssh/ssh_host_ed25519_key.pub"), host_key);
+  ASSERT_EQ(d.Vmctl({"rm", "bb"}).exit_code, 0);
 }
 
 TEST(ImageTest, AMaliciousOciArchiveIsRefusedAndRegistersNothing) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 
+#include "agent/guest/init.h"
 #include "base/frame.h"
 #include "base/io.h"
 #include "base/unique_fd.h"
@@ -122,10 +123,26 @@ class Agent {
       SetNonBlocking(unix_listener_.get());
     }
     Log("started");
+    if (config_.init) StartAsInit();
     for (;;) Iterate();
   }
 
  private:
+  void StartAsInit() {
+    if (auto grown = GrowRootFilesystem(); !grown.ok()) Log(grown.error().message());
+    InitPlan plan;
+    auto text = ReadFile(config_.init_plan);
+    auto parsed = text.ok() ? ParseInitPlan(*text) : Result<InitPlan>(text.error());
+    if (parsed.ok()) {
+      plan = std::move(parsed).value();
+    } else {
+      // No services, but the VM still answers the host, which can exec into it to look.
+      Log("no services started: " + parsed.error().message());
+    }
+    supervisor_ = std::make_unique<Supervisor>(std::move(plan));
+    supervisor_->Start();
+  }
+
   void OpenVsock() {
     UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd.valid()) {
@@ -208,6 +225,10 @@ class Agent {
         add(p->in.get(), POLLOUT, {Tag::kProcIn, nullptr, p.get()});
       }
       if (p->exited) timeout = 20;
+    }
+    if (supervisor_) {
+      int due = supervisor_->Tick();
+      if (due >= 0) timeout = timeout < 0 ? due : std::min(timeout, due);
     }
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) Log(std::string("poll: ") + std::strerror(errno));
@@ -580,7 +601,11 @@ class Agent {
       pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
       auto it = procs_.find(pid);
-      if (it == procs_.end()) continue;
+      if (it == procs_.end()) {
+        // As init the agent also reaps orphans; services are the supervisor's.
+        if (supervisor_) supervisor_->OnExit(pid, status);
+        continue;
+      }
       it->second->exited = true;
       it->second->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       it->second->exited_at = Clock::now();
@@ -628,6 +653,10 @@ class Agent {
       Log("simulated power off");
       std::exit(0);
     }
+    if (config_.init) {
+      PowerOffAsInit(reboot);
+      return;
+    }
     ::sync();
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -648,6 +677,7 @@ class Agent {
   Conn* virtio_ = nullptr;
   Clock::time_point virtio_retry_{};
   std::map<pid_t, std::unique_ptr<Proc>> procs_;
+  std::unique_ptr<Supervisor> supervisor_;  // only as init
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agent/guest/ops.h"
+#include "agent/init_plan.h"
 
 namespace vmctl::agent::guest {
 
@@ -21,6 +22,9 @@ struct AgentConfig {
   // Tests on the host: `shutdown` ends the agent process (as a VM's VMM ends when the guest powers
   // off) instead of powering off the machine.
   bool simulate_poweroff = false;
+  // PID 1 of an image without an init system: mounts, services of the init plan, power off.
+  bool init = false;
+  std::filesystem::path init_plan = kInitPlanPath;
   OpsConfig ops;
 };
 

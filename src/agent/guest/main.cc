@@ -1,12 +1,20 @@
-// vmctl-agent: the guest agent. Static binary started by systemd early in every VM's boot.
+// vmctl-agent: the guest agent. Static binary started by systemd early in every VM's boot, or by
+// the initramfs as the VM's init where the image has no init system.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "agent/guest/agent.h"
+#include "agent/guest/init.h"
 
 int main(int argc, char** argv) {
   vmctl::agent::guest::AgentConfig config;
+  if (::getpid() == 1) {
+    config.init = true;
+    vmctl::agent::guest::SetUpAsInit();
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* flag) -> std::string {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "agent/init_plan.h"
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
@@ -162,29 +163,13 @@ Result<json> ConfigureNetwork(const json& args, const OpsConfig& config) {
   return json::object();
 }
 
-Result<PasswdEntry> LookupUser(std::string_view passwd_text, std::string_view user) {
-  std::istringstream lines{std::string(passwd_text)};
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::vector<std::string> f;
-    std::stringstream fields(line);
-    std::string part;
-    while (std::getline(fields, part, ':')) f.push_back(part);
-    if (f.size() >= 6 && f[0] == user) {
-      return PasswdEntry{f[5], static_cast<unsigned>(std::stoul(f[2])),
-                         static_cast<unsigned>(std::stoul(f[3]))};
-    }
-  }
-  return NotFound("no user '" + std::string(user) + "' in the VM");
-}
-
 Result<json> SetAuthorizedKeys(const json& args, const OpsConfig& config) {
   std::string user = args.value("user", "root");
   if (!args.contains("keys") || !args["keys"].is_array()) {
     return InvalidArgument("set_authorized_keys needs 'keys', an array of strings");
   }
   VMCTL_ASSIGN_OR_RETURN(std::string passwd, ReadFile(config.passwd));
-  VMCTL_ASSIGN_OR_RETURN(PasswdEntry entry, LookupUser(passwd, user));
+  VMCTL_ASSIGN_OR_RETURN(ResolvedUser entry, ResolveUser(user, passwd, ""));
   std::string text;
   for (const auto& key : args["keys"]) {
     if (!key.is_string()) return InvalidArgument("keys must be strings");

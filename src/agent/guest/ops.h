@@ -32,14 +32,6 @@ Result<nlohmann::json> PrepareDisk(const nlohmann::json& args);
 // then grows its mounted ext4 online. Answers {"size_bytes"} of the filesystem.
 Result<nlohmann::json> GrowFilesystem(const nlohmann::json& args);
 
-// Parses /etc/passwd text for `user`: home directory, uid, gid. kNotFound if absent. The static
-// agent cannot use getpwnam (NSS needs shared libraries).
-struct PasswdEntry {
-  std::string home;
-  unsigned uid = 0, gid = 0;
-};
-Result<PasswdEntry> LookupUser(std::string_view passwd_text, std::string_view user);
-
 }  // namespace vmctl::agent::guest
 
 #endif  // VMCTL_AGENT_GUEST_OPS_H_

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "base/io.h"
+#include "base/process.h"
 #include "vmm/qemu/qmp_client.h"
 
 namespace vmctl::vmm::qemu {
@@ -164,7 +165,8 @@ class QemuInstance : public Instance {
 class QemuBackend : public Backend {
  public:
   explicit QemuBackend(QemuOptions options) {
-    AccelDecision accel = ResolveAccel(options.accel);
+    AccelDecision accel =
+        ResolveAccel(options.accel, "/dev/kvm", [&] { return ProbeKvm(options.binary); });
     argv_options_ = {.binary = std::move(options.binary),
                      .accel = accel.accel,
                      .machine = options.machine,
@@ -283,16 +285,45 @@ Result<Machine> ParseMachine(std::string_view text) {
   return InvalidArgument(fmt::format("unknown machine '{}' (use q35 or microvm)", text));
 }
 
-AccelDecision ResolveAccel(AccelMode mode, const std::filesystem::path& kvm_device) {
+Result<void> ProbeKvm(const std::string& binary) {
+  auto out = RunCommand({binary, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-display",
+                         "none", "-nodefaults", "-S", "-qmp", "stdio"},
+                        RunOptions{.stdin_data = "{\"execute\":\"qmp_capabilities\"}\n"
+                                                 "{\"execute\":\"quit\"}\n",
+                                   .timeout = std::chrono::seconds(10)});
+  if (!out.ok()) return out.error();
+  if (out->exit_code == 0) return Ok();
+  std::string first = out->err.substr(0, out->err.find('\n'));
+  return Unavailable(first.empty() ? fmt::format("exit status {}", out->exit_code) : first);
+}
+
+AccelDecision ResolveAccel(AccelMode mode, const std::filesystem::path& kvm_device,
+                           const KvmProbe& probe) {
   if (mode == AccelMode::kTcg) return {Accel::kTcg, "TCG (software emulation) as configured"};
   int fd = ::open(kvm_device.c_str(), O_RDWR | O_CLOEXEC);
   int open_errno = errno;
   if (fd >= 0) ::close(fd);
+  Result<void> probed = Ok();
+  if (fd >= 0 && probe) probed = probe();
   if (mode == AccelMode::kKvm) {
-    if (fd >= 0) return {Accel::kKvm, "KVM as configured"};
-    return {Accel::kKvm, fmt::format("KVM as configured, but {} cannot be opened read-write ({}): "
-                                     "VMs will fail to start",
-                                     kvm_device.string(), std::strerror(open_errno))};
+    if (fd < 0) {
+      return {Accel::kKvm,
+              fmt::format("KVM as configured, but {} cannot be opened read-write ({}): VMs will "
+                          "fail to start",
+                          kvm_device.string(), std::strerror(open_errno))};
+    }
+    if (!probed.ok()) {
+      return {Accel::kKvm, fmt::format("KVM as configured, but QEMU cannot use it ({}): VMs will "
+                                       "fail to start",
+                                       probed.error().message())};
+    }
+    return {Accel::kKvm, "KVM as configured"};
+  }
+  if (fd >= 0 && !probed.ok()) {
+    return {Accel::kTcg,
+            fmt::format("TCG (software emulation, several times slower): {} opens but QEMU "
+                        "cannot run a vCPU with it ({})",
+                        kvm_device.string(), probed.error().message())};
   }
   if (fd >= 0) return {Accel::kKvm, fmt::format("KVM: {} is usable", kvm_device.string())};
   return {Accel::kTcg,

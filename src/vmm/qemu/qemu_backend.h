@@ -2,6 +2,7 @@
 #define VMCTL_VMM_QEMU_QEMU_BACKEND_H_
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,9 +33,18 @@ struct AccelDecision {
   std::string reason;  // one sentence for the daemon's startup log
 };
 
-// Resolves the accelerator: kAuto picks KVM when kvm_device opens read-write, else TCG. An
-// explicit choice is kept, with a warning in the reason when KVM is requested but unusable.
-AccelDecision ResolveAccel(AccelMode mode, const std::filesystem::path& kvm_device = "/dev/kvm");
+// Whether QEMU can really run a vCPU under KVM. A /dev/kvm that opens is not enough: nested KVM
+// may lack what QEMU needs ("failed to set MSR"), and QEMU then aborts at every start.
+using KvmProbe = std::function<Result<void>()>;
+// Starts `binary` with KVM and the vCPU model VMs get, paused, and quits it over QMP (~50 ms).
+// kUnavailable with QEMU's first error line when it does not get that far.
+Result<void> ProbeKvm(const std::string& binary);
+
+// Resolves the accelerator: kAuto picks KVM when kvm_device opens read-write and the probe (if
+// any) passes, else TCG. An explicit choice is kept, with a warning in the reason when KVM is
+// requested but unusable.
+AccelDecision ResolveAccel(AccelMode mode, const std::filesystem::path& kvm_device = "/dev/kvm",
+                           const KvmProbe& probe = nullptr);
 
 // The QEMU driver: one detached qemu-system process per VM, controlled over QMP. Resolves the
 // accelerator and reads the host CPU frequency once, here.

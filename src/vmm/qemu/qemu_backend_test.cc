@@ -32,6 +32,30 @@ TEST(ResolveAccelTest, AutoPicksKvmOnlyWhenTheDeviceOpensReadWrite) {
   EXPECT_NE(missing.reason.find("No such file"), std::string::npos) << missing.reason;
 }
 
+TEST(ResolveAccelTest, AKvmDeviceQemuCannotUseMeansTcg) {
+  auto broken = [] { return Result<void>(Unavailable("error: failed to set MSR 0x10a to 0x69")); };
+  AccelDecision automatic = ResolveAccel(AccelMode::kAuto, "/dev/null", broken);
+  EXPECT_EQ(automatic.accel, Accel::kTcg);
+  EXPECT_NE(automatic.reason.find("failed to set MSR"), std::string::npos) << automatic.reason;
+  AccelDecision forced = ResolveAccel(AccelMode::kKvm, "/dev/null", broken);
+  EXPECT_EQ(forced.accel, Accel::kKvm);
+  EXPECT_NE(forced.reason.find("will fail"), std::string::npos) << forced.reason;
+  EXPECT_EQ(ResolveAccel(AccelMode::kAuto, "/dev/null", [] { return Result<void>(Ok()); }).accel,
+            Accel::kKvm);
+}
+
+// The real probe against this host's QEMU agrees with a real start: where it passes, QEMU with
+// KVM gets as far as QMP.
+TEST(ProbeKvmTest, RunsQemuAndReportsItsError) {
+  auto missing = ProbeKvm("/nonexistent/qemu");
+  EXPECT_FALSE(missing.ok());
+  if (!FindProgram("qemu-system-x86_64")) GTEST_SKIP() << "no qemu-system-x86_64";
+  auto probed = ProbeKvm("qemu-system-x86_64");
+  if (!probed.ok()) {
+    EXPECT_FALSE(probed.error().message().empty());
+  }
+}
+
 TEST(ResolveAccelTest, ExplicitChoiceIsKeptAndAnUnusableKvmIsFlagged) {
   EXPECT_EQ(ResolveAccel(AccelMode::kTcg, "/dev/null").accel, Accel::kTcg);
   AccelDecision kvm = ResolveAccel(AccelMode::kKvm, "/nonexistent/kvm");
