@@ -41,6 +41,7 @@ format:
 bench: image
 	@$(BUILD)/bin/vmctl_bench --image-cache $(IMAGE_CACHE)
 	@$(BUILD)/bin/vmctl_net_bench --image-cache $(IMAGE_CACHE)
+	@$(BUILD)/bin/vmctl_storage_bench --image-cache $(IMAGE_CACHE) --skip-cold
 
 clean:
 	@rm -rf $(BUILD)

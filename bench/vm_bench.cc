@@ -23,21 +23,13 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "bench/stats.h"
 
 namespace vmctl::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) - 1;
-  return v[std::min(i, v.size() - 1)];
-}
 
 int64_t RssKib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
