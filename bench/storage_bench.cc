@@ -465,7 +465,7 @@ std::string Machine(const std::string& host_fs) {
       fmt::format("{} {} {}", one, five, fifteen));
 }
 
-Result<void> Run(const Options& o) {
+Result<void> Run(const Options& o, const std::string& command) {
   if (::geteuid() != 0) {
     return FailedPrecondition("needs root: it loop-mounts an XFS filesystem and builds images");
   }
@@ -546,8 +546,7 @@ Result<void> Run(const Options& o) {
   VMCTL_ASSIGN_OR_RETURN(ImageRun images,
                          ImageBuilds(vmctl, work.path(), o.image_cache, o.skip_cold));
 
-  fmt::print("## Storage (`vmctl_storage_bench --vms {}{}`)\n\n{}\n\n", o.vms,
-             o.skip_cold ? " --skip-cold" : "", Machine(host_fs));
+  fmt::print("## Storage (`{}`)\n\n{}\n\n", command, Machine(host_fs));
   PrintStorage(rows, host_fs, notes);
   PrintImages(images);
   return Ok();
@@ -579,7 +578,9 @@ int Main(int argc, char** argv) {
   action.sa_handler = OnSignal;
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &action, nullptr);
 
-  auto result = Run(o);
+  std::string command = "vmctl_storage_bench";
+  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+  auto result = Run(o, command);
   if (!result.ok()) {
     std::cerr << "vmctl_storage_bench: " << result.error().message() << "\n";
     return 1;

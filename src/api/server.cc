@@ -114,6 +114,13 @@ struct Server::Impl {
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
   std::atomic<bool> stopping{false};
 
+  // The user a request acts as: the X-Vmctl-User header (set by the SSH gateway, which
+  // authenticated the user), else the local admin. The socket's file mode is the access control.
+  std::string Owner(const Request& req) const {
+    auto user = req.find("X-Vmctl-User");
+    return user == req.end() ? options.owner : std::string(user->value());
+  }
+
   void HandleConnection(Socket socket);
   bool Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req);
   bool HandleVm(Socket& socket, beast::flat_buffer& buffer, const Request& req,
@@ -215,7 +222,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
   if (parts.size() >= 2 && parts[1] == "vms") {
     if (parts.size() == 2) {
       if (method == http::verb::get) {
-        auto list = vms.List(options.owner);
+        auto list = vms.List(Owner(req));
         if (!list.ok()) return SendError(socket, v, list.error(), keep);
         json out = json::array();
         for (const auto& vm : *list) out.push_back(ToJson(vm));
@@ -226,7 +233,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
         if (!request.ok()) return SendError(socket, v, request.error(), keep);
         return RunWithProgress(
             socket, req, http::status::created, [&](const controller::Progress& p) -> Result<json> {
-              VMCTL_ASSIGN_OR_RETURN(VmRecord vm, vms.Create(options.owner, *request, p));
+              VMCTL_ASSIGN_OR_RETURN(VmRecord vm, vms.Create(Owner(req), *request, p));
               return ToJson(vm);
             });
       }
@@ -276,7 +283,7 @@ bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Re
   const unsigned v = req.version();
   const bool keep = req.keep_alive();
   const auto method = req.method();
-  const std::string& owner = options.owner;
+  const std::string owner = Owner(req);
   auto reply = [&](const Result<VmRecord>& vm, http::status status = http::status::ok) {
     if (!vm.ok()) return SendError(socket, v, vm.error(), keep);
     return SendJson(socket, v, status, ToJson(*vm), keep);
@@ -358,7 +365,7 @@ bool Server::Impl::HandleExec(Socket& socket, beast::flat_buffer& buffer, const 
   }
   auto request = ParseExecRequest(req.body());
   if (!request.ok()) return SendError(socket, v, request.error(), false);
-  auto started = vms.Exec(options.owner, name, *request);
+  auto started = vms.Exec(Owner(req), name, *request);
   if (!started.ok()) return SendError(socket, v, started.error(), false);
   std::unique_ptr<agent::ExecSession> session = std::move(started).value();
 
@@ -444,7 +451,7 @@ bool Server::Impl::HandleExec(Socket& socket, beast::flat_buffer& buffer, const 
 
 bool Server::Impl::HandleLogs(Socket& socket, const Request& req, const std::string& name,
                               bool follow) {
-  auto path = vms.ConsoleLog(options.owner, name);
+  auto path = vms.ConsoleLog(Owner(req), name);
   if (!path.ok()) return SendError(socket, req.version(), path.error(), false);
   ChunkedWriter out(socket, req.version(), "text/plain; charset=utf-8");
   std::ifstream in;
@@ -464,7 +471,7 @@ bool Server::Impl::HandleLogs(Socket& socket, const Request& req, const std::str
     }
     if (!follow) break;
     // Follow until the client hangs up or the VM is removed.
-    if (!vms.Get(options.owner, name).ok()) break;
+    if (!vms.Get(Owner(req), name).ok()) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 250) > 0) {
       char probe;

@@ -16,8 +16,8 @@ namespace vmctl::api {
 struct ServerOptions {
   std::filesystem::path socket_path;
   unsigned socket_mode = 0660;
-  // Every request acts as this user until the API gains authentication (the socket's file mode
-  // is the access control).
+  // Requests act as this user unless they carry X-Vmctl-User (the SSH gateway's authenticated
+  // user). The socket's file mode is the access control.
   std::string owner = "admin";
   std::string backend_name;  // reported by /v1/health
 };

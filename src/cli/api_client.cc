@@ -45,10 +45,15 @@ Result<std::unique_ptr<Connection>> Connect(const std::filesystem::path& path) {
   return c;
 }
 
+// The header the API takes the acting user from (docs/api.md).
+constexpr char kUserHeader[] = "X-Vmctl-User";
+
 http::request<http::string_body> MakeRequest(const std::string& method, const std::string& target,
-                                             const std::optional<json>& body) {
+                                             const std::optional<json>& body,
+                                             const std::string& user) {
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "vmctl");
+  if (!user.empty()) req.set(kUserHeader, user);
   req.keep_alive(false);
   if (body) {
     req.set(http::field::content_type, "application/json");
@@ -106,7 +111,7 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& targe
                              const std::optional<json>& body) {
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   beast::error_code ec;
-  http::write(conn->socket, MakeRequest(method, target, body), ec);
+  http::write(conn->socket, MakeRequest(method, target, body, user_), ec);
   if (ec) return Broken(ec);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
@@ -124,7 +129,7 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
                                          const std::optional<json>& body,
                                          const std::function<void(const std::string&)>& progress) {
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
-  auto req = MakeRequest(method, target, body);
+  auto req = MakeRequest(method, target, body, user_);
   req.set(http::field::accept, "application/x-ndjson");
   beast::error_code ec;
   http::write(conn->socket, req, ec);
@@ -159,7 +164,7 @@ Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream&
   http::write(
       conn->socket,
       MakeRequest("GET", "/v1/vms/" + PathSegment(name) + "/logs" + (follow ? "?follow=1" : ""),
-                  std::nullopt),
+                  std::nullopt, user_),
       ec);
   if (ec) return Broken(ec);
   std::string error_body;
@@ -180,7 +185,7 @@ Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::Exec
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   json body = {{"argv", request.argv}, {"env", request.env},   {"cwd", request.cwd},
                {"tty", request.tty},   {"rows", request.rows}, {"cols", request.cols}};
-  auto req = MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body);
+  auto req = MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body, user_);
   req.set(http::field::connection, "Upgrade");
   req.set(http::field::upgrade, "vmctl-exec");
   beast::error_code ec;

@@ -27,7 +27,9 @@ std::string PathSegment(std::string_view name);
 // (code and message from its JSON error body).
 class ApiClient {
  public:
-  explicit ApiClient(std::filesystem::path socket) : socket_(std::move(socket)) {}
+  // `user`: the user id requests act as (X-Vmctl-User); empty for the daemon's local admin.
+  explicit ApiClient(std::filesystem::path socket, std::string user = "")
+      : socket_(std::move(socket)), user_(std::move(user)) {}
 
   Result<nlohmann::json> Call(const std::string& method, const std::string& target,
                               const std::optional<nlohmann::json>& body = std::nullopt);
@@ -44,6 +46,7 @@ class ApiClient {
 
  private:
   std::filesystem::path socket_;
+  std::string user_;
 };
 
 }  // namespace vmctl::cli

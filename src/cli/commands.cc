@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -27,18 +28,29 @@ using nlohmann::json;
 
 struct Globals {
   std::string socket;
+  std::string user;
+  Io io;
+  std::function<std::string(const std::string& vm)> next_step;
 };
 
-int Fail(const Error& error) {
-  std::cerr << "vmctl: " << error.message() << "\n";
+template <typename... Args>
+void Print(const Globals& g, fmt::format_string<Args...> format, Args&&... args) {
+  g.io.out(fmt::format(format, std::forward<Args>(args)...));
+}
+
+int Fail(const Globals& g, const Error& error) {
+  g.io.err("vmctl: " + error.message() + "\n");
   return error.ExitCode();
 }
 
 ApiClient Client(const Globals& g) {
-  return ApiClient(g.socket.empty() ? DefaultSocketPath() : std::filesystem::path(g.socket));
+  return ApiClient(g.socket.empty() ? DefaultSocketPath() : std::filesystem::path(g.socket),
+                   g.user);
 }
 
-void PrintProgress(const std::string& line) { std::cerr << "==> " << line << std::endl; }
+std::function<void(const std::string&)> Progress(const Globals& g) {
+  return [&g](const std::string& line) { g.io.err("==> " + line + "\n"); };
+}
 
 std::string Mib(int64_t mib) {
   if (mib >= 1024 && mib % 1024 == 0) return fmt::format("{}G", mib / 1024);
@@ -69,34 +81,35 @@ Result<int64_t> ParseMib(const std::string& text) {
   return InvalidArgument(fmt::format("bad size '{}' (examples: 512M, 2G)", text));
 }
 
-void PrintVm(const json& vm) {
-  fmt::print("name:     {}\n", vm.value("name", ""));
-  fmt::print("id:       {}\n", vm.value("id", ""));
-  fmt::print("state:    {}\n", vm.value("state", ""));
-  fmt::print("image:    {}\n", vm.value("image", ""));
-  fmt::print("cpus:     {}\n", vm.value("cpus", 0));
-  fmt::print("memory:   {}\n", Mib(vm.value("memory_mib", int64_t{0})));
-  fmt::print("backend:  {}\n", vm.value("backend", ""));
-  fmt::print("storage:  {}\n", vm.value("storage", ""));
+void PrintVm(const Globals& g, const json& vm) {
+  Print(g, "name:     {}\n", vm.value("name", ""));
+  Print(g, "id:       {}\n", vm.value("id", ""));
+  Print(g, "state:    {}\n", vm.value("state", ""));
+  Print(g, "image:    {}\n", vm.value("image", ""));
+  Print(g, "cpus:     {}\n", vm.value("cpus", 0));
+  Print(g, "memory:   {}\n", Mib(vm.value("memory_mib", int64_t{0})));
+  Print(g, "backend:  {}\n", vm.value("backend", ""));
+  Print(g, "storage:  {}\n", vm.value("storage", ""));
   for (const auto& d : vm.value("disks", json::array())) {
-    fmt::print("{:<9} {} ({}), {:.1f} MiB allocated, {} {}\n",
-               d.value("role", "") + " disk:", Mib(d.value("size_bytes", int64_t{0}) >> 20),
-               d.value("format", ""),
-               static_cast<double>(d.value("allocated_bytes", int64_t{0})) / (1 << 20),
-               d.value("path", ""), d.value("role", "") == "data" ? "-> /data" : "-> /");
+    Print(g, "{:<9} {} ({}), {:.1f} MiB allocated, {} {}\n",
+          d.value("role", "") + " disk:", Mib(d.value("size_bytes", int64_t{0}) >> 20),
+          d.value("format", ""),
+          static_cast<double>(d.value("allocated_bytes", int64_t{0})) / (1 << 20),
+          d.value("path", ""), d.value("role", "") == "data" ? "-> /data" : "-> /");
   }
-  if (vm.contains("disks_error")) fmt::print("disks:    {}\n", vm.value("disks_error", ""));
-  fmt::print("address:  {}\n", vm.value("address", "").empty() ? "-" : vm.value("address", ""));
-  fmt::print("mac:      {}\n", vm.value("mac", ""));
-  fmt::print("tap:      {}\n", vm.value("tap", ""));
+  if (vm.contains("disks_error")) Print(g, "disks:    {}\n", vm.value("disks_error", ""));
+  Print(g, "address:  {}\n", vm.value("address", "").empty() ? "-" : vm.value("address", ""));
+  Print(g, "mac:      {}\n", vm.value("mac", ""));
+  Print(g, "tap:      {}\n", vm.value("tap", ""));
   int64_t kbit = vm.value("bandwidth_kbit", int64_t{0});
-  fmt::print("bandwidth: {}\n", kbit == 0 ? std::string("unlimited")
-                                          : (kbit % 1000 == 0 ? fmt::format("{} mbit", kbit / 1000)
-                                                              : fmt::format("{} kbit", kbit)) +
-                                                " each way");
-  if (vm.value("pid", 0) != 0) fmt::print("pid:      {}\n", vm.value("pid", 0));
-  fmt::print("created:  {} ago\n", Age(vm.value("created_at", int64_t{0})));
-  if (!vm.value("error", "").empty()) fmt::print("error:    {}\n", vm.value("error", ""));
+  Print(g, "bandwidth: {}\n",
+        kbit == 0 ? std::string("unlimited")
+                  : (kbit % 1000 == 0 ? fmt::format("{} mbit", kbit / 1000)
+                                      : fmt::format("{} kbit", kbit)) +
+                        " each way");
+  if (vm.value("pid", 0) != 0) Print(g, "pid:      {}\n", vm.value("pid", 0));
+  Print(g, "created:  {} ago\n", Age(vm.value("created_at", int64_t{0})));
+  if (!vm.value("error", "").empty()) Print(g, "error:    {}\n", vm.value("error", ""));
 }
 
 // Raw terminal mode for `exec -t`, restored on destruction.
@@ -128,7 +141,7 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
   for (const auto& e : env) {
     auto eq = e.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Fail(InvalidArgument(fmt::format("bad --env '{}': expected NAME=VALUE", e)));
+      return Fail(g, InvalidArgument(fmt::format("bad --env '{}': expected NAME=VALUE", e)));
     }
     request.env[e.substr(0, eq)] = e.substr(eq + 1);
   }
@@ -141,7 +154,7 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
   }
   std::string early;
   auto conn = Client(g).StartExec(name, request, &early);
-  if (!conn.ok()) return Fail(conn.error());
+  if (!conn.ok()) return Fail(g, conn.error());
   const int fd = conn->get();
   std::optional<RawTerminal> raw;
   if (tty && ::isatty(0)) {
@@ -172,21 +185,21 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
   for (;;) {
     for (;;) {
       auto frame = decoder.Next();
-      if (!frame.ok()) return Fail(frame.error());
+      if (!frame.ok()) return Fail(g, frame.error());
       if (!frame->has_value()) break;
       const json& f = **frame;
       std::string type = f.value("type", "");
       if (type == "stdout" || type == "stderr") {
         auto data = Base64Decode(f.value("data", ""));
-        if (!data.ok()) return Fail(data.error());
+        if (!data.ok()) return Fail(g, data.error());
         (void)WriteAll(type == "stdout" ? 1 : 2, *data);
       } else if (type == "exit") {
         raw.reset();
         return f.value("code", 1);
       } else if (type == "error") {
         raw.reset();
-        return Fail(Error(ErrorCodeFromName(f.value("code", "internal")),
-                          f.value("message", "exec failed")));
+        return Fail(g, Error(ErrorCodeFromName(f.value("code", "internal")),
+                             f.value("message", "exec failed")));
       }
     }
     if (g_winch.exchange(false)) {
@@ -200,7 +213,7 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
     auto data = ReadSome(fd, 65536);
     if (!data.ok() || data->empty()) {
       raw.reset();
-      return Fail(Unavailable("the connection to the daemon closed before the command ended"));
+      return Fail(g, Unavailable("the connection to the daemon closed before the command ended"));
     }
     decoder.Feed(*data);
   }
@@ -208,11 +221,25 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
 
 }  // namespace
 
-void AddCommands(CLI::App& app, int* exit_code) {
+Io TerminalIo() {
+  return {[](std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); },
+          [](std::string_view s) {
+            std::fflush(stdout);
+            std::fwrite(s.data(), 1, s.size(), stderr);
+          }};
+}
+
+void AddCommands(CLI::App& app, int* exit_code, const CommandOptions& options) {
   auto g = std::make_shared<Globals>();
-  app.add_option("--socket", g->socket,
-                 "daemon API socket (default $VMCTL_SOCKET or "
-                 "/run/vmctl/vmctl.sock)");
+  g->socket = options.socket;
+  g->user = options.user;
+  g->io = options.io;
+  g->next_step = options.next_step;
+  if (options.socket.empty()) {
+    app.add_option("--socket", g->socket,
+                   "daemon API socket (default $VMCTL_SOCKET or "
+                   "/run/vmctl/vmctl.sock)");
+  }
   auto done = [exit_code](int code) { *exit_code = code; };
 
   // create
@@ -237,21 +264,21 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_flag("--json", o->json, "print the VM as JSON");
     cmd->callback([g, o, done] {
       auto memory = ParseMib(o->memory);
-      if (!memory.ok()) return done(Fail(memory.error().WithContext("--memory")));
+      if (!memory.ok()) return done(Fail(*g, memory.error().WithContext("--memory")));
       auto root_disk = ParseMib(o->root_disk);
-      if (!root_disk.ok()) return done(Fail(root_disk.error().WithContext("--root-disk")));
+      if (!root_disk.ok()) return done(Fail(*g, root_disk.error().WithContext("--root-disk")));
       auto disk = ParseMib(o->disk);
-      if (!disk.ok()) return done(Fail(disk.error().WithContext("--disk")));
+      if (!disk.ok()) return done(Fail(*g, disk.error().WithContext("--disk")));
       json body = {{"name", o->name},       {"image", o->image},           {"cpus", o->cpus},
                    {"memory_mib", *memory}, {"root_disk_mib", *root_disk}, {"disk_mib", *disk}};
       if (!o->bandwidth.empty()) body["bandwidth"] = o->bandwidth;
-      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, PrintProgress);
-      if (!vm.ok()) return done(Fail(vm.error()));
+      auto vm = Client(*g).CallWithProgress("POST", "/v1/vms", body, Progress(*g));
+      if (!vm.ok()) return done(Fail(*g, vm.error()));
       if (o->json) {
-        fmt::print("{}\n", vm->dump(2));
+        Print(*g, "{}\n", vm->dump(2));
       } else {
-        fmt::print("VM '{}' is {}.\nRun a command:  vmctl exec {} -- uname -a\n",
-                   vm->value("name", ""), vm->value("state", ""), vm->value("name", ""));
+        std::string name = vm->value("name", "");
+        Print(*g, "VM '{}' is {}.\n{}\n", name, vm->value("state", ""), g->next_step(name));
       }
       done(0);
     });
@@ -263,21 +290,21 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_flag("--json", *as_json, "print JSON");
     cmd->callback([g, as_json, done] {
       auto list = Client(*g).Call("GET", "/v1/vms");
-      if (!list.ok()) return done(Fail(list.error()));
+      if (!list.ok()) return done(Fail(*g, list.error()));
       if (*as_json) {
-        fmt::print("{}\n", (*list)["vms"].dump(2));
+        Print(*g, "{}\n", (*list)["vms"].dump(2));
         return done(0);
       }
-      fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", "NAME", "STATE",
-                 "ADDRESS", "CPUS", "MEMORY", "ROOT", "DATA", "IMAGE", "AGE");
+      Print(*g, "{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", "NAME", "STATE",
+            "ADDRESS", "CPUS", "MEMORY", "ROOT", "DATA", "IMAGE", "AGE");
       for (const auto& vm : (*list)["vms"]) {
         int64_t data = vm.value("disk_mib", int64_t{0});
-        fmt::print("{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", vm.value("name", ""),
-                   vm.value("state", ""),
-                   vm.value("address", "").empty() ? "-" : vm.value("address", ""),
-                   vm.value("cpus", 0), Mib(vm.value("memory_mib", int64_t{0})),
-                   Mib(vm.value("root_disk_mib", int64_t{0})), data ? Mib(data) : "-",
-                   vm.value("image", ""), Age(vm.value("created_at", int64_t{0})));
+        Print(*g, "{:<20} {:<9} {:<15} {:>4} {:>7} {:>6} {:>6}  {:<10} {}\n", vm.value("name", ""),
+              vm.value("state", ""),
+              vm.value("address", "").empty() ? "-" : vm.value("address", ""), vm.value("cpus", 0),
+              Mib(vm.value("memory_mib", int64_t{0})), Mib(vm.value("root_disk_mib", int64_t{0})),
+              data ? Mib(data) : "-", vm.value("image", ""),
+              Age(vm.value("created_at", int64_t{0})));
       }
       done(0);
     });
@@ -294,11 +321,11 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_flag("--json", o->json, "print JSON");
     cmd->callback([g, o, done] {
       auto vm = Client(*g).Call("GET", "/v1/vms/" + PathSegment(o->name));
-      if (!vm.ok()) return done(Fail(vm.error()));
+      if (!vm.ok()) return done(Fail(*g, vm.error()));
       if (o->json) {
-        fmt::print("{}\n", vm->dump(2));
+        Print(*g, "{}\n", vm->dump(2));
       } else {
-        PrintVm(*vm);
+        PrintVm(*g, *vm);
       }
       done(0);
     });
@@ -319,9 +346,9 @@ void AddCommands(CLI::App& app, int* exit_code) {
           "/v1/vms/" + PathSegment(o->name) + "/" + what + (o->force ? "?force=1" : "");
       auto vm = what == "stop"
                     ? Client(*g).Call("POST", target, json::object())
-                    : Client(*g).CallWithProgress("POST", target, json::object(), PrintProgress);
-      if (!vm.ok()) return done(Fail(vm.error()));
-      fmt::print("VM '{}' is {}.\n", vm->value("name", ""), vm->value("state", ""));
+                    : Client(*g).CallWithProgress("POST", target, json::object(), Progress(*g));
+      if (!vm.ok()) return done(Fail(*g, vm.error()));
+      Print(*g, "VM '{}' is {}.\n", vm->value("name", ""), vm->value("state", ""));
       done(0);
     });
   }
@@ -343,18 +370,17 @@ void AddCommands(CLI::App& app, int* exit_code) {
             std::tuple{"--root-disk", o->root_disk, "root_disk_mib"}}) {
         if (text.empty()) continue;
         auto mib = ParseMib(text);
-        if (!mib.ok()) return done(Fail(mib.error().WithContext(flag)));
+        if (!mib.ok()) return done(Fail(*g, mib.error().WithContext(flag)));
         body[field] = *mib;
       }
       if (body.empty()) {
-        return done(Fail(InvalidArgument("give --disk SIZE and/or --root-disk SIZE")));
+        return done(Fail(*g, InvalidArgument("give --disk SIZE and/or --root-disk SIZE")));
       }
       auto vm = Client(*g).CallWithProgress("POST", "/v1/vms/" + PathSegment(o->name) + "/resize",
-                                            body, PrintProgress);
-      if (!vm.ok()) return done(Fail(vm.error()));
-      fmt::print("VM '{}': root disk {}, data disk {}.\n", vm->value("name", ""),
-                 Mib(vm->value("root_disk_mib", int64_t{0})),
-                 Mib(vm->value("disk_mib", int64_t{0})));
+                                            body, Progress(*g));
+      if (!vm.ok()) return done(Fail(*g, vm.error()));
+      Print(*g, "VM '{}': root disk {}, data disk {}.\n", vm->value("name", ""),
+            Mib(vm->value("root_disk_mib", int64_t{0})), Mib(vm->value("disk_mib", int64_t{0})));
       done(0);
     });
   }
@@ -365,8 +391,8 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_option("name", *name, "VM name")->required();
     cmd->callback([g, name, done] {
       auto r = Client(*g).Call("DELETE", "/v1/vms/" + PathSegment(*name));
-      if (!r.ok()) return done(Fail(r.error()));
-      fmt::print("VM '{}' removed.\n", *name);
+      if (!r.ok()) return done(Fail(*g, r.error()));
+      Print(*g, "VM '{}' removed.\n", *name);
       done(0);
     });
   }
@@ -399,7 +425,7 @@ void AddCommands(CLI::App& app, int* exit_code) {
     cmd->add_flag("-f,--follow", o->follow, "keep printing new output");
     cmd->callback([g, o, done] {
       auto r = Client(*g).Logs(o->name, o->follow, std::cout);
-      done(r.ok() ? 0 : Fail(r.error()));
+      done(r.ok() ? 0 : Fail(*g, r.error()));
     });
   }
   // image ls / build
@@ -411,16 +437,16 @@ void AddCommands(CLI::App& app, int* exit_code) {
     ls->add_flag("--json", *as_json, "print JSON");
     ls->callback([g, as_json, done] {
       auto list = Client(*g).Call("GET", "/v1/images");
-      if (!list.ok()) return done(Fail(list.error()));
+      if (!list.ok()) return done(Fail(*g, list.error()));
       if (*as_json) {
-        fmt::print("{}\n", (*list)["images"].dump(2));
+        Print(*g, "{}\n", (*list)["images"].dump(2));
         return done(0);
       }
-      fmt::print("{:<16} {:>8}  {:<8} {:<40}\n", "NAME", "SIZE", "CREATED", "SOURCE");
+      Print(*g, "{:<16} {:>8}  {:<8} {:<40}\n", "NAME", "SIZE", "CREATED", "SOURCE");
       for (const auto& i : (*list)["images"]) {
-        fmt::print("{:<16} {:>8}  {:<8} {:<40}\n", i.value("name", ""),
-                   Mib(i.value("size_bytes", int64_t{0}) >> 20),
-                   Age(i.value("created_at", int64_t{0})) + " ago", i.value("source", ""));
+        Print(*g, "{:<16} {:>8}  {:<8} {:<40}\n", i.value("name", ""),
+              Mib(i.value("size_bytes", int64_t{0}) >> 20),
+              Age(i.value("created_at", int64_t{0})) + " ago", i.value("source", ""));
       }
       done(0);
     });
@@ -444,13 +470,13 @@ void AddCommands(CLI::App& app, int* exit_code) {
     build->callback([g, b, done] {
       int sources = !b->debian.empty() + !b->from_oci.empty() + !b->dockerfile.empty();
       if (sources > 1) {
-        return done(Fail(InvalidArgument("give one of --debian, --from-oci, --dockerfile")));
+        return done(Fail(*g, InvalidArgument("give one of --debian, --from-oci, --dockerfile")));
       }
       if (!b->packages.empty() && (!b->from_oci.empty() || !b->dockerfile.empty())) {
-        return done(Fail(InvalidArgument("--packages goes with the Debian recipe")));
+        return done(Fail(*g, InvalidArgument("--packages goes with the Debian recipe")));
       }
       if (!b->context.empty() && b->dockerfile.empty()) {
-        return done(Fail(InvalidArgument("--context goes with --dockerfile")));
+        return done(Fail(*g, InvalidArgument("--context goes with --dockerfile")));
       }
       // Paths are resolved here: the daemon does not share our working directory.
       auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).string(); };
@@ -466,10 +492,10 @@ void AddCommands(CLI::App& app, int* exit_code) {
         body["debian"] = debian;
       }
       auto r = Client(*g).CallWithProgress("POST", "/v1/images/" + PathSegment(b->name) + "/build",
-                                           body, PrintProgress);
-      if (!r.ok()) return done(Fail(r.error()));
-      fmt::print("Image '{}' ready ({} MiB, {}).\n", r->value("name", ""),
-                 r->value("size_bytes", int64_t{0}) >> 20, r->value("source", ""));
+                                           body, Progress(*g));
+      if (!r.ok()) return done(Fail(*g, r.error()));
+      Print(*g, "Image '{}' ready ({} MiB, {}).\n", r->value("name", ""),
+            r->value("size_bytes", int64_t{0}) >> 20, r->value("source", ""));
       done(0);
     });
     auto rm_name = std::make_shared<std::string>();
@@ -477,13 +503,18 @@ void AddCommands(CLI::App& app, int* exit_code) {
     rm->add_option("name", *rm_name, "image name")->required();
     rm->callback([g, rm_name, done] {
       auto r = Client(*g).Call("DELETE", "/v1/images/" + PathSegment(*rm_name));
-      if (!r.ok()) return done(Fail(r.error()));
+      if (!r.ok()) return done(Fail(*g, r.error()));
       for (const auto& line : r->value("notes", json::array())) {
-        PrintProgress(line.get<std::string>());
+        Progress (*g)(line.get<std::string>());
       }
-      fmt::print("Image '{}' removed.\n", *rm_name);
+      Print(*g, "Image '{}' removed.\n", *rm_name);
       done(0);
     });
+  }
+  if (!options.only.empty()) {
+    for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      if (!options.only.count(sub->get_name())) app.remove_subcommand(sub);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -20,6 +21,7 @@
 #include "controller/vm_service.h"
 #include "image/builder.h"
 #include "network/host_network.h"
+#include "ssh_gateway/gateway.h"
 #include "storage/backends.h"
 #include "store/sqlite/sqlite_store.h"
 #include "vmm/cloud_hypervisor/backend.h"
@@ -47,6 +49,8 @@ struct ServeOptions {
   std::string storage_dir;  // default: <state dir>/disks
   std::string lvm_vg;
   std::string lvm_pool;
+  std::vector<std::string> ssh_listen = {"127.0.0.1:2222"};
+  std::string ssh_host_key;
 };
 
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
@@ -246,6 +250,30 @@ int Serve(const ServeOptions& o) {
   if (auto r = server.Listen(); !r.ok()) return fail(r.error());
   vms.StartMonitor();
 
+  ssh_gateway::GatewayOptions gateway_options;
+  gateway_options.listen = o.ssh_listen;
+  gateway_options.host_key = o.ssh_host_key.empty() ? state_dir / "ssh_host_ed25519_key"
+                                                    : std::filesystem::path(o.ssh_host_key);
+  gateway_options.api_socket = socket;
+  bool gateway_on = !(o.ssh_listen.size() == 1 && o.ssh_listen[0] == "off");
+  if (gateway_on) {
+    // How users reach it, for the hints it prints: the first address as configured.
+    const std::string& first = o.ssh_listen.front();
+    std::string host = first.substr(0, first.rfind(':'));
+    if (host == "0.0.0.0") host = "localhost";
+    gateway_options.ssh_command =
+        fmt::format("ssh -p {} {}", first.substr(first.rfind(':') + 1), host);
+  }
+  ssh_gateway::Gateway gateway(gateway_options, **store);
+  std::string gateway_line = "SSH gateway off (--ssh-listen off)";
+  if (gateway_on) {
+    if (auto started = gateway.Start(); !started.ok()) {
+      return fail(started.error().WithContext("starting the SSH gateway"));
+    }
+    gateway_line = fmt::format("SSH gateway on {}: try  {} help", fmt::join(o.ssh_listen, ", "),
+                               gateway_options.ssh_command);
+  }
+
   // SIGINT/SIGTERM end the daemon; VMs keep running and are re-adopted at the next start.
   sigset_t signals;
   sigemptyset(&signals);
@@ -268,12 +296,13 @@ int Serve(const ServeOptions& o) {
       "vmctl daemon ready: backend {}, state in {}, API on {}\n"
       "{}\n"
       "{}\n"
+      "{}\n"
       "Next, in another terminal:\n"
       "  {} create demo\n"
       "  {} exec demo -- uname -a\n"
       "  {} ls\n",
-      (*backend)->name(), state_dir.string(), socket.string(), network_line, storage_why, env, env,
-      env);
+      (*backend)->name(), state_dir.string(), socket.string(), network_line, storage_why,
+      gateway_line, env, env, env);
   server.Serve();
   ::kill(::getpid(), SIGTERM);  // wakes the waiter when Serve ended for another reason
   waiter.join();
@@ -339,6 +368,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "on XFS or btrfs for reflink");
   cmd->add_option("--lvm-vg", o->lvm_vg, "volume group of the lvm-thin backend");
   cmd->add_option("--lvm-pool", o->lvm_pool, "thin pool (in --lvm-vg) of the lvm-thin backend");
+  cmd->add_option("--ssh-listen", o->ssh_listen,
+                  "SSH gateway address(es), ADDRESS:PORT (repeat for several), or off")
+      ->capture_default_str();
+  cmd->add_option("--ssh-host-key", o->ssh_host_key,
+                  "the SSH gateway's host key (default: STATE_DIR/ssh_host_ed25519_key, created)");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -31,6 +31,8 @@ class Store {
   virtual Result<User> CreateUser(const User& user) = 0;
   virtual Result<User> GetUser(std::string_view id) = 0;
   virtual Result<User> GetUserByName(std::string_view name) = 0;
+  virtual Result<User> GetUserByEmail(std::string_view email) = 0;
+  virtual Result<SshKey> GetSshKey(std::string_view fingerprint) = 0;
   virtual Result<void> AddSshKey(const SshKey& key) = 0;
   virtual Result<std::vector<SshKey>> ListSshKeys(std::string_view user_id) = 0;
   virtual Result<void> RemoveSshKey(std::string_view fingerprint) = 0;

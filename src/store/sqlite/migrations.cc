@@ -101,7 +101,13 @@ UPDATE vms SET storage = CASE WHEN root_disk LIKE '%.qcow2' THEN 'qcow2' ELSE 'c
 ALTER TABLE images ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
 )sql";
 
-constexpr std::array<std::string_view, 3> kMigrations = {kV1, kV2, kV3};
+// SSH gateway: an email belongs to one user (registration by email), keys are looked up by
+// fingerprint (already the primary key).
+constexpr std::string_view kV4 = R"sql(
+CREATE UNIQUE INDEX users_email ON users(email) WHERE email != '';
+)sql";
+
+constexpr std::array<std::string_view, 4> kMigrations = {kV1, kV2, kV3, kV4};
 
 }  // namespace
 

@@ -244,8 +244,14 @@ class SqliteStore final : public Store {
                             user.id, user.name, user.email, user.created_at);
     if (!inserted.ok() && inserted.error().code() == ErrorCode::kAlreadyExists) {
       VMCTL_ASSIGN_OR_RETURN(bool id_taken, Exists("SELECT 1 FROM users WHERE id = ?", user.id));
-      return AlreadyExists(id_taken ? fmt::format("a user with id '{}' already exists", user.id)
-                                    : fmt::format("a user named '{}' already exists", user.name));
+      VMCTL_ASSIGN_OR_RETURN(bool name_taken,
+                             Exists("SELECT 1 FROM users WHERE name = ?", user.name));
+      if (id_taken)
+        return AlreadyExists(fmt::format("a user with id '{}' already exists", user.id));
+      if (name_taken) {
+        return AlreadyExists(fmt::format("a user named '{}' already exists", user.name));
+      }
+      return AlreadyExists(fmt::format("the email {} is already registered", user.email));
     }
     VMCTL_TRY(inserted);
     return user;
@@ -259,6 +265,24 @@ class SqliteStore final : public Store {
   Result<User> GetUserByName(std::string_view name) override {
     std::lock_guard lock(mu_);
     return GetUserWhere("name", name);
+  }
+
+  Result<User> GetUserByEmail(std::string_view email) override {
+    std::lock_guard lock(mu_);
+    if (email.empty()) return NotFound("no user with an empty email");
+    return GetUserWhere("email", email);
+  }
+
+  Result<SshKey> GetSshKey(std::string_view fingerprint) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(Statement s,
+                           Prepare(db_.get(),
+                                   "SELECT fingerprint, user_id, public_key, created_at FROM "
+                                   "ssh_keys WHERE fingerprint = ?",
+                                   fingerprint));
+    VMCTL_ASSIGN_OR_RETURN(auto keys, s.All(ReadSshKey));
+    if (keys.empty()) return NotFound(fmt::format("no SSH key {}", fingerprint));
+    return keys.front();
   }
 
   Result<void> AddSshKey(const SshKey& key) override {

@@ -265,6 +265,15 @@ TEST_F(SqliteStoreTest, UsersAreUniqueByIdAndName) {
 
   EXPECT_EQ(store_->GetUser("zz").error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->GetUserByName("zz").error().message(), "no user 'zz'");
+
+  // An email belongs to one user; users without one do not clash.
+  EXPECT_EQ(store_->GetUserByEmail("bob@example.com")->id, "u2");
+  EXPECT_EQ(store_->GetUserByEmail("").error().code(), ErrorCode::kNotFound);
+  auto same_email = store_->CreateUser(User{"u4", "robert", "bob@example.com", 3});
+  EXPECT_EQ(same_email.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(same_email.error().message(), "the email bob@example.com is already registered");
+  ASSERT_TRUE(store_->CreateUser(User{"u5", "dave", "", 4}).ok());
+  ASSERT_TRUE(store_->CreateUser(User{"u6", "erin", "", 5}).ok());
 }
 
 TEST_F(SqliteStoreTest, SshKeysAreAddedListedAndRemoved) {
@@ -281,6 +290,9 @@ TEST_F(SqliteStoreTest, SshKeysAreAddedListedAndRemoved) {
   EXPECT_EQ((*keys)[0].public_key, "ssh-ed25519 AAAA");
   EXPECT_EQ((*keys)[1].fingerprint, "SHA256:b");
   EXPECT_TRUE(store_->ListSshKeys("u2")->empty());
+
+  EXPECT_EQ(store_->GetSshKey("SHA256:b")->user_id, "u1");
+  EXPECT_EQ(store_->GetSshKey("SHA256:zz").error().code(), ErrorCode::kNotFound);
 
   ASSERT_TRUE(store_->RemoveSshKey("SHA256:a").ok());
   EXPECT_EQ(store_->RemoveSshKey("SHA256:a").error().code(), ErrorCode::kNotFound);

@@ -1,0 +1,29 @@
+#include "ssh_gateway/command_line.h"
+
+#include <gtest/gtest.h>
+
+namespace vmctl::ssh_gateway {
+namespace {
+
+using Words = std::vector<std::string>;
+
+TEST(SplitCommandLineTest, WordsQuotesAndEscapes) {
+  EXPECT_EQ(*SplitCommandLine("  new --name  web\t--memory 1G "),
+            (Words{"new", "--name", "web", "--memory", "1G"}));
+  EXPECT_EQ(*SplitCommandLine(R"(ssh-key add 'ssh-ed25519 AAAA me@host')"),
+            (Words{"ssh-key", "add", "ssh-ed25519 AAAA me@host"}));
+  EXPECT_EQ(*SplitCommandLine(R"(a "b \"c\" $d" e\ f '')"), (Words{"a", "b \"c\" $d", "e f", ""}));
+  EXPECT_EQ(*SplitCommandLine("x;reboot $(id)"), (Words{"x;reboot", "$(id)"}));
+  EXPECT_TRUE(SplitCommandLine("")->empty());
+}
+
+TEST(SplitCommandLineTest, RefusesUnterminatedQuotesAndHugeLines) {
+  EXPECT_EQ(SplitCommandLine("echo 'oops").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(SplitCommandLine("echo \"oops").error().code(), ErrorCode::kInvalidArgument);
+  auto huge = SplitCommandLine(std::string(kMaxCommandLine + 1, 'a'));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error().message().find("too long"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmctl::ssh_gateway

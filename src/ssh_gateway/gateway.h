@@ -1,0 +1,62 @@
+#ifndef VMCTL_SSH_GATEWAY_GATEWAY_H_
+#define VMCTL_SSH_GATEWAY_GATEWAY_H_
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace vmctl::ssh_gateway {
+
+struct GatewayOptions {
+  // "ADDRESS:PORT" each; port 0 picks a free one (tests).
+  std::vector<std::string> listen = {"127.0.0.1:2222"};
+  // The gateway's Ed25519 host key, created (mode 0600) on first start and kept.
+  std::filesystem::path host_key;
+  // The daemon's API socket: command mode runs the CLI's own commands against it, as the user.
+  std::filesystem::path api_socket;
+  // How users reach the gateway, for the hints it prints ("ssh -p 2222 host").
+  std::string ssh_command = "ssh -p 2222 localhost";
+  // A client must finish the key exchange and authentication within this time.
+  std::chrono::seconds handshake_timeout{20};
+  // Connections at once; more are refused at accept.
+  int max_sessions = 512;
+};
+
+// The SSH front end (docs/ssh-gateway.md): public-key authentication (KeyAuth), registration of
+// new keys, and command mode: `ssh host CMD` or an interactive lobby, whose commands are the
+// CLI's own (cli/commands.h) run against the API as the authenticated user.
+//
+// Threading: Start() binds and starts an accept thread per address; each connection gets its own
+// thread. Stop() (or destruction) closes the listeners, ends every session and joins all threads.
+class Gateway {
+ public:
+  // Does not take ownership; the store must outlive the gateway.
+  Gateway(GatewayOptions options, Store& store);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Loads or creates the host key and binds every address. kInvalidArgument (bad address),
+  // kUnavailable (address in use), kInternal (host key unreadable).
+  Result<void> Start();
+  void Stop();
+  // The bound ports, in the order of options.listen.
+  std::vector<uint16_t> ports() const;
+  // The host key as a known_hosts entry for `pattern` (e.g. "[localhost]:2222").
+  std::string KnownHostsLine(const std::string& pattern) const;
+
+  struct Impl;  // opaque; public so the per-connection code in gateway.cc can name it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vmctl::ssh_gateway
+
+#endif  // VMCTL_SSH_GATEWAY_GATEWAY_H_
