@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/io.h"
 #include "tests/e2e/daemon.h"
@@ -134,6 +135,51 @@ TEST_F(SshGatewayTest, RegistrationSeveralKeysKeyManagementAndTheLobby) {
   auto after = Ssh({"bob"}, "whoami", "yes");
   EXPECT_EQ(after.exit_code, 0) << after.err;
   EXPECT_EQ(Trim(after.out), "bob <bob@example.com>");
+}
+
+size_t OpenFds(pid_t pid) {
+  size_t n = 0;
+  std::error_code ec;
+  for ([[maybe_unused]] const auto& e :
+       fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "fd", ec)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(SshGatewayTest, TwoHundredConcurrentSessionsAndClientsThatVanishLeakNothing) {
+  ASSERT_EQ(Ssh({"alice"}, "register alice@example.com").exit_code, 0);
+  const pid_t daemon = d_.process().pid;
+  size_t fds_before = OpenFds(daemon);
+  std::string ssh = "ssh -p 2222 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" +
+                    (d_.dir() / "known_hosts").string() + " -o IdentitiesOnly=yes -i " +
+                    Key("alice").string() + " 127.0.0.1";
+  fs::path out = d_.dir() / "concurrent";
+  fs::create_directories(out);
+  // 200 sessions at once, plus clients that hang up mid-handshake and mid-command.
+  auto run =
+      d_.netns().Run({"sh", "-c",
+                      "for i in $(seq 200); do " + ssh + " whoami > " + out.string() +
+                          "/$i 2>&1 & done; "
+                          "for i in $(seq 20); do (head -c 100 /dev/urandom | timeout 1 socat - "
+                          "TCP:127.0.0.1:2222 >/dev/null 2>&1 &); (timeout 0.3 " +
+                          ssh + " 'ls' >/dev/null 2>&1 &); done; wait"},
+                     seconds(300));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  int ok = 0;
+  for (const auto& f : fs::directory_iterator(out)) {
+    if (Trim(*ReadFile(f.path())) == "alice <alice@example.com>") ++ok;
+  }
+  EXPECT_EQ(ok, 200);
+  // Every session's socket and thread are gone again (the vanished clients' too).
+  size_t fds_after = 0;
+  for (int i = 0; i < 100; ++i) {
+    fds_after = OpenFds(daemon);
+    if (fds_after <= fds_before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_LE(fds_after, fds_before);
+  EXPECT_EQ(Trim(Ssh({"alice"}, "whoami").out), "alice <alice@example.com>");
 }
 
 TEST_F(SshGatewayTest, VmsThroughCommandModeBelongToTheirUser) {
