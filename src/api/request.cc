@@ -99,6 +99,15 @@ Target ParseTarget(std::string_view target) {
   return out;
 }
 
+Result<std::string> ParseShareRequest(std::string_view body) {
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"email"}));
+  std::string email;
+  VMCTL_TRY(Field(object, "email", &email));
+  if (email.empty()) return InvalidArgument("field 'email' is required");
+  return email;
+}
+
 Result<VmRequest> ParseVmRequest(std::string_view body) {
   VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
   VMCTL_TRY(OnlyKnownFields(

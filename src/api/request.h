@@ -29,6 +29,9 @@ struct Target {
 
 Target ParseTarget(std::string_view target);
 
+// Body of POST /v1/vms/NAME/shares: {"email": str}. Returns the email.
+Result<std::string> ParseShareRequest(std::string_view body);
+
 // Body of POST /v1/vms: {"name": str, "image"?: str, "cpus"?: int, "memory_mib"?: int,
 // "root_disk_mib"?: int, "disk_mib"?: int (data disk, 0 for none), "bandwidth"?: str}.
 // kInvalidArgument for malformed JSON, wrong types and unknown fields.

@@ -91,6 +91,13 @@ TEST(ParseImageSourceTest, OneSourceOrNone) {
   }
 }
 
+TEST(ParseShareRequestTest, OneEmail) {
+  EXPECT_EQ(*ParseShareRequest(R"({"email":"bob@example.com"})"), "bob@example.com");
+  for (const char* bad : {"", "{}", R"({"email":1})", R"({"email":"a@b.c","x":1})"}) {
+    EXPECT_EQ(ParseShareRequest(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ParseExecRequestTest, ParsesAndValidates) {
   auto r = ParseExecRequest(R"({"argv":["sh","-c","exit 7"],"env":{"A":"b"},"tty":true})");
   ASSERT_TRUE(r.ok());

@@ -337,6 +337,31 @@ bool Server::Impl::HandleVm(Socket& socket, beast::flat_buffer& buffer, const Re
     if (method != http::verb::get) return bad_method();
     return HandleLogs(socket, req, name, query.Flag("follow"));
   }
+  if (action == "shares") {
+    if (method == http::verb::get) {
+      auto users = vms.SharedWith(owner, name);
+      if (!users.ok()) return SendError(socket, v, users.error(), keep);
+      json out = json::array();
+      for (const auto& u : *users) out.push_back({{"email", u.email}, {"name", u.name}});
+      return SendJson(socket, v, http::status::ok, {{"shares", out}}, keep);
+    }
+    Result<void> changed = Ok();
+    if (method == http::verb::post) {
+      auto email = ParseShareRequest(req.body());
+      if (!email.ok()) return SendError(socket, v, email.error(), keep);
+      changed = vms.Share(owner, name, *email);
+    } else if (method == http::verb::delete_) {
+      auto email = query.values.find("email");
+      if (email == query.values.end()) {
+        return SendError(socket, v, InvalidArgument("give ?email=ADDRESS"), keep);
+      }
+      changed = vms.Unshare(owner, name, email->second);
+    } else {
+      return bad_method();
+    }
+    if (!changed.ok()) return SendError(socket, v, changed.error(), keep);
+    return SendJson(socket, v, http::status::ok, json::object(), keep);
+  }
   if (method != http::verb::post) return bad_method();
   if (action == "start") {
     return with_progress([&](const controller::Progress& p) { return vms.Start(owner, name, p); });

@@ -155,6 +155,55 @@ Result<std::vector<VmRecord>> VmService::List(const std::string& owner) {
   return store_.ListVms(owner);
 }
 
+namespace {
+
+Result<User> UserByEmail(Store& store, const std::string& email) {
+  auto user = store.GetUserByEmail(email);
+  if (!user.ok() && user.error().code() == ErrorCode::kNotFound) {
+    return NotFound(fmt::format("no user with the email {} (they register first)", email));
+  }
+  return user;
+}
+
+}  // namespace
+
+Result<void> VmService::Share(const std::string& owner, const std::string& name,
+                              const std::string& email) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, email));
+  if (user.id == owner) return InvalidArgument("you own this VM already");
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auto added = store_.AddShare(vmctl::Share{vm.id, user.id, now});
+  if (!added.ok() && added.error().code() == ErrorCode::kAlreadyExists) {
+    return AlreadyExists(fmt::format("VM '{}' is already shared with {}", name, email));
+  }
+  return added;
+}
+
+Result<void> VmService::Unshare(const std::string& owner, const std::string& name,
+                                const std::string& email) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, email));
+  auto removed = store_.RemoveShare(vm.id, user.id);
+  if (!removed.ok() && removed.error().code() == ErrorCode::kNotFound) {
+    return NotFound(fmt::format("VM '{}' is not shared with {}", name, email));
+  }
+  return removed;
+}
+
+Result<std::vector<User>> VmService::SharedWith(const std::string& owner, const std::string& name) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
+  VMCTL_ASSIGN_OR_RETURN(auto shares, store_.ListShares(vm.id));
+  std::vector<User> users;
+  for (const auto& share : shares) {
+    VMCTL_ASSIGN_OR_RETURN(User user, store_.GetUser(share.user_id));
+    users.push_back(std::move(user));
+  }
+  return users;
+}
+
 Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& request) {
   VMCTL_ASSIGN_OR_RETURN(Quota quota, store_.GetQuota(owner));
   VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(owner));

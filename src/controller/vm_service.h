@@ -91,6 +91,15 @@ class VmService {
   Result<VmRecord> Get(const std::string& owner, const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& owner);
 
+  // Sharing a VM with other users, named by their email (the SSH gateway lets them in; the
+  // HTTPS proxy will). kNotFound (no such VM, or no user with that email: they register first),
+  // kInvalidArgument (the owner's own email), kAlreadyExists / kNotFound for a share that is
+  // already there / not there.
+  Result<void> Share(const std::string& owner, const std::string& name, const std::string& email);
+  Result<void> Unshare(const std::string& owner, const std::string& name, const std::string& email);
+  // The users the VM is shared with, oldest share first.
+  Result<std::vector<User>> SharedWith(const std::string& owner, const std::string& name);
+
   // Starts a process in a running VM.
   Result<std::unique_ptr<agent::ExecSession>> Exec(const std::string& owner,
                                                    const std::string& name,

@@ -270,6 +270,31 @@ TEST_F(VmServiceTest, CreateRunsAndExecs) {
   EXPECT_STREQ(host, "web");
 }
 
+TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {
+  ASSERT_TRUE(store_->CreateUser(User{"u-bob", "bob", "bob@example.com", 1}).ok());
+  ASSERT_TRUE(store_->CreateUser(User{"u-me", "me", "me@example.com", 1}).ok());
+  ASSERT_TRUE(service_->Create("u-me", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
+  EXPECT_TRUE(service_->SharedWith("u-me", "web")->empty());
+  ASSERT_TRUE(service_->Share("u-me", "web", "bob@example.com").ok());
+  auto shared = service_->SharedWith("u-me", "web");
+  ASSERT_EQ(shared->size(), 1u);
+  EXPECT_EQ((*shared)[0].name, "bob");
+  EXPECT_EQ(service_->Share("u-me", "web", "bob@example.com").error().code(),
+            ErrorCode::kAlreadyExists);
+  auto stranger = service_->Share("u-me", "web", "nobody@example.com");
+  EXPECT_EQ(stranger.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(stranger.error().message().find("register first"), std::string::npos);
+  EXPECT_EQ(service_->Share("u-me", "web", "me@example.com").error().code(),
+            ErrorCode::kInvalidArgument);
+  // Only the owner shares: to bob, "web" is a VM that does not exist.
+  EXPECT_EQ(service_->Share("u-bob", "web", "me@example.com").error().message(),
+            "no VM named 'web'");
+  ASSERT_TRUE(service_->Unshare("u-me", "web", "bob@example.com").ok());
+  EXPECT_EQ(service_->Unshare("u-me", "web", "bob@example.com").error().code(),
+            ErrorCode::kNotFound);
+  ASSERT_TRUE(service_->Remove("u-me", "web").ok());
+}
+
 TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
   ASSERT_TRUE(store_->SetQuota(Quota{"admin", 20, 64, 65536, 1 << 20}).ok());
   std::vector<std::string> addresses;

@@ -36,8 +36,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
-const std::set<std::string> kCliCommands = {"ls",   "show",    "rm",    "start",
-                                            "stop", "restart", "resize"};
+const std::set<std::string> kCliCommands = {"ls",   "show",    "rm",     "start",
+                                            "stop", "restart", "resize", "share"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -394,6 +394,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  start|stop|restart NAME\n"
                     "  resize NAME --disk SIZE\n"
                     "  rm NAME\n"
+                    "  share ls NAME | share add NAME EMAIL | share rm NAME EMAIL\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"
                     "  whoami\n"
                     "Add --help to a command for its options.\n",

@@ -203,6 +203,17 @@ TEST_F(SshGatewayTest, VmsThroughCommandModeBelongToTheirUser) {
   EXPECT_EQ(ghost.err, "vmctl: no VM named 'ghost'\n");
   EXPECT_NE(Ssh({"bob"}, "rm web").exit_code, 0);
 
+  // Sharing by email, with registered users only.
+  auto shared = Ssh({"alice"}, "share add web bob@example.com");
+  EXPECT_EQ(shared.exit_code, 0) << shared.err;
+  EXPECT_EQ(Trim(Ssh({"alice"}, "share ls web").out), "bob@example.com (bob)");
+  auto stranger = Ssh({"alice"}, "share add web carol@example.com");
+  EXPECT_EQ(stranger.exit_code, 3);
+  EXPECT_NE(stranger.err.find("register first"), std::string::npos) << stranger.err;
+  EXPECT_EQ(Ssh({"bob"}, "share add web bob@example.com").err, "vmctl: no VM named 'web'\n");
+  EXPECT_EQ(Ssh({"alice"}, "share rm web bob@example.com").exit_code, 0);
+  EXPECT_EQ(Trim(Ssh({"alice"}, "share ls web").out), "");
+
   // Validation is the CLI's: same messages.
   auto bad = Ssh({"alice"}, "new --name Web");
   EXPECT_EQ(bad.exit_code, 2);
