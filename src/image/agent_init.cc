@@ -194,15 +194,8 @@ Result<std::string> AgentInitInputsKey() {
 
 agent::InitPlan PlanServices(const json& config) {
   agent::InitPlan plan;
-  plan.services.push_back(
-      {"ssh-keygen", {Bundle("bin/ssh-keygen"), "-A"}, {}, "", "/", false, true});
-  plan.services.push_back({"sshd",
-                           {Bundle("bin/sshd"), "-D", "-e", "-f", Bundle("etc/sshd_config")},
-                           {},
-                           "",
-                           "/",
-                           true,
-                           false});
+  // The image's own command first: making an RSA host key takes seconds in an emulated guest
+  // and the services after ssh-keygen wait for it.
   std::vector<std::string> argv;
   for (const char* key : {"entrypoint", "cmd"}) {
     auto it = config.find(key);
@@ -221,6 +214,15 @@ agent::InitPlan PlanServices(const json& config) {
     if (app.user == "root") app.user.clear();
     plan.services.push_back(std::move(app));
   }
+  plan.services.push_back(
+      {"ssh-keygen", {Bundle("bin/ssh-keygen"), "-A"}, {}, "", "/", false, true});
+  plan.services.push_back({"sshd",
+                           {Bundle("bin/sshd"), "-D", "-e", "-f", Bundle("etc/sshd_config")},
+                           {},
+                           "",
+                           "/",
+                           true,
+                           false});
   return plan;
 }
 

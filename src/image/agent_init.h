@@ -30,8 +30,8 @@ Result<void> PrepareAgentInit(const std::filesystem::path& root, const nlohmann:
 
 // Pure helpers, exposed for tests.
 
-// The services of an agent-init image: host keys (waited for), sshd (restarted), and the image's
-// entrypoint + cmd when it has one (run once, as its user, in its working dir, with its env).
+// The services of an agent-init image: the image's entrypoint + cmd when it has one (run once, as
+// its user, in its working dir, with its env), then host keys (waited for), then sshd (restarted).
 agent::InitPlan PlanServices(const nlohmann::json& config);
 
 // The library paths in `ldd` output, the loader included; sonames ldd could not resolve go to

@@ -27,7 +27,7 @@ TEST(ParseLddTest, LibrariesLoaderAndMissingSonames) {
   EXPECT_EQ(missing, std::vector<std::string>{"libwrap.so.0"});
 }
 
-TEST(PlanServicesTest, HostKeysThenSshdThenTheImagesCommand) {
+TEST(PlanServicesTest, TheImagesCommandThenHostKeysThenSshd) {
   json config = {{"user", "app:www"},
                  {"env", {"PATH=/app/bin:/usr/bin", "MODE=prod"}},
                  {"entrypoint", {"/app/run"}},
@@ -35,11 +35,11 @@ TEST(PlanServicesTest, HostKeysThenSshdThenTheImagesCommand) {
                  {"working_dir", "/app"}};
   auto plan = PlanServices(config);
   ASSERT_EQ(plan.services.size(), 3u);
-  EXPECT_EQ(plan.services[0].argv, (std::vector<std::string>{"/opt/vmctl/bin/ssh-keygen", "-A"}));
-  EXPECT_TRUE(plan.services[0].wait);
-  EXPECT_EQ(plan.services[1].argv[0], "/opt/vmctl/bin/sshd");
-  EXPECT_TRUE(plan.services[1].restart);
-  const auto& app = plan.services[2];
+  EXPECT_EQ(plan.services[1].argv, (std::vector<std::string>{"/opt/vmctl/bin/ssh-keygen", "-A"}));
+  EXPECT_TRUE(plan.services[1].wait);
+  EXPECT_EQ(plan.services[2].argv[0], "/opt/vmctl/bin/sshd");
+  EXPECT_TRUE(plan.services[2].restart);
+  const auto& app = plan.services[0];
   EXPECT_EQ(app.argv, (std::vector<std::string>{"/app/run", "--port", "8080"}));
   EXPECT_EQ(app.user, "app:www");
   EXPECT_EQ(app.cwd, "/app");
@@ -72,7 +72,7 @@ TEST(PrepareAgentInitTest, BundledToolsRunInAnImageWithoutLibc) {
   EXPECT_NE(passwd->find("\nsshd:x:100:65534:"), std::string::npos) << *passwd;
   auto plan = agent::ParseInitPlan(*ReadFile(root / "etc/vmctl/init.json"));
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(plan->services.back().argv, std::vector<std::string>{"sh"});
+  EXPECT_EQ(plan->services.front().argv, std::vector<std::string>{"sh"});
   // chroot with a private /dev is enough for the tools to load and check their configuration.
   auto run = [&](const std::string& command) {
     return RunCommand({"unshare", "--mount", "sh", "-c",

@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Bump when the recipe below changes in a way the hashed inputs do not capture.
-constexpr std::string_view kRecipeVersion = "vmctl-image-v3";
+constexpr std::string_view kRecipeVersion = "vmctl-image-v4";
 // Bump when the mmdebstrap invocation changes (names the cached root filesystem tarballs).
 constexpr std::string_view kRootfsRecipe = "debian-bookworm-v1";
 // udev is required: without it boot stalls 90 s on dev-ttyS0.device (see the KVM-less notes).

@@ -392,7 +392,8 @@ TEST(ImageTest, AnImageWithoutSystemdBootsWithTheAgentAsInit) {
   std::string address = d.Show("bb")->value("address", "");
   ASSERT_FALSE(address.empty());
   RunOutput page;
-  for (int i = 0; i < 50; ++i) {
+  auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
     page = d.netns().Run({"curl", "-sS", "--max-time", "3", "http://" + address + ":8080/"});
     if (page.exit_code == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -409,7 +410,10 @@ TEST(ImageTest, AnImageWithoutSystemdBootsWithTheAgentAsInit) {
                     *ReadFile(key.string() + ".pub"))
                 .exit_code,
             0);
-  std::string host_key = sh("cat /etc/ssh/ssh_host_ed25519_key.pub");
+  // Host keys take seconds to make in an emulated guest on a loaded machine.
+  std::string host_key =
+      sh("for i in $(seq 120); do test -s /etc/ssh/ssh_host_ed25519_key.pub && "
+         "pidof sshd >/dev/null && break; sleep 0.5; done; cat /etc/ssh/ssh_host_ed25519_key.pub");
   ASSERT_FALSE(host_key.empty());
   std::vector<std::string> ssh = {"ssh",
                                   "-i",

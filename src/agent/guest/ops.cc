@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "agent/init_plan.h"
 #include "base/io.h"
@@ -117,10 +118,18 @@ Result<int64_t> FilesystemBytes(const std::string& mountpoint) {
 }
 
 Result<void> Resize2fs(const std::string& device) {
-  auto out =
-      RunCommandChecked({"resize2fs", device}, RunOptions{.timeout = std::chrono::minutes(5)});
-  if (!out.ok()) return out.error().WithContext("growing the filesystem on " + device);
-  return Ok();
+  // The kernel runs one online resize per filesystem at a time; the boot's own growth of the
+  // root filesystem may still be going ("Device or resource busy"): wait for it.
+  for (int attempt = 0;; ++attempt) {
+    auto out =
+        RunCommandChecked({"resize2fs", device}, RunOptions{.timeout = std::chrono::minutes(5)});
+    if (out.ok()) return Ok();
+    bool busy = out.error().message().find("busy") != std::string::npos;
+    if (!busy || attempt >= 60) {
+      return out.error().WithContext("growing the filesystem on " + device);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 }  // namespace
