@@ -39,6 +39,17 @@ std::string BaseName(std::string_view email) {
 
 }  // namespace
 
+std::string Fingerprint(ssh_key key) {
+  unsigned char* hash = nullptr;
+  size_t len = 0;
+  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK) return "";
+  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+  ssh_clean_pubkey_hash(&hash);
+  std::string out = fp ? fp : "";
+  ssh_string_free_char(fp);
+  return out;
+}
+
 Result<PublicKey> ParsePublicKey(std::string_view line) {
   std::istringstream words{std::string(line)};
   std::string type, base64, comment;
@@ -56,15 +67,8 @@ Result<PublicKey> ParsePublicKey(std::string_view line) {
     return bad();
   }
   std::unique_ptr<ssh_key_struct, decltype(&ssh_key_free)> key(raw, ssh_key_free);
-  unsigned char* hash = nullptr;
-  size_t hash_len = 0;
-  if (ssh_get_publickey_hash(key.get(), SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK) {
-    return bad();
-  }
-  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-  ssh_clean_pubkey_hash(&hash);
-  PublicKey out{fp ? fp : "", type + " " + base64};
-  ssh_string_free_char(fp);
+  PublicKey out{Fingerprint(key.get()), type + " " + base64};
+  if (out.fingerprint.empty()) return bad();
   auto start = comment.find_first_not_of(" \t");
   if (start != std::string::npos) out.line += " " + comment.substr(start);
   return out;

@@ -1,6 +1,8 @@
 #ifndef VMCTL_SSH_GATEWAY_ACCOUNTS_H_
 #define VMCTL_SSH_GATEWAY_ACCOUNTS_H_
 
+#include <libssh/libssh.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +19,9 @@ struct PublicKey {
   std::string fingerprint;  // "SHA256:..." as OpenSSH prints it
   std::string line;         // "TYPE BASE64 [COMMENT]"
 };
+// OpenSSH's "SHA256:..." fingerprint of a key; empty if libssh cannot hash it.
+std::string Fingerprint(ssh_key key);
+
 // Parses an authorized_keys-style line ("ssh-ed25519 AAAA... comment"). kInvalidArgument if it
 // is not a public key libssh can read.
 Result<PublicKey> ParsePublicKey(std::string_view line);

@@ -88,17 +88,6 @@ uint16_t BoundPort(int fd) {
   return ntohs(sa.sin_port);
 }
 
-std::string Fingerprint(ssh_key key) {
-  unsigned char* hash = nullptr;
-  size_t len = 0;
-  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK) return "";
-  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
-  ssh_clean_pubkey_hash(&hash);
-  std::string out = fp ? fp : "";
-  ssh_string_free_char(fp);
-  return out;
-}
-
 std::string KeyLine(ssh_key key) {
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) return "";
