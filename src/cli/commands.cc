@@ -99,6 +99,10 @@ void PrintVm(const Globals& g, const json& vm) {
   }
   if (vm.contains("disks_error")) Print(g, "disks:    {}\n", vm.value("disks_error", ""));
   Print(g, "address:  {}\n", vm.value("address", "").empty() ? "-" : vm.value("address", ""));
+  if (!vm.value("ssh_address", "").empty()) {
+    Print(g, "ssh address: {} (the SSH gateway routes connections to it here)\n",
+          vm.value("ssh_address", ""));
+  }
   Print(g, "mac:      {}\n", vm.value("mac", ""));
   Print(g, "tap:      {}\n", vm.value("tap", ""));
   int64_t kbit = vm.value("bandwidth_kbit", int64_t{0});

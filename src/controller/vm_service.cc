@@ -105,6 +105,9 @@ struct VmService::Slot {
   std::mutex mu;
   std::unique_ptr<vmm::Instance> instance;
   std::shared_ptr<agent::AgentClient> agent;
+  // Gateway keys installed in this boot of the guest (its agent connection): "user\nkey".
+  std::shared_ptr<agent::AgentClient> ssh_agent;
+  std::set<std::string> ssh_installed;
 };
 
 VmService::VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
@@ -285,6 +288,7 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   {
     std::lock_guard lock(create_mu_);
     VMCTL_TRY(CheckQuota(owner, request));
+    VMCTL_ASSIGN_OR_RETURN(vm.ssh_address, PickSshAddress(owner));
     auto inserted = store_.InsertVm(vm);
     if (!inserted.ok()) {
       if (inserted.error().code() == ErrorCode::kAlreadyExists) {
@@ -835,6 +839,116 @@ Result<std::unique_ptr<agent::ExecSession>> VmService::Exec(const std::string& o
     VMCTL_ASSIGN_OR_RETURN(client, Agent(*slot, vm, milliseconds(10000)));
   }
   return client->Exec(request);
+}
+
+Result<std::string> VmService::PickSshAddress(const std::string& owner) {
+  VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(owner));
+  std::set<std::string> used;
+  for (const auto& vm : vms) used.insert(vm.ssh_address);
+  for (const auto& address : options_.ssh_address_pool) {
+    if (!used.count(address)) return address;
+  }
+  return std::string();  // pool used up: the VM is reachable by name only
+}
+
+Result<VmRecord> VmService::LookupVisible(const std::string& user, const std::string& name) {
+  auto own = store_.GetVmByName(user, name);
+  if (own.ok() || own.error().code() != ErrorCode::kNotFound) return own;
+  VMCTL_ASSIGN_OR_RETURN(auto all, store_.ListVms(std::nullopt));
+  std::vector<VmRecord> shared;
+  for (auto& vm : all) {
+    if (vm.name != name) continue;
+    VMCTL_ASSIGN_OR_RETURN(auto shares, store_.ListShares(vm.id));
+    for (const auto& share : shares) {
+      if (share.user_id == user) shared.push_back(vm);
+    }
+  }
+  if (shared.empty()) return NoSuchVm(name);
+  if (shared.size() > 1) {
+    return FailedPrecondition(
+        fmt::format("{} VMs named '{}' are shared with you; ask their owners to rename one",
+                    shared.size(), name));
+  }
+  return shared.front();
+}
+
+Result<VmService::SshTarget> VmService::PrepareSsh(
+    const std::string& user, const std::string& name, const std::string& guest_user,
+    bool or_default, const std::function<Result<std::string>(const VmRecord&)>& key_for,
+    milliseconds timeout) {
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, LookupVisible(user, name));
+  if (vm.state != VmState::kRunning) {
+    return FailedPrecondition(fmt::format("VM '{}' is {}", name, VmStateName(vm.state)));
+  }
+  VMCTL_ASSIGN_OR_RETURN(std::string key, key_for(vm));
+  std::string fallback = "root";
+  if (auto image = store_.GetImage(vm.image); image.ok()) {
+    std::string configured = image->config.value("user", "");
+    configured = configured.substr(0, configured.find(':'));  // "user:group"
+    if (!configured.empty()) fallback = configured;
+  }
+  SshTarget target{vm, guest_user.empty() ? fallback : guest_user};
+
+  auto slot = SlotFor(vm.id);
+  std::shared_ptr<agent::AgentClient> agent;
+  {
+    std::lock_guard lock(slot->mu);
+    VMCTL_ASSIGN_OR_RETURN(target.vm, store_.GetVm(vm.id));  // fresh, under the VM's lock
+    if (target.vm.state != VmState::kRunning) {
+      return FailedPrecondition(fmt::format("VM '{}' is {}", name, VmStateName(target.vm.state)));
+    }
+    VMCTL_ASSIGN_OR_RETURN(agent, Agent(*slot, target.vm, milliseconds(10000)));
+    if (slot->ssh_agent != agent) {  // a new boot: its authorized_keys may be anything
+      slot->ssh_agent = agent;
+      slot->ssh_installed.clear();
+    }
+    auto install = [&](const std::string& guest) -> Result<void> {
+      if (slot->ssh_installed.count(guest + "\n" + key)) return Ok();
+      VMCTL_TRY(agent->Call("set_authorized_keys",
+                            {{"user", guest}, {"keys", {key}}, {"tag", kGatewayKeyTag}},
+                            milliseconds(10000)));
+      slot->ssh_installed.insert(guest + "\n" + key);
+      return Ok();
+    };
+    auto installed = install(target.guest_user);
+    if (!installed.ok() && installed.error().code() == ErrorCode::kNotFound && or_default &&
+        target.guest_user != fallback) {
+      target.guest_user = fallback;
+      installed = install(fallback);
+    }
+    if (!installed.ok()) {
+      if (installed.error().code() == ErrorCode::kNotFound) {
+        return NotFound(fmt::format("VM '{}' has no user '{}'", name, target.guest_user));
+      }
+      return installed.error().WithContext("installing the gateway's key");
+    }
+  }
+
+  // sshd makes its host keys at its first start, seconds after the agent is up. Waited for
+  // without the VM's lock, which stop and exec need meanwhile.
+  auto deadline = Clock::now() + timeout;
+  std::vector<std::string> keys;
+  while (true) {
+    VMCTL_ASSIGN_OR_RETURN(auto answer, agent->Call("host_keys", {}, milliseconds(10000)));
+    keys.clear();
+    for (const auto& k : answer.value("keys", nlohmann::json::array())) {
+      keys.push_back(k.get<std::string>());
+    }
+    if (!keys.empty()) break;
+    if (Clock::now() > deadline || agent->closed()) {
+      return DeadlineExceeded(
+          fmt::format("VM '{}' has no SSH host keys yet (is sshd installed?)", name));
+    }
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  std::lock_guard lock(slot->mu);
+  VMCTL_ASSIGN_OR_RETURN(target.vm, store_.GetVm(vm.id));
+  if (keys != target.vm.ssh_host_keys) {
+    target.vm.ssh_host_keys = keys;
+    VMCTL_TRY(store_.UpdateVm(target.vm));
+    Log(target.vm, "ssh", fmt::format("pinned {} host keys", keys.size()));
+  }
+  return target;
 }
 
 Result<std::filesystem::path> VmService::ConsoleLog(const std::string& owner,

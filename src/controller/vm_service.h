@@ -35,6 +35,9 @@ struct VmServiceOptions {
   std::chrono::milliseconds monitor_interval = std::chrono::milliseconds(500);
   // The default image's initramfs mounts root= and switch_roots to systemd.
   std::string kernel_cmdline = "root=/dev/vda rw panic=-1 quiet";
+  // The SSH gateway's routing addresses: each new VM gets the first one its owner's other VMs
+  // do not use (VmRecord::ssh_address); none once the owner uses them all.
+  std::vector<std::string> ssh_address_pool;
 };
 
 // The VM lifecycle: the one implementation behind the API, CLI and (later) SSH front ends.
@@ -100,6 +103,26 @@ class VmService {
   // The users the VM is shared with, oldest share first.
   Result<std::vector<User>> SharedWith(const std::string& owner, const std::string& name);
 
+  // What the SSH gateway needs to log into a VM's sshd on a user's behalf.
+  struct SshTarget {
+    VmRecord vm;             // running; ssh_host_keys holds the keys just pinned
+    std::string guest_user;  // whom `key` was installed for
+  };
+  // For the SSH gateway (docs/ssh-gateway.md). Finds `name` among `user`'s VMs, then among the
+  // VMs shared with them; installs `key` (an authorized_keys line ending in " vmctl-gateway",
+  // replacing earlier such lines only) for `guest_user` through the agent, and pins the host keys
+  // the agent reports, waiting up to `timeout` for sshd to have made them. An empty guest user
+  // means the image's default one, as does a guest user the VM lacks when `or_default`.
+  // kNotFound "no VM named" (also for other users' VMs not shared with `user`), or for a guest
+  // user the VM lacks; kFailedPrecondition "VM 'x' is stopped" (and the like) if it does not run;
+  // kDeadlineExceeded if sshd has no host keys in time.
+  Result<SshTarget> PrepareSsh(const std::string& user, const std::string& name,
+                               const std::string& guest_user, bool or_default,
+                               const std::function<Result<std::string>(const VmRecord&)>& key_for,
+                               std::chrono::milliseconds timeout);
+  // The tag on the gateway's authorized_keys lines in guests.
+  static constexpr char kGatewayKeyTag[] = "vmctl-gateway";
+
   // Starts a process in a running VM.
   Result<std::unique_ptr<agent::ExecSession>> Exec(const std::string& owner,
                                                    const std::string& name,
@@ -121,6 +144,10 @@ class VmService {
 
   std::shared_ptr<Slot> SlotFor(const std::string& vm_id);
   Result<VmRecord> Lookup(const std::string& owner, const std::string& name);
+  // Under create_mu_.
+  Result<std::string> PickSshAddress(const std::string& owner);
+  // The user's own VM of that name, else one shared with them.
+  Result<VmRecord> LookupVisible(const std::string& user, const std::string& name);
   Result<void> CheckQuota(const std::string& owner, const VmRequest& request);
   Result<VmRecord> Boot(Slot& slot, VmRecord vm, const Progress& progress);
   Result<VmRecord> StopLocked(Slot& slot, VmRecord vm, bool force);

@@ -22,6 +22,7 @@
 #include "image/builder.h"
 #include "network/host_network.h"
 #include "ssh_gateway/gateway.h"
+#include "ssh_gateway/routing.h"
 #include "storage/backends.h"
 #include "store/sqlite/sqlite_store.h"
 #include "vmm/cloud_hypervisor/backend.h"
@@ -51,6 +52,8 @@ struct ServeOptions {
   std::string lvm_pool;
   std::vector<std::string> ssh_listen = {"127.0.0.1:2222"};
   std::string ssh_host_key;
+  std::string ssh_address_pool;
+  std::string domain;
 };
 
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
@@ -237,9 +240,21 @@ int Serve(const ServeOptions& o) {
   std::string network_line = network::Describe((*network)->info());
   spdlog::info("{}", network_line);
 
+  bool gateway_on = !(o.ssh_listen.size() == 1 && o.ssh_listen[0] == "off");
+  if (!o.domain.empty()) {
+    if (auto valid = ssh_gateway::ValidateDomain(o.domain); !valid.ok()) return fail(valid.error());
+  }
+  std::vector<std::string> ssh_pool;
+  if (!o.ssh_address_pool.empty() && gateway_on) {
+    auto pool = ssh_gateway::ParseAddressRange(o.ssh_address_pool);
+    if (!pool.ok()) return fail(pool.error().WithContext("--ssh-address-pool"));
+    ssh_pool = *pool;
+  }
+
   controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
+  vm_options.ssh_address_pool = ssh_pool;
   controller::VmService vms(**store, **backend, **volumes, **network, vm_options);
 
   auto actions = vms.Reconcile();
@@ -255,16 +270,26 @@ int Serve(const ServeOptions& o) {
   gateway_options.host_key = o.ssh_host_key.empty() ? state_dir / "ssh_host_ed25519_key"
                                                     : std::filesystem::path(o.ssh_host_key);
   gateway_options.api_socket = socket;
-  bool gateway_on = !(o.ssh_listen.size() == 1 && o.ssh_listen[0] == "off");
+  gateway_options.address_pool = ssh_pool;
   if (gateway_on) {
     // How users reach it, for the hints it prints: the first address as configured.
     const std::string& first = o.ssh_listen.front();
     std::string host = first.substr(0, first.rfind(':'));
     if (host == "0.0.0.0") host = "localhost";
-    gateway_options.ssh_command =
-        fmt::format("ssh -p {} {}", first.substr(first.rfind(':') + 1), host);
+    std::string port = first.substr(first.rfind(':') + 1);
+    gateway_options.ssh_command = fmt::format("ssh -p {} {}", port, host);
+    auto pattern = [&](const std::string& name) {
+      return port == "22" ? name : fmt::format("[{}]:{}", name, port);
+    };
+    gateway_options.known_hosts_patterns = {pattern(host)};
+    if (!o.domain.empty()) gateway_options.known_hosts_patterns.push_back(pattern("*." + o.domain));
+    // A wildcard listener on that port takes the pool's connections already.
+    if (std::find(o.ssh_listen.begin(), o.ssh_listen.end(), "0.0.0.0:" + port) ==
+        o.ssh_listen.end()) {
+      for (const auto& address : ssh_pool) gateway_options.listen.push_back(address + ":" + port);
+    }
   }
-  ssh_gateway::Gateway gateway(gateway_options, **store);
+  ssh_gateway::Gateway gateway(gateway_options, **store, vms);
   std::string gateway_line = "SSH gateway off (--ssh-listen off)";
   if (gateway_on) {
     if (auto started = gateway.Start(); !started.ok()) {
@@ -371,6 +396,13 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ssh-listen", o->ssh_listen,
                   "SSH gateway address(es), ADDRESS:PORT (repeat for several), or off")
       ->capture_default_str();
+  cmd->add_option("--domain", o->domain,
+                  "VMs are reachable as VM.DOMAIN (DNS: a wildcard record to the gateway, or one "
+                  "per VM to its ssh address)");
+  cmd->add_option("--ssh-address-pool", o->ssh_address_pool,
+                  "FIRST-LAST: addresses the gateway also listens on (at the port of the first "
+                  "--ssh-listen), one per VM of each user, so `ssh VM.DOMAIN` works when DNS "
+                  "maps VM.DOMAIN to the VM's address");
   cmd->add_option("--ssh-host-key", o->ssh_host_key,
                   "the SSH gateway's host key (default: STATE_DIR/ssh_host_ed25519_key, created)");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });

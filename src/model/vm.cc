@@ -200,6 +200,8 @@ nlohmann::json ToJson(const VmRecord& vm) {
       {"mac", vm.mac},
       {"tap", vm.tap},
       {"bandwidth_kbit", vm.bandwidth_kbit},
+      {"ssh_address", vm.ssh_address},
+      {"ssh_host_keys", vm.ssh_host_keys},
       {"error", vm.error},
       {"created_at", vm.created_at},
       {"updated_at", vm.updated_at},

@@ -101,8 +101,13 @@ struct VmRecord {
   std::string mac;             // guest NIC's MAC, derived from the id
   std::string address;         // IPv4 address from the pool; kept until rm
   int64_t bandwidth_kbit = 0;  // per direction; 0: unlimited
-  std::string error;           // why the last operation failed (with console tail), else empty
-  int64_t created_at = 0;      // unix seconds
+  // The SSH gateway's routing address for this VM (one of its address pool, distinct among the
+  // owner's VMs; empty without a pool), and the VM's sshd host keys as its agent last reported
+  // them ("ssh-ed25519 AAAA..." lines), which the gateway checks when it connects.
+  std::string ssh_address;
+  std::vector<std::string> ssh_host_keys;
+  std::string error;       // why the last operation failed (with console tail), else empty
+  int64_t created_at = 0;  // unix seconds
   int64_t updated_at = 0;
 };
 

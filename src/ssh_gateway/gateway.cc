@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
@@ -28,6 +29,8 @@
 #include "ssh_gateway/accounts.h"
 #include "ssh_gateway/command_line.h"
 #include "ssh_gateway/key_auth.h"
+#include "ssh_gateway/proxy.h"
+#include "ssh_gateway/routing.h"
 
 namespace vmctl::ssh_gateway {
 namespace {
@@ -88,52 +91,69 @@ uint16_t BoundPort(int fd) {
   return ntohs(sa.sin_port);
 }
 
-std::string KeyLine(ssh_key key) {
-  char* b64 = nullptr;
-  if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) return "";
-  std::string line = fmt::format("{} {}", ssh_key_type_to_char(ssh_key_type(key)), b64);
-  ssh_string_free_char(b64);
-  return line;
+std::string LocalAddress(int fd) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof(sa);
+  char text[INET_ADDRSTRLEN] = "";
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0 && sa.sin_family == AF_INET) {
+    ::inet_ntop(AF_INET, &sa.sin_addr, text, sizeof(text));
+  }
+  return text;
 }
 
 }  // namespace
 
 struct Gateway::Impl {
-  Impl(GatewayOptions o, Store& s) : options(std::move(o)), store(s), accounts(s) {}
+  Impl(GatewayOptions o, Store& s, controller::VmService& v)
+      : options(std::move(o)),
+        store(s),
+        vms(v),
+        accounts(s),
+        pool(options.address_pool.begin(), options.address_pool.end()) {}
   ~Impl() {
+    if (bind) ssh_bind_free(bind);
     if (host_key) ssh_key_free(host_key);
   }
 
   GatewayOptions options;
   Store& store;
+  controller::VmService& vms;
   Accounts accounts;
+  std::set<std::string> pool;
   ssh_key host_key = nullptr;
   std::vector<UniqueFd> listeners;
   std::vector<uint16_t> ports;
   UniqueFd stop_event;
   std::atomic<bool> stopping{false};
-  std::vector<std::thread> accept_threads;
+  std::thread accept_thread;
+  ssh_bind bind = nullptr;
+  std::mutex bind_mu;
   std::mutex mu;
   std::condition_variable idle;
   std::set<int> session_fds;  // shut down by Stop() to end their sessions
 
   Result<void> LoadHostKey();
-  void AcceptLoop(int listen_fd);
-  void Serve(int fd);
+  void AcceptLoop();
+  // Serves one connection on its own thread; `jump_vm` for a ProxyJump's inner connection.
+  void Spawn(int fd, const std::string& jump_vm);
 };
 
-// One connection: handshake, authentication, then one session channel in command mode.
+// One connection: handshake and authentication, then either command mode (one session channel
+// running a command or the interactive lobby) or proxy mode (a Bridge to a VM's sshd), chosen by
+// the username, the address dialled or, for a ProxyJump's inner connection, the jump target.
 class Connection {
  public:
-  Connection(Gateway::Impl& gw, ssh_session session)
+  Connection(Gateway::Impl& gw, ssh_session session, std::string local_address, std::string jump_vm)
       : gw_(gw),
         session_(session),
+        local_address_(std::move(local_address)),
+        jump_vm_(std::move(jump_vm)),
         auth_([&gw](const std::string& fp) { return gw.accounts.Owner(fp); }) {}
 
   void Run();
 
  private:
-  static int OnPubkey(ssh_session, const char*, ssh_key_struct* key, char state, void* self);
+  static int OnPubkey(ssh_session, const char* user, ssh_key_struct* key, char state, void* self);
   static int OnMessage(ssh_session, ssh_message message, void* self);
   static ssh_channel OnChannelOpen(ssh_session, void* self);
   static int OnPty(ssh_session, ssh_channel, const char*, int, int, int, int, void* self);
@@ -143,6 +163,13 @@ class Connection {
   static void OnEof(ssh_session, ssh_channel, void* self);
 
   bool Authenticate();
+  // Proxy mode if the connection names a VM: sets bridge_, or route_error_ when it cannot go.
+  void Route();
+  Result<void> ConnectToVm(const std::string& vm, const std::string& guest_user, bool or_default);
+  // A direct-tcpip request in command mode: ProxyJump to a VM's sshd.
+  bool Jump(ssh_message message);
+  // Polls until the session channel asks for a shell or command, or a ProxyJump is relayed.
+  bool WaitForWork();
   bool WaitForRequest();
   void Write(std::string_view data, bool stderr_stream = false);
   int Execute(const std::vector<std::string>& argv);
@@ -151,10 +178,15 @@ class Connection {
   int SshKey(const std::vector<std::string>& argv);
   void Interactive();
   void Finish(int status);
+  void Linger();
 
   Gateway::Impl& gw_;
   ssh_session session_;
+  std::string local_address_;
+  std::string jump_vm_;
   KeyAuth auth_;
+  bool authenticated_ = false;
+  std::string ssh_user_;  // the username the client logs in as
   ssh_server_callbacks_struct server_cb_{};
   ssh_channel_callbacks_struct channel_cb_{};
   ssh_channel channel_ = nullptr;
@@ -164,17 +196,25 @@ class Connection {
   std::string input_;
   bool input_eof_ = false;
   std::string user_id_, user_name_;
+  std::string vm_name_;               // proxy mode's VM
+  std::unique_ptr<Bridge> bridge_;    // proxy mode, or a command-mode connection's jumps
+  std::optional<Error> route_error_;  // the connection names a VM it cannot reach
+  int jumps_ = 0;
 };
 
-int Connection::OnPubkey(ssh_session, const char*, ssh_key_struct* key, char state, void* self) {
+int Connection::OnPubkey(ssh_session, const char* user, ssh_key_struct* key, char state,
+                         void* self) {
   auto* c = static_cast<Connection*>(self);
+  c->ssh_user_ = user ? user : "";
   if (state != SSH_PUBLICKEY_STATE_NONE && state != SSH_PUBLICKEY_STATE_VALID) {
     return SSH_AUTH_DENIED;
   }
-  switch (
-      c->auth_.OnPublicKey(Fingerprint(key), KeyLine(key), state == SSH_PUBLICKEY_STATE_VALID)) {
-    case KeyAuth::Reply::kPkOk:
+  switch (c->auth_.OnPublicKey(Fingerprint(key), PublicKeyLine(key),
+                               state == SSH_PUBLICKEY_STATE_VALID)) {
     case KeyAuth::Reply::kSuccess:
+      c->authenticated_ = true;
+      return SSH_AUTH_SUCCESS;
+    case KeyAuth::Reply::kPkOk:
       return SSH_AUTH_SUCCESS;
     case KeyAuth::Reply::kPartial:
       ssh_set_auth_methods(c->session_, SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE);
@@ -185,9 +225,14 @@ int Connection::OnPubkey(ssh_session, const char*, ssh_key_struct* key, char sta
   return SSH_AUTH_DENIED;
 }
 
-// Keyboard-interactive has no callback of its own: it arrives as a message.
+// Keyboard-interactive and direct-tcpip have no callbacks of their own: they arrive as messages.
 int Connection::OnMessage(ssh_session, ssh_message message, void* self) {
   auto* c = static_cast<Connection*>(self);
+  if (ssh_message_type(message) == SSH_REQUEST_CHANNEL_OPEN &&
+      ssh_message_subtype(message) == SSH_CHANNEL_DIRECT_TCPIP && c->authenticated_) {
+    if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenDirectTcpip(message) ? 0 : 1;
+    return c->Jump(message) ? 0 : 1;
+  }
   if (ssh_message_type(message) != SSH_REQUEST_AUTH ||
       ssh_message_subtype(message) != SSH_AUTH_METHOD_INTERACTIVE) {
     return 1;
@@ -196,6 +241,7 @@ int Connection::OnMessage(ssh_session, ssh_message message, void* self) {
   if (!ssh_message_auth_kbdint_is_response(message)) {
     ssh_message_auth_interactive_request(message, "", "", 0, nullptr, nullptr);
   } else {
+    c->authenticated_ = true;
     ssh_message_auth_reply_success(message, 0);
   }
   return 0;
@@ -203,6 +249,7 @@ int Connection::OnMessage(ssh_session, ssh_message message, void* self) {
 
 ssh_channel Connection::OnChannelOpen(ssh_session session, void* self) {
   auto* c = static_cast<Connection*>(self);
+  if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenSession();
   if (c->channel_ != nullptr) return nullptr;  // one session channel per connection
   c->channel_ = ssh_channel_new(session);
   ssh_callbacks_init(&c->channel_cb_);
@@ -259,13 +306,126 @@ bool Connection::Authenticate() {
   ssh_event event = ssh_event_new();
   ssh_event_add_session(event, session_);
   auto deadline = Clock::now() + gw_.options.handshake_timeout;
-  while (!gw_.stopping && Clock::now() < deadline &&
-         !(ssh_get_status(session_) & (SSH_CLOSED | SSH_CLOSED_ERROR)) && !WaitForRequest()) {
+  while (!gw_.stopping && Clock::now() < deadline && ssh_is_connected(session_) &&
+         !authenticated_) {
     if (ssh_event_dopoll(event, 200) == SSH_ERROR) break;
   }
   ssh_event_remove_session(event, session_);
   ssh_event_free(event);
-  return WaitForRequest();
+  return authenticated_ && ssh_is_connected(session_);
+}
+
+void Connection::Route() {
+  if (user_id_.empty()) return;  // the registration lobby
+  if (!jump_vm_.empty()) {
+    // ssh -J host VM: the username is the guest user, if the VM has it.
+    if (auto r = ConnectToVm(jump_vm_, ssh_user_, true); !r.ok()) route_error_ = r.error();
+    return;
+  }
+  ssh_gateway::Route route = RouteForUsername(ssh_user_);
+  if (!route.vm.empty()) {
+    auto r = ConnectToVm(route.vm, route.guest_user, false);
+    if (r.ok()) return;
+    // A plain username that names no VM of the user's is just a username: command mode.
+    bool plain = route.guest_user.empty() && r.error().code() == ErrorCode::kNotFound &&
+                 r.error().message().starts_with("no VM named");
+    if (!plain) {
+      route_error_ = r.error();
+      return;
+    }
+  }
+  if (gw_.pool.count(local_address_)) {
+    auto vms = gw_.store.ListVms(user_id_);
+    if (!vms.ok()) return;
+    for (const auto& vm : *vms) {
+      if (vm.ssh_address != local_address_) continue;
+      if (auto r = ConnectToVm(vm.name, ssh_user_, true); !r.ok()) route_error_ = r.error();
+      return;
+    }
+  }
+}
+
+Result<void> Connection::ConnectToVm(const std::string& vm, const std::string& guest_user,
+                                     bool or_default) {
+  // A fresh VM's agent answers before sshd listens, and a first boot may replace the image's host
+  // keys after the agent reported them: both settle within seconds (tens of them for an RSA key
+  // in an emulated guest), so retry for a while, asking the agent again each time.
+  auto deadline = Clock::now() + std::chrono::seconds(90);
+  for (;;) {
+    std::unique_ptr<ssh_key_struct, void (*)(ssh_key)> identity(nullptr, ssh_key_free);
+    auto key_for = [&](const VmRecord& record) -> Result<std::string> {
+      VMCTL_ASSIGN_OR_RETURN(ssh_key key,
+                             LoadOrCreateKey(fs::path(record.runtime_dir) / "gateway_ed25519"));
+      identity.reset(key);
+      return PublicKeyLine(key) + " " + controller::VmService::kGatewayKeyTag;
+    };
+    // Short waits inside, so that a stopping gateway is not held up for long.
+    auto target =
+        gw_.vms.PrepareSsh(user_id_, vm, guest_user, or_default, key_for, std::chrono::seconds(5));
+    if (!target.ok() && target.error().code() == ErrorCode::kDeadlineExceeded &&
+        Clock::now() < deadline && !gw_.stopping) {
+      continue;  // sshd has not made its host keys yet
+    }
+    if (!target.ok()) {
+      if (target.error().code() != ErrorCode::kFailedPrecondition ||
+          !target.error().message().starts_with("VM '")) {
+        return target.error();
+      }
+      bool owner = gw_.store.GetVmByName(user_id_, vm).ok();
+      return FailedPrecondition(
+          owner ? fmt::format("{}; start it with:  {} start {}", target.error().message(),
+                              gw_.options.ssh_command, vm)
+                : fmt::format("{}; ask its owner to start it", target.error().message()));
+    }
+    UpstreamOptions upstream;
+    upstream.address = target->vm.address;
+    upstream.user = target->guest_user;
+    upstream.identity = identity.get();
+    upstream.host_keys = target->vm.ssh_host_keys;
+    auto connected = ConnectUpstream(upstream);
+    if (connected.ok()) {
+      vm_name_ = vm;
+      bridge_ = std::make_unique<Bridge>(session_, *connected);
+      spdlog::info("ssh: {} -> VM {} as {}", user_name_, vm, target->guest_user);
+      return Ok();
+    }
+    bool settling = connected.error().message().starts_with("cannot reach") ||
+                    connected.error().code() == ErrorCode::kFailedPrecondition;
+    if (!settling || Clock::now() > deadline || gw_.stopping) return connected.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+bool Connection::Jump(ssh_message message) {
+  std::string vm = VmForDestination(ssh_message_channel_request_open_destination(message));
+  if (vm.empty() || user_id_.empty() || ++jumps_ > 8) return false;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return false;
+  UniqueFd outer(pair[0]);
+  ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
+  if (channel == nullptr) {
+    ::close(pair[1]);
+    return false;
+  }
+  // The inner connection is a gateway connection like any other, over a socket pair: the
+  // client authenticates again and lands in the VM (or hears why not).
+  gw_.Spawn(pair[1], vm);
+  if (!bridge_) bridge_ = std::make_unique<Bridge>(session_, nullptr);
+  bridge_->Attach(channel, std::move(outer));
+  return true;
+}
+
+bool Connection::WaitForWork() {
+  ssh_event event = ssh_event_new();
+  ssh_event_add_session(event, session_);
+  auto deadline = Clock::now() + gw_.options.handshake_timeout;
+  while (!gw_.stopping && Clock::now() < deadline && ssh_is_connected(session_) &&
+         !WaitForRequest() && !bridge_) {
+    if (ssh_event_dopoll(event, 200) == SSH_ERROR) break;
+  }
+  ssh_event_remove_session(event, session_);
+  ssh_event_free(event);
+  return WaitForRequest() || bridge_;
 }
 
 // Authenticated, with a session channel that asked for a shell or a command.
@@ -385,7 +545,10 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  rm NAME\n"
                     "  share ls NAME | share add NAME EMAIL | share rm NAME EMAIL\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"
+                    "  known-hosts             the gateway's known_hosts line, for every VM name\n"
                     "  whoami\n"
+                    "Into a VM:  ssh VM@host, ssh VM+USER@host, ssh -J host VM.DOMAIN, or\n"
+                    "ssh VM.DOMAIN where DNS points it at the VM's ssh address (`show VM`).\n"
                     "Add --help to a command for its options.\n",
                     gw_.options.ssh_command));
     return 0;
@@ -397,6 +560,11 @@ int Connection::Execute(const std::vector<std::string>& argv) {
     return 0;
   }
   if (command == "ssh-key") return SshKey(argv);
+  if (command == "known-hosts") {
+    Write(fmt::format("{} {}\n", fmt::join(gw_.options.known_hosts_patterns, ","),
+                      PublicKeyLine(gw_.host_key)));
+    return 0;
+  }
   if (command == "register") {
     Write("vmctl: this key is already registered\n", true);
     return AlreadyExists("").ExitCode();
@@ -434,8 +602,11 @@ void Connection::Interactive() {
   auto last_input = Clock::now();
   ssh_event event = ssh_event_new();
   ssh_event_add_session(event, session_);
-  while (!gw_.stopping && ssh_channel_is_open(channel_) && !input_eof_) {
-    if (ssh_event_dopoll(event, 200) == SSH_ERROR) break;
+  bool leave = false;
+  // Input that came with the EOF (a script piped into `ssh -tt`) is still read.
+  while (!gw_.stopping && ssh_channel_is_open(channel_) && !leave &&
+         !(input_eof_ && input_.empty())) {
+    if (input_.empty() && ssh_event_dopoll(event, 200) == SSH_ERROR) break;
     if (input_.empty()) {
       if (Clock::now() - last_input > std::chrono::minutes(30)) break;
       continue;
@@ -447,7 +618,7 @@ void Connection::Interactive() {
       if (ch == '\r' || ch == '\n') {
         Write("\n");
         if (line == "exit" || line == "quit") {
-          input_eof_ = true;
+          leave = true;
           break;
         }
         auto argv = SplitCommandLine(line);
@@ -470,7 +641,7 @@ void Connection::Interactive() {
         Write("^C\n");
         prompt();
       } else if (ch == 0x04 && line.empty()) {  // Ctrl-D on an empty line leaves
-        input_eof_ = true;
+        leave = true;
         break;
       } else if (static_cast<unsigned char>(ch) >= 0x20 && line.size() < kMaxCommandLine) {
         line += ch;
@@ -490,14 +661,29 @@ void Connection::Finish(int status) {
 
 void Connection::Run() {
   if (!Authenticate()) return;
-  if (auth_.user_id().empty()) {
-    user_id_.clear();
-  } else {
+  if (!auth_.user_id().empty()) {
     user_id_ = auth_.user_id();
     auto user = gw_.store.GetUser(user_id_);
     user_name_ = user.ok() ? user->name : user_id_;
   }
-  if (exec_) {
+  Route();
+  if (bridge_) {
+    bridge_->Run(gw_.stopping,
+                 fmt::format("\r\nvmctl: the connection to VM '{}' ended (it stopped or "
+                             "restarted)\r\n",
+                             vm_name_),
+                 gw_.options.handshake_timeout);
+    return;
+  }
+  if (!WaitForWork()) return;
+  if (bridge_) {  // ProxyJump from command mode
+    bridge_->Run(gw_.stopping, "", gw_.options.handshake_timeout);
+    return;
+  }
+  if (route_error_) {
+    Write("vmctl: " + route_error_->message() + "\n", true);
+    Finish(route_error_->ExitCode());
+  } else if (exec_) {
     auto argv = SplitCommandLine(*exec_);
     int status = 0;
     if (!argv.ok()) {
@@ -511,8 +697,12 @@ void Connection::Run() {
     Interactive();
     Finish(0);
   }
-  // The client hangs up once it has the exit status and the close; hanging up first would make
-  // it fail with "Broken pipe" (exit 255) after all.
+  Linger();
+}
+
+// The client hangs up once it has the exit status and the close; hanging up first would make it
+// fail with "Broken pipe" (exit 255) after all.
+void Connection::Linger() {
   ssh_event event = ssh_event_new();
   ssh_event_add_session(event, session_);
   for (int i = 0; i < 50 && ssh_is_connected(session_); ++i) {
@@ -547,49 +737,58 @@ Result<void> Gateway::Impl::LoadHostKey() {
   return Ok();
 }
 
-void Gateway::Impl::AcceptLoop(int listen_fd) {
-  ssh_bind bind = ssh_bind_new();
-  ssh_bind_options_set(bind, SSH_BIND_OPTIONS_IMPORT_KEY, host_key);
+void Gateway::Impl::AcceptLoop() {
+  std::vector<pollfd> fds;
+  for (const auto& fd : listeners) fds.push_back({fd.get(), POLLIN, 0});
+  fds.push_back({stop_event.get(), POLLIN, 0});
   while (!stopping) {
-    pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_event.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
-    if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    {
-      std::lock_guard lock(mu);
-      if (static_cast<int>(session_fds.size()) >= options.max_sessions) {
-        ::close(fd);
-        continue;
-      }
-      session_fds.insert(fd);
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    if (fds.back().revents) break;
+    for (size_t i = 0; i + 1 < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) Spawn(fd, "");
     }
-    ssh_session session = ssh_new();
-    if (ssh_bind_accept_fd(bind, session, fd) != SSH_OK) {
-      ssh_free(session);
-      std::lock_guard lock(mu);
-      session_fds.erase(fd);
-      ::close(fd);
-      continue;
-    }
-    long timeout = static_cast<long>(options.handshake_timeout.count());
-    ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout);
-    std::thread([this, session, fd] {
-      {
-        SessionPtr owned(session);
-        Connection(*this, session).Run();
-      }
-      std::lock_guard lock(mu);
-      session_fds.erase(fd);
-      idle.notify_all();
-    }).detach();
   }
-  ssh_bind_free(bind);
 }
 
-Gateway::Gateway(GatewayOptions options, Store& store)
-    : impl_(std::make_unique<Impl>(std::move(options), store)) {}
+void Gateway::Impl::Spawn(int fd, const std::string& jump_vm) {
+  {
+    std::lock_guard lock(mu);
+    if (stopping || static_cast<int>(session_fds.size()) >= options.max_sessions) {
+      ::close(fd);
+      return;
+    }
+    session_fds.insert(fd);
+  }
+  ssh_session session = ssh_new();
+  int accepted;
+  {
+    std::lock_guard lock(bind_mu);  // the accept thread and jumping connections share the bind
+    accepted = ssh_bind_accept_fd(bind, session, fd);
+  }
+  if (accepted != SSH_OK) {
+    ssh_free(session);
+    std::lock_guard lock(mu);
+    session_fds.erase(fd);
+    ::close(fd);
+    return;
+  }
+  long timeout = static_cast<long>(options.handshake_timeout.count());
+  ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout);
+  std::thread([this, session, fd, jump_vm] {
+    {
+      SessionPtr owned(session);
+      Connection(*this, session, LocalAddress(fd), jump_vm).Run();
+    }
+    std::lock_guard lock(mu);
+    session_fds.erase(fd);
+    idle.notify_all();
+  }).detach();
+}
+
+Gateway::Gateway(GatewayOptions options, Store& store, controller::VmService& vms)
+    : impl_(std::make_unique<Impl>(std::move(options), store, vms)) {}
 
 Gateway::~Gateway() { Stop(); }
 
@@ -603,9 +802,9 @@ Result<void> Gateway::Start() {
     impl_->ports.push_back(BoundPort(fd.get()));
     impl_->listeners.push_back(std::move(fd));
   }
-  for (const auto& fd : impl_->listeners) {
-    impl_->accept_threads.emplace_back([this, raw = fd.get()] { impl_->AcceptLoop(raw); });
-  }
+  impl_->bind = ssh_bind_new();
+  ssh_bind_options_set(impl_->bind, SSH_BIND_OPTIONS_IMPORT_KEY, impl_->host_key);
+  impl_->accept_thread = std::thread([this] { impl_->AcceptLoop(); });
   return Ok();
 }
 
@@ -615,7 +814,7 @@ void Gateway::Stop() {
     uint64_t one = 1;
     (void)::write(impl_->stop_event.get(), &one, sizeof(one));
   }
-  for (auto& t : impl_->accept_threads) t.join();
+  if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
   std::unique_lock lock(impl_->mu);
   for (int fd : impl_->session_fds) ::shutdown(fd, SHUT_RDWR);
   impl_->idle.wait(lock, [&] { return impl_->session_fds.empty(); });
@@ -624,7 +823,7 @@ void Gateway::Stop() {
 std::vector<uint16_t> Gateway::ports() const { return impl_->ports; }
 
 std::string Gateway::KnownHostsLine(const std::string& pattern) const {
-  return fmt::format("{} {}", pattern, impl_->host_key ? KeyLine(impl_->host_key) : "");
+  return fmt::format("{} {}", pattern, impl_->host_key ? PublicKeyLine(impl_->host_key) : "");
 }
 
 }  // namespace vmctl::ssh_gateway

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "controller/vm_service.h"
 #include "store/store.h"
 
 namespace vmctl::ssh_gateway {
@@ -22,22 +23,29 @@ struct GatewayOptions {
   std::filesystem::path api_socket;
   // How users reach the gateway, for the hints it prints ("ssh -p 2222 host").
   std::string ssh_command = "ssh -p 2222 localhost";
+  // The host patterns `known-hosts` prints the host key for, e.g. "[host]:2222" and
+  // "[*.vm.example.com]:2222": every VM name reaches the same gateway key, so one line trusts all.
+  std::vector<std::string> known_hosts_patterns = {"[localhost]:2222"};
   // A client must finish the key exchange and authentication within this time.
   std::chrono::seconds handshake_timeout{20};
   // Connections at once; more are refused at accept.
   int max_sessions = 512;
+  // Routing addresses (docs/ssh-gateway.md): a connection that arrives on one of them (by any
+  // listener; add listeners for them) goes to the user's VM holding that address.
+  std::vector<std::string> address_pool;
 };
 
 // The SSH front end (docs/ssh-gateway.md): public-key authentication (KeyAuth), registration of
-// new keys, and command mode: `ssh host CMD` or an interactive lobby, whose commands are the
-// CLI's own (cli/commands.h) run against the API as the authenticated user.
+// new keys, command mode (`ssh host CMD` or an interactive lobby, whose commands are the CLI's
+// own, cli/commands.h, run against the API as the authenticated user) and proxy mode (a Bridge
+// to a VM's sshd, logged into with a per-VM key the VM's agent installed).
 //
-// Threading: Start() binds and starts an accept thread per address; each connection gets its own
-// thread. Stop() (or destruction) closes the listeners, ends every session and joins all threads.
+// Threading: Start() binds and starts one accept thread; each connection gets its own thread.
+// Stop() (or destruction) closes the listeners, ends every session and waits for their threads.
 class Gateway {
  public:
-  // Does not take ownership; the store must outlive the gateway.
-  Gateway(GatewayOptions options, Store& store);
+  // Does not take ownership; the store and the VM service must outlive the gateway.
+  Gateway(GatewayOptions options, Store& store, controller::VmService& vms);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;

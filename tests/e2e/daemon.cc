@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "base/io.h"
@@ -17,12 +18,12 @@ std::string Env(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+}  // namespace
+
 std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }
-
-}  // namespace
 
 NetNs::NetNs(const std::string& prefix) {
   static std::atomic<int> counter{0};
@@ -123,10 +124,14 @@ void TestDaemon::Kill9() {
 
 TestDaemon::~TestDaemon() {
   if (process_.Alive()) {
-    auto list = Vmctl({"ls", "--json"});
-    auto vms = nlohmann::json::parse(list.out, nullptr, false);
-    if (vms.is_array()) {
-      for (const auto& vm : vms) Vmctl({"rm", vm.value("name", "")});
+    // Every user's VMs (the SSH gateway's users have their own), each removed as its owner.
+    std::istringstream rows(Sql(state_dir() / "vmctl.db", "SELECT owner, name FROM vms"));
+    for (std::string row; std::getline(rows, row);) {
+      auto bar = row.find('|');
+      if (bar == std::string::npos) continue;
+      (void)RunCommand({"curl", "-sS", "--max-time", "120", "--unix-socket", socket().string(),
+                        "-X", "DELETE", "-H", "X-Vmctl-User: " + row.substr(0, bar),
+                        "http://vmctl/v1/vms/" + row.substr(bar + 1)});
     }
     (void)process_.Signal(SIGTERM);
     if (!process_.WaitExit(std::chrono::seconds(10)).ok()) (void)process_.Signal(SIGKILL);

@@ -87,6 +87,9 @@ class TestDaemon {
   ProcessRef process_;
 };
 
+// `s` without trailing newlines, carriage returns and spaces.
+std::string Trim(std::string s);
+
 // Runs `sqlite3 DB SQL` and returns its trimmed output.
 std::string Sql(const std::filesystem::path& db, const std::string& sql);
 

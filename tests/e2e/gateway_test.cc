@@ -17,11 +17,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 class SshGatewayTest : public ::testing::Test {
  protected:
   void SetUp() override { d_.Start(); }
@@ -180,6 +175,30 @@ TEST_F(SshGatewayTest, TwoHundredConcurrentSessionsAndClientsThatVanishLeakNothi
   }
   EXPECT_LE(fds_after, fds_before);
   EXPECT_EQ(Trim(Ssh({"alice"}, "whoami").out), "alice <alice@example.com>");
+}
+
+TEST_F(SshGatewayTest, StalledHandshakesAreCutOffWhileOthersAreServed) {
+  ASSERT_EQ(Ssh({"alice"}, "register alice@example.com").exit_code, 0);
+  // Three stalled clients: silent, stopping after the version line, stopping after the version
+  // line and a few bytes of the key exchange. The gateway hangs up on each after its handshake
+  // timeout (20 s), and serves others meanwhile.
+  auto stall = [](const std::string& name, const std::string& bytes) {
+    return "(exec 3<>/dev/tcp/127.0.0.1/2222; printf '" + bytes +
+           "' >&3; timeout 60 cat <&3 > /dev/null; echo " + name + " $?) & ";
+  };
+  auto stalled =
+      d_.netns().Run({"bash", "-c",
+                      stall("silent", "") + stall("version", "SSH-2.0-stall\\r\\n") +
+                          stall("kex", "SSH-2.0-stall\\r\\n\\0\\0\\1") +
+                          "sleep 2; echo served: $(ssh -p 2222 -o StrictHostKeyChecking=no "
+                          "-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i " +
+                          Key("alice").string() + " 127.0.0.1 whoami); wait"},
+                     seconds(100));
+  EXPECT_NE(stalled.out.find("served: alice <alice@example.com>"), std::string::npos)
+      << stalled.out << stalled.err;
+  for (const char* which : {"silent 0", "version 0", "kex 0"}) {  // cat saw the hangup
+    EXPECT_NE(stalled.out.find(which), std::string::npos) << which << ": " << stalled.out;
+  }
 }
 
 TEST_F(SshGatewayTest, VmsThroughCommandModeBelongToTheirUser) {

@@ -23,11 +23,6 @@ using std::chrono::seconds;
 
 constexpr int64_t kMib = int64_t{1} << 20;
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // Size of the filesystem mounted at `path` in the VM, in MiB.
 int64_t GuestFsMib(const TestDaemon& d, const std::string& vm, const std::string& path) {
   auto out = d.Vmctl({"exec", vm, "--", "sh", "-c", "df -P -k " + path + " | tail -1"});

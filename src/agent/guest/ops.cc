@@ -179,14 +179,23 @@ Result<json> SetAuthorizedKeys(const json& args, const OpsConfig& config) {
   }
   VMCTL_ASSIGN_OR_RETURN(std::string passwd, ReadFile(config.passwd));
   VMCTL_ASSIGN_OR_RETURN(ResolvedUser entry, ResolveUser(user, passwd, ""));
+  std::filesystem::path dir = std::filesystem::path(entry.home) / ".ssh";
+  // With a tag, only the lines ending in " TAG" are ours to replace: the user's own keys stay.
+  std::string tag = args.value("tag", "");
   std::string text;
+  if (!tag.empty()) {
+    auto existing = ReadFile(dir / "authorized_keys");
+    std::istringstream lines(existing.ok() ? *existing : "");
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.ends_with(" " + tag)) text += line + "\n";
+    }
+  }
   for (const auto& key : args["keys"]) {
     if (!key.is_string()) return InvalidArgument("keys must be strings");
     std::string k = key.get<std::string>();
     if (k.find('\n') != std::string::npos) return InvalidArgument("a key contains a newline");
     text += k + "\n";
   }
-  std::filesystem::path dir = std::filesystem::path(entry.home) / ".ssh";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (::chmod(dir.c_str(), 0700) != 0 || ::chown(dir.c_str(), entry.uid, entry.gid) != 0) {

@@ -1,5 +1,6 @@
 #include "agent/guest/ops.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -15,6 +16,33 @@ namespace {
 
 TEST(TimeSyncTest, RejectsMissingTime) {
   EXPECT_EQ(TimeSync(nlohmann::json::object()).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(AuthorizedKeysTest, ATagReplacesOnlyItsOwnLines) {
+  auto dir = std::filesystem::temp_directory_path() / ("keys-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "home/.ssh");
+  OpsConfig config;
+  config.passwd = dir / "passwd";
+  ASSERT_TRUE(WriteFileAtomic(config.passwd, fmt::format("me:x:{}:{}::{}:/bin/sh\n", ::getuid(),
+                                                         ::getgid(), (dir / "home").string()))
+                  .ok());
+  auto keys = dir / "home/.ssh/authorized_keys";
+  ASSERT_TRUE(WriteFileAtomic(keys, "ssh-ed25519 MINE me@laptop\nssh-ed25519 OLD vmctl-gw\n").ok());
+  nlohmann::json args = {
+      {"user", "me"}, {"keys", {"ssh-ed25519 NEW vmctl-gw"}}, {"tag", "vmctl-gw"}};
+  ASSERT_TRUE(SetAuthorizedKeys(args, config).ok());
+  EXPECT_EQ(*ReadFile(keys), "ssh-ed25519 MINE me@laptop\nssh-ed25519 NEW vmctl-gw\n");
+  ASSERT_TRUE(SetAuthorizedKeys(args, config).ok());  // idempotent
+  EXPECT_EQ(*ReadFile(keys), "ssh-ed25519 MINE me@laptop\nssh-ed25519 NEW vmctl-gw\n");
+
+  args.erase("tag");  // without one the file is the given keys
+  ASSERT_TRUE(SetAuthorizedKeys(args, config).ok());
+  EXPECT_EQ(*ReadFile(keys), "ssh-ed25519 NEW vmctl-gw\n");
+  EXPECT_EQ(SetAuthorizedKeys({{"user", "nobody-here"}, {"keys", nlohmann::json::array()}}, config)
+                .error()
+                .code(),
+            ErrorCode::kNotFound);
+  std::filesystem::remove_all(dir);
 }
 
 // A real block device (a loop device over a file) mounted in a private mount namespace, so a

@@ -107,7 +107,14 @@ constexpr std::string_view kV4 = R"sql(
 CREATE UNIQUE INDEX users_email ON users(email) WHERE email != '';
 )sql";
 
-constexpr std::array<std::string_view, 4> kMigrations = {kV1, kV2, kV3, kV4};
+// SSH proxy: each VM's gateway address (unique among its owner's VMs) and its pinned host keys.
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE vms ADD COLUMN ssh_address TEXT;
+ALTER TABLE vms ADD COLUMN ssh_host_keys TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX vms_ssh_address ON vms(owner, ssh_address) WHERE ssh_address IS NOT NULL;
+)sql";
+
+constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -54,6 +55,9 @@ Error SqliteError(sqlite3* db, int rc) {
     case SQLITE_CONSTRAINT_CHECK:
       return InvalidArgument(std::move(message));
     default:
+      if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        return Unavailable("sqlite: " + message);  // extended codes: SQLITE_BUSY_SNAPSHOT...
+      }
       return Internal("sqlite: " + message);
   }
 }
@@ -156,10 +160,27 @@ Result<Event> ReadEvent(const Statement& s) {
   return Event{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5)};
 }
 
+// Host keys are one per line in their column (a key line holds no newline).
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  return text;
+}
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+    if (end > start) lines.push_back(text.substr(start, end - start));
+  }
+  return lines;
+}
+
 constexpr std::string_view kVmColumns =
     "id, owner, name, image, state, cpus, memory_mib, root_disk_mib, backend, pid, "
     "pid_start_time, api_socket, agent_socket, runtime_dir, root_disk, error, created_at, "
-    "updated_at, tap, mac, address, bandwidth_kbit, data_disk_mib, data_disk, storage, image_dir";
+    "updated_at, tap, mac, address, bandwidth_kbit, data_disk_mib, data_disk, storage, image_dir, "
+    "ssh_address, ssh_host_keys";
 
 Result<VmRecord> ReadVm(const Statement& s) {
   VmRecord vm;
@@ -189,6 +210,8 @@ Result<VmRecord> ReadVm(const Statement& s) {
   vm.data_disk = s.Text(23);
   vm.storage = s.Text(24);
   vm.image_dir = s.Text(25);
+  vm.ssh_address = s.Text(26);
+  for (const auto& line : SplitLines(s.Text(27))) vm.ssh_host_keys.push_back(line);
   return vm;
 }
 
@@ -232,9 +255,19 @@ class SqliteStore final : public Store {
     sqlite3_busy_timeout(db.get(), 5000);
     auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db)));
     std::lock_guard lock(store->mu_);
-    VMCTL_TRY(store->Configure());
-    VMCTL_TRY(store->Migrate());
-    return store;
+    // Switching a fresh file to WAL can fail with SQLITE_BUSY at once, without the busy handler
+    // (SQLite's deadlock avoidance), when several processes open it together: try again.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto configured = store->Configure();
+      if (configured.ok()) configured = store->Migrate();
+      if (configured.ok()) return store;
+      if (configured.error().code() != ErrorCode::kUnavailable ||
+          std::chrono::steady_clock::now() > deadline) {
+        return configured.error();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
 
   // Users, keys, quotas, shares.
@@ -393,12 +426,13 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     auto inserted = Execute(
         fmt::format("INSERT INTO vms ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?)",
+                    "?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, NULLIF(?, ''), ?)",
                     kVmColumns),
         vm.id, vm.owner, vm.name, vm.image, VmStateName(vm.state), vm.cpus, vm.memory_mib,
         vm.root_disk_mib, vm.backend, vm.pid, vm.pid_start_time, vm.api_socket, vm.agent_socket,
         vm.runtime_dir, vm.root_disk, vm.error, vm.created_at, vm.updated_at, vm.tap, vm.mac,
-        vm.address, vm.bandwidth_kbit, vm.data_disk_mib, vm.data_disk, vm.storage, vm.image_dir);
+        vm.address, vm.bandwidth_kbit, vm.data_disk_mib, vm.data_disk, vm.storage, vm.image_dir,
+        vm.ssh_address, JoinLines(vm.ssh_host_keys));
     if (inserted.ok()) return Ok();
     switch (inserted.error().code()) {
       case ErrorCode::kAlreadyExists: {
@@ -456,11 +490,12 @@ class SqliteStore final : public Store {
                 "backend = ?, pid = ?, pid_start_time = ?, api_socket = ?, agent_socket = ?, "
                 "runtime_dir = ?, root_disk = ?, error = ?, updated_at = ?, tap = ?, mac = ?, "
                 "bandwidth_kbit = ?, data_disk_mib = ?, data_disk = ?, storage = ?, "
-                "image_dir = ? WHERE id = ?",
+                "image_dir = ?, ssh_address = NULLIF(?, ''), ssh_host_keys = ? WHERE id = ?",
                 vm.image, vm.cpus, vm.memory_mib, vm.root_disk_mib, vm.backend, vm.pid,
                 vm.pid_start_time, vm.api_socket, vm.agent_socket, vm.runtime_dir, vm.root_disk,
                 vm.error, NowSeconds(), vm.tap, vm.mac, vm.bandwidth_kbit, vm.data_disk_mib,
-                vm.data_disk, vm.storage, vm.image_dir, vm.id));
+                vm.data_disk, vm.storage, vm.image_dir, vm.ssh_address, JoinLines(vm.ssh_host_keys),
+                vm.id));
     if (updated == 0) return NoVm(vm.id);
     return Ok();
   }

@@ -75,6 +75,8 @@ void ExpectSameVm(const VmRecord& a, const VmRecord& b) {
   EXPECT_EQ(a.data_disk, b.data_disk);
   EXPECT_EQ(a.storage, b.storage);
   EXPECT_EQ(a.image_dir, b.image_dir);
+  EXPECT_EQ(a.ssh_address, b.ssh_address);
+  EXPECT_EQ(a.ssh_host_keys, b.ssh_host_keys);
   EXPECT_EQ(a.backend, b.backend);
   EXPECT_EQ(a.pid, b.pid);
   EXPECT_EQ(a.pid_start_time, b.pid_start_time);
@@ -369,6 +371,8 @@ TEST_F(SqliteStoreTest, AVmRoundTripsAndUpdatesEveryMutableColumn) {
   vm.data_disk = "/disks/v1/data.qcow2";
   vm.storage = "qcow2";
   vm.image_dir = "/cache/abc";
+  vm.ssh_address = "127.0.1.7";
+  vm.ssh_host_keys = {"ssh-ed25519 AAAAC3 root@web", "ssh-rsa AAAAB3 root@web"};
   vm.error = "it broke";
   vm.state = VmState::kRunning;  // ignored: states change only through TransitionVm
   ASSERT_TRUE(store_->UpdateVm(vm).ok());
