@@ -20,6 +20,16 @@ std::string Env(const char* name, const std::string& fallback) {
 
 }  // namespace
 
+size_t OpenFdCount(pid_t pid) {
+  size_t n = 0;
+  std::error_code ec;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    ++n;
+  }
+  return n;
+}
+
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;

@@ -87,6 +87,9 @@ class TestDaemon {
   ProcessRef process_;
 };
 
+// How many file descriptors process `pid` has open.
+size_t OpenFdCount(pid_t pid);
+
 // `s` without trailing newlines, carriage returns and spaces.
 std::string Trim(std::string s);
 

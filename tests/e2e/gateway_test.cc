@@ -132,20 +132,10 @@ TEST_F(SshGatewayTest, RegistrationSeveralKeysKeyManagementAndTheLobby) {
   EXPECT_EQ(Trim(after.out), "bob <bob@example.com>");
 }
 
-size_t OpenFds(pid_t pid) {
-  size_t n = 0;
-  std::error_code ec;
-  for ([[maybe_unused]] const auto& e :
-       fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "fd", ec)) {
-    ++n;
-  }
-  return n;
-}
-
 TEST_F(SshGatewayTest, TwoHundredConcurrentSessionsAndClientsThatVanishLeakNothing) {
   ASSERT_EQ(Ssh({"alice"}, "register alice@example.com").exit_code, 0);
   const pid_t daemon = d_.process().pid;
-  size_t fds_before = OpenFds(daemon);
+  size_t fds_before = OpenFdCount(daemon);
   std::string ssh = "ssh -p 2222 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" +
                     (d_.dir() / "known_hosts").string() + " -o IdentitiesOnly=yes -i " +
                     Key("alice").string() + " 127.0.0.1";
@@ -169,7 +159,7 @@ TEST_F(SshGatewayTest, TwoHundredConcurrentSessionsAndClientsThatVanishLeakNothi
   // Every session's socket and thread are gone again (the vanished clients' too).
   size_t fds_after = 0;
   for (int i = 0; i < 100; ++i) {
-    fds_after = OpenFds(daemon);
+    fds_after = OpenFdCount(daemon);
     if (fds_after <= fds_before) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

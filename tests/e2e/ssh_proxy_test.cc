@@ -82,6 +82,14 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
   auto no_user = Ssh("alice", "web+nobody2@127.0.0.1", "true");
   EXPECT_NE(no_user.exit_code, 0);
   EXPECT_NE(no_user.err.find("VM 'web' has no user 'nobody2'"), std::string::npos) << no_user.err;
+  // Agent forwarding is refused: the user's agent never reaches the VM.
+  auto agent =
+      InNs({"sh", "-c",
+            "eval $(ssh-agent -s) > /dev/null; ssh-add -q " + (d_.dir() / "id_alice").string() +
+                "; ssh -A -F " + Config("alice").string() +
+                " -p 2222 web@127.0.0.1 'echo agent:${SSH_AUTH_SOCK:-none}'; "
+                "kill $SSH_AGENT_PID"});
+  EXPECT_EQ(Trim(agent.out), "agent:none") << agent.err;
   // stdin reaches the command and its EOF ends it.
   EXPECT_EQ(Ssh("alice", "web@127.0.0.1", "wc -c", {}, std::string(100000, 'x')).out, "100000\n");
 
@@ -177,6 +185,24 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
   auto jump_denied = Ssh("alice", "db.vm.test", "hostname", {"-J", "127.0.0.1:2222"});
   EXPECT_NE(jump_denied.exit_code, 0);
   EXPECT_NE(jump_denied.err.find("no VM named 'db'"), std::string::npos) << jump_denied.err;
+
+  // A client that vanishes mid-session: its session in the VM ends and the gateway lets go of
+  // everything it held for it.
+  size_t fds_before = OpenFdCount(d_.process().pid);
+  // (On a PTY, as without the gateway: sshd hangs up a terminal session's processes when its
+  // client goes, while a plain `ssh host sleep 300` would leave the sleep running.)
+  InNs({"timeout", "-s", "KILL", "5", "ssh", "-tt", "-F", Config("alice").string(), "-p", "2222",
+        "web@127.0.0.1", "sleep 300"});
+  std::string sleeping;
+  size_t fds_after = 0;
+  for (int i = 0; i < 60; ++i) {
+    sleeping = Trim(Ssh("alice", "web@127.0.0.1", "pgrep -x sleep || echo none").out);
+    fds_after = OpenFdCount(d_.process().pid);
+    if (sleeping == "none" && fds_after <= fds_before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_EQ(sleeping, "none");
+  EXPECT_LE(fds_after, fds_before);
 
   // A VM restarting under an open session ends it, with a message.
   auto restart = std::thread([&] {
