@@ -463,7 +463,10 @@ int Connection::RunCli(std::vector<std::string> argv) {
   options.only = kCliCommands;
   options.only.insert("create");
   options.next_step = [this](const std::string& vm) {
-    return fmt::format("See it:  {} show {}", gw_.options.ssh_command, vm);
+    // "ssh -p 2222 host" becomes "ssh -p 2222 VM@host".
+    const std::string& command = gw_.options.ssh_command;
+    size_t host = command.rfind(' ') + 1;
+    return fmt::format("Connect:  {}{}@{}", command.substr(0, host), vm, command.substr(host));
   };
   cli::AddCommands(app, &code, options);
   std::vector<std::string> reversed(argv.rbegin(), argv.rend());

@@ -72,6 +72,8 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
   ASSERT_EQ(Ssh("bob", "127.0.0.1", "register bob@example.com").exit_code, 0);
   auto created = Ssh("alice", "127.0.0.1", "new --name web --disk 0");
   ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_NE(created.out.find("Connect:  ssh -p 2222 web@127.0.0.1"), std::string::npos)
+      << created.out;
 
   // Exec: output, separate stderr, exit status; as the image's default user and as a named one.
   auto exec = Ssh("alice", "web@127.0.0.1", "echo out; echo err >&2; whoami; exit 7");
