@@ -42,6 +42,7 @@ bench: image
 	@$(BUILD)/bin/vmctl_bench --image-cache $(IMAGE_CACHE)
 	@$(BUILD)/bin/vmctl_net_bench --image-cache $(IMAGE_CACHE)
 	@$(BUILD)/bin/vmctl_storage_bench --image-cache $(IMAGE_CACHE) --skip-cold
+	@$(BUILD)/bin/vmctl_ssh_bench --image-cache $(IMAGE_CACHE)
 
 clean:
 	@rm -rf $(BUILD)
