@@ -116,7 +116,7 @@ Result<std::unique_ptr<vmm::Backend>> ChooseBackend(const std::string& choice, s
     return vmm::firecracker::NewFirecrackerBackend({});
   }
   *why = kvm ? "auto: /dev/kvm present but neither cloud-hypervisor nor firecracker is "
-               "installed; QEMU with KVM"
+               "installed; QEMU (with KVM if a vCPU runs on it, see the accelerator line)"
              : "auto: no /dev/kvm, so QEMU with TCG software emulation (slower boots)";
   return qemu();
 }

@@ -208,7 +208,11 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
 
   // A VM restarting under an open session ends it, with a message.
   auto restart = std::thread([&] {
-    std::this_thread::sleep_for(seconds(4));
+    // Once the session runs (its sleep is the only one in the VM, as checked above).
+    for (int i = 0; i < 120; ++i) {
+      if (Trim(Ssh("alice", "web@127.0.0.1", "pgrep -x sleep || true").out) != "") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
     EXPECT_EQ(Ssh("alice", "127.0.0.1", "restart web").exit_code, 0);
   });
   auto cut = Ssh("alice", "web@127.0.0.1", "sleep 120; echo not-cut");
