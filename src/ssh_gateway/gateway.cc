@@ -825,8 +825,4 @@ void Gateway::Stop() {
 
 std::vector<uint16_t> Gateway::ports() const { return impl_->ports; }
 
-std::string Gateway::KnownHostsLine(const std::string& pattern) const {
-  return fmt::format("{} {}", pattern, impl_->host_key ? PublicKeyLine(impl_->host_key) : "");
-}
-
 }  // namespace vmctl::ssh_gateway

@@ -56,8 +56,6 @@ class Gateway {
   void Stop();
   // The bound ports, in the order of options.listen.
   std::vector<uint16_t> ports() const;
-  // The host key as a known_hosts entry for `pattern` (e.g. "[localhost]:2222").
-  std::string KnownHostsLine(const std::string& pattern) const;
 
   struct Impl;  // opaque; public so the per-connection code in gateway.cc can name it
 
