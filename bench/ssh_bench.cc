@@ -30,6 +30,7 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "bench/stats.h"
+#include "testing/sshd/local_sshd.h"
 
 namespace vmctl::bench {
 namespace {
@@ -63,7 +64,8 @@ struct Target {
 struct Bench {
   std::string ns;
   fs::path dir, bin, key;
-  ProcessRef daemon, sshd;
+  ProcessRef daemon;
+  std::unique_ptr<testing::LocalSshd> sshd;
   std::vector<Client> clients;
   bool vm_created = false;
 };
@@ -138,11 +140,7 @@ void StopClients() {
 // Idempotent, so a failure anywhere can call it and leave nothing behind.
 void Cleanup() {
   StopClients();
-  if (g.sshd.pid != 0) {
-    (void)g.sshd.Signal(SIGTERM);
-    if (!g.sshd.WaitExit(std::chrono::seconds(5)).ok()) (void)g.sshd.Kill();
-    g.sshd = {};
-  }
+  g.sshd.reset();
   if (g.daemon.pid != 0) {
     if (g.vm_created && g.daemon.Alive()) {
       (void)Ssh({kGatewayPort, "127.0.0.1"}, "rm web");
@@ -454,43 +452,12 @@ std::vector<pid_t> SshdConnectionProcesses(pid_t listener) {
 }
 
 void StartPeerSshd() {
-  fs::path host_key = g.dir / "sshd_host_ed25519_key";
-  Check("ssh-keygen (sshd host key)",
-        Run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key.string()}));
   auto pub = ReadFile(g.key.string() + ".pub");
   if (!pub.ok()) Die("read the user's public key");
-  if (!WriteFileAtomic(g.dir / "sshd_authorized_keys", *pub, 0600).ok()) Die("authorized_keys");
-  // StrictModes no: the key file lies below /tmp, which is world-writable.
-  std::string config = fmt::format(
-      "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n"
-      "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-      "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxStartups 100\n"
-      "LogLevel ERROR\n",
-      kPeerSshdPort, host_key.string(), (g.dir / "sshd_authorized_keys").string());
-  if (!WriteFileAtomic(g.dir / "sshd_config", config).ok()) Die("sshd_config");
-  std::string sshd = fmt::format("/usr/sbin/sshd -D -f {} -E {}", (g.dir / "sshd_config").string(),
-                                 (g.dir / "sshd.log").string());
-  std::vector<std::string> argv;
-  if (fs::exists("/run/sshd")) {
-    argv = {"sh", "-c", "exec " + sshd};
-  } else {
-    // sshd needs its privilege-separation directory; a private /run provides one without
-    // changing the host.
-    std::string script = "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec ";
-    argv = {"unshare", "-m", "--propagation", "private", "sh", "-c", script + sshd};
-  }
-  auto spawned = SpawnDetached(argv, {.log_file = g.dir / "sshd.out"});
-  if (!spawned.ok()) Die("start sshd", {-1, "", spawned.error().message()});
-  g.sshd = *spawned;
-  Target peer{kPeerSshdPort, "root@127.0.0.1"};
-  auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (Ssh(peer, "true").exit_code != 0) {
-    if (!g.sshd.Alive() || Clock::now() > deadline) {
-      Die("sshd on 127.0.0.1:2022",
-          {-1, TailFile(g.dir / "sshd.out", 2000), TailFile(g.dir / "sshd.log", 2000)});
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  auto sshd = testing::LocalSshd::Start(g.dir, std::stoi(kPeerSshdPort), *pub);
+  if (!sshd.ok()) Die("start sshd", {-1, "", sshd.error().message()});
+  g.sshd = std::move(*sshd);
+  Check("ssh to the peer sshd", Ssh(Target{kPeerSshdPort, "root@127.0.0.1"}, "true"));
 }
 
 struct MemoryResult {
@@ -617,14 +584,14 @@ int Main(int argc, char** argv) {
   Target peer{kPeerSshdPort, "root@127.0.0.1"};
   OpenIdle(peer, {}, "echo up; exec sleep 600", "up", "sshd");
   Settle();
-  auto sshd_processes = SshdConnectionProcesses(g.sshd.pid);
+  auto sshd_processes = SshdConnectionProcesses(g.sshd->process().pid);
   Memory sshd_sum;
   for (pid_t pid : sshd_processes) {
     auto m = MemoryOf(pid);
     sshd_sum.rss_kib += m.rss_kib;
     sshd_sum.pss_kib += m.pss_kib;
   }
-  Memory sshd_listener = MemoryOf(g.sshd.pid);
+  Memory sshd_listener = MemoryOf(g.sshd->process().pid);
   StopClients();
 
   Log("connection setup");

@@ -851,7 +851,7 @@ Result<std::string> VmService::PickSshAddress(const std::string& owner) {
   return std::string();  // pool used up: the VM is reachable by name only
 }
 
-Result<VmRecord> VmService::LookupVisible(const std::string& user, const std::string& name) {
+Result<VmRecord> VmService::FindVisible(const std::string& user, const std::string& name) {
   auto own = store_.GetVmByName(user, name);
   if (own.ok() || own.error().code() != ErrorCode::kNotFound) return own;
   VMCTL_ASSIGN_OR_RETURN(auto all, store_.ListVms(std::nullopt));
@@ -876,7 +876,7 @@ Result<VmService::SshTarget> VmService::PrepareSsh(
     const std::string& user, const std::string& name, const std::string& guest_user,
     bool or_default, const std::function<Result<std::string>(const VmRecord&)>& key_for,
     milliseconds timeout) {
-  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, LookupVisible(user, name));
+  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, FindVisible(user, name));
   if (vm.state != VmState::kRunning) {
     return FailedPrecondition(fmt::format("VM '{}' is {}", name, VmStateName(vm.state)));
   }

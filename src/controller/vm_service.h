@@ -103,6 +103,11 @@ class VmService {
   // The users the VM is shared with, oldest share first.
   Result<std::vector<User>> SharedWith(const std::string& owner, const std::string& name);
 
+  // The user's own VM of that name, else the one shared with them. kNotFound "no VM named" (the
+  // same for other users' VMs not shared with `user`), kFailedPrecondition if several VMs of that
+  // name are shared with them.
+  Result<VmRecord> FindVisible(const std::string& user, const std::string& name);
+
   // What the SSH gateway needs to log into a VM's sshd on a user's behalf.
   struct SshTarget {
     VmRecord vm;             // running; ssh_host_keys holds the keys just pinned
@@ -146,8 +151,6 @@ class VmService {
   Result<VmRecord> Lookup(const std::string& owner, const std::string& name);
   // Under create_mu_.
   Result<std::string> PickSshAddress(const std::string& owner);
-  // The user's own VM of that name, else one shared with them.
-  Result<VmRecord> LookupVisible(const std::string& user, const std::string& name);
   Result<void> CheckQuota(const std::string& owner, const VmRequest& request);
   Result<VmRecord> Boot(Slot& slot, VmRecord vm, const Progress& progress);
   Result<VmRecord> StopLocked(Slot& slot, VmRecord vm, bool force);

@@ -324,13 +324,16 @@ void Connection::Route() {
   }
   ssh_gateway::Route route = RouteForUsername(ssh_user_);
   if (!route.vm.empty()) {
-    auto r = ConnectToVm(route.vm, route.guest_user, false);
-    if (r.ok()) return;
-    // A plain username that names no VM of the user's is just a username: command mode.
-    bool plain = route.guest_user.empty() && r.error().code() == ErrorCode::kNotFound &&
-                 r.error().message().starts_with("no VM named");
+    // A plain username that names no VM the user sees is just a username: command mode.
+    auto visible = gw_.vms.FindVisible(user_id_, route.vm);
+    bool plain =
+        route.guest_user.empty() && !visible.ok() && visible.error().code() == ErrorCode::kNotFound;
     if (!plain) {
-      route_error_ = r.error();
+      if (!visible.ok()) {
+        route_error_ = visible.error();
+      } else if (auto r = ConnectToVm(route.vm, route.guest_user, false); !r.ok()) {
+        route_error_ = r.error();
+      }
       return;
     }
   }
@@ -367,15 +370,16 @@ Result<void> Connection::ConnectToVm(const std::string& vm, const std::string& g
       continue;  // sshd has not made its host keys yet
     }
     if (!target.ok()) {
-      if (target.error().code() != ErrorCode::kFailedPrecondition ||
-          !target.error().message().starts_with("VM '")) {
+      auto record = gw_.vms.FindVisible(user_id_, vm);
+      if (target.error().code() != ErrorCode::kFailedPrecondition || !record.ok() ||
+          record->state == VmState::kRunning) {
         return target.error();
       }
-      bool owner = gw_.store.GetVmByName(user_id_, vm).ok();
       return FailedPrecondition(
-          owner ? fmt::format("{}; start it with:  {} start {}", target.error().message(),
-                              gw_.options.ssh_command, vm)
-                : fmt::format("{}; ask its owner to start it", target.error().message()));
+          record->owner == user_id_
+              ? fmt::format("{}; start it with:  {} start {}", target.error().message(),
+                            gw_.options.ssh_command, vm)
+              : fmt::format("{}; ask its owner to start it", target.error().message()));
     }
     UpstreamOptions upstream;
     upstream.address = target->vm.address;
@@ -389,8 +393,7 @@ Result<void> Connection::ConnectToVm(const std::string& vm, const std::string& g
       spdlog::info("ssh: {} -> VM {} as {}", user_name_, vm, target->guest_user);
       return Ok();
     }
-    bool settling = connected.error().message().starts_with("cannot reach") ||
-                    connected.error().code() == ErrorCode::kFailedPrecondition;
+    bool settling = connected.error().code() == ErrorCode::kUnavailable;
     if (!settling || Clock::now() > deadline || gw_.stopping) return connected.error();
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }

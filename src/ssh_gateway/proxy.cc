@@ -99,13 +99,13 @@ Result<ssh_session> ConnectUpstream(const UpstreamOptions& options) {
   bool pinned = std::any_of(options.host_keys.begin(), options.host_keys.end(),
                             [&](const std::string& k) { return KeyOnly(k) == presented; });
   if (!pinned) {
-    return fail(FailedPrecondition(
+    return fail(Unavailable(
         fmt::format("the VM's sshd presented host key {}..., which its agent did not report; "
                     "refusing to log in",
                     presented.substr(0, 40))));
   }
   if (ssh_userauth_publickey(session, nullptr, options.identity) != SSH_AUTH_SUCCESS) {
-    return fail(Unavailable(
+    return fail(FailedPrecondition(
         fmt::format("the VM's sshd refused the gateway's key for user '{}'", options.user)));
   }
   return session;

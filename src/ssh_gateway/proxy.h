@@ -32,9 +32,10 @@ struct UpstreamOptions {
   std::vector<std::string> host_keys;
   std::chrono::seconds timeout{10};
 };
-// Connects and authenticates to a VM's sshd as a client. kUnavailable (unreachable, refused, or
-// the key refused), kFailedPrecondition (the host key is not a pinned one: the connection is
-// dropped before authenticating).
+// Connects and authenticates to a VM's sshd as a client. kUnavailable if sshd cannot be reached
+// or presents no pinned host key (the connection is dropped before authenticating; while a VM
+// boots for the first time both pass once sshd has made its keys and the agent reported them),
+// kFailedPrecondition if sshd refuses the gateway's key.
 Result<ssh_session> ConnectUpstream(const UpstreamOptions& options);
 
 // Relays one user's session (downstream, the gateway as server) to a VM's sshd (upstream, the

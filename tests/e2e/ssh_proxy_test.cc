@@ -97,10 +97,12 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
 
   // A shell on a PTY: its size, then a window change while it runs.
   // The window changes only once the first size is out, however long the login takes.
+  // script(1) runs the line with $SHELL; a POSIX sh gives a background job /dev/null as stdin,
+  // so ssh gets the PTY through fd 3, and SHELL is pinned so every host runs the same shell.
   fs::path sizes = d_.dir() / "sizes";
-  auto pty = InNs({"script", "-qec",
-                   "stty cols 123 rows 45; ssh -F " + Config("alice").string() +
-                       " -tt -p 2222 web@127.0.0.1 'stty size; sleep 4; stty size' <&0 > " +
+  auto pty = InNs({"env", "SHELL=/bin/sh", "script", "-qec",
+                   "exec 3<&0; stty cols 123 rows 45; ssh -F " + Config("alice").string() +
+                       " -tt -p 2222 web@127.0.0.1 'stty size; sleep 4; stty size' <&3 > " +
                        sizes.string() + " & for i in $(seq 300); do grep -q 45 " + sizes.string() +
                        " && break; sleep 0.2; done; stty cols 77 rows 22; kill -WINCH $!; wait",
                    "/dev/null"});
