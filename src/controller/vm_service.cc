@@ -872,6 +872,12 @@ Result<VmRecord> VmService::FindVisible(const std::string& user, const std::stri
   return shared.front();
 }
 
+void VmService::ForgetSshKeys(const std::string& vm_id) {
+  auto slot = SlotFor(vm_id);
+  std::lock_guard lock(slot->mu);
+  slot->ssh_installed.clear();
+}
+
 Result<VmService::SshTarget> VmService::PrepareSsh(
     const std::string& user, const std::string& name, const std::string& guest_user,
     bool or_default, const std::function<Result<std::string>(const VmRecord&)>& key_for,

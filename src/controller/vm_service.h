@@ -125,6 +125,9 @@ class VmService {
                                const std::string& guest_user, bool or_default,
                                const std::function<Result<std::string>(const VmRecord&)>& key_for,
                                std::chrono::milliseconds timeout);
+  // Makes the next PrepareSsh for the VM install the gateway's key again even though this boot
+  // already has it: for when sshd refused it because the guest's authorized_keys was rewritten.
+  void ForgetSshKeys(const std::string& vm_id);
   // The tag on the gateway's authorized_keys lines in guests.
   static constexpr char kGatewayKeyTag[] = "vmctl-gateway";
 

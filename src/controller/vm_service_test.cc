@@ -275,7 +275,11 @@ TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {
   ASSERT_TRUE(store_->CreateUser(User{"u-me", "me", "me@example.com", 1}).ok());
   ASSERT_TRUE(service_->Create("u-me", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
   EXPECT_TRUE(service_->SharedWith("u-me", "web")->empty());
+  // Not yet shared, bob sees no such VM; then he sees the owner's.
+  EXPECT_EQ(service_->FindVisible("u-bob", "web").error().message(), "no VM named 'web'");
   ASSERT_TRUE(service_->Share("u-me", "web", "bob@example.com").ok());
+  EXPECT_EQ(service_->FindVisible("u-bob", "web")->owner, "u-me");
+  EXPECT_EQ(service_->FindVisible("u-me", "web")->owner, "u-me");
   auto shared = service_->SharedWith("u-me", "web");
   ASSERT_EQ(shared->size(), 1u);
   EXPECT_EQ((*shared)[0].name, "bob");

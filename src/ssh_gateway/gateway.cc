@@ -354,6 +354,7 @@ Result<void> Connection::ConnectToVm(const std::string& vm, const std::string& g
   // keys after the agent reported them: both settle within seconds (tens of them for an RSA key
   // in an emulated guest), so retry for a while, asking the agent again each time.
   auto deadline = Clock::now() + std::chrono::seconds(90);
+  bool reinstalled = false;
   for (;;) {
     std::unique_ptr<ssh_key_struct, void (*)(ssh_key)> identity(nullptr, ssh_key_free);
     auto key_for = [&](const VmRecord& record) -> Result<std::string> {
@@ -392,6 +393,12 @@ Result<void> Connection::ConnectToVm(const std::string& vm, const std::string& g
       bridge_ = std::make_unique<Bridge>(session_, *connected);
       spdlog::info("ssh: {} -> VM {} as {}", user_name_, vm, target->guest_user);
       return Ok();
+    }
+    if (connected.error().code() == ErrorCode::kFailedPrecondition && !reinstalled) {
+      // sshd refused the key: the user may have rewritten authorized_keys since it was put there.
+      reinstalled = true;
+      gw_.vms.ForgetSshKeys(target->vm.id);
+      continue;
     }
     bool settling = connected.error().code() == ErrorCode::kUnavailable;
     if (!settling || Clock::now() > deadline || gw_.stopping) return connected.error();

@@ -92,6 +92,10 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
                 " -p 2222 web@127.0.0.1 'echo agent:${SSH_AUTH_SOCK:-none}'; "
                 "kill $SSH_AGENT_PID"});
   EXPECT_EQ(Trim(agent.out), "agent:none") << agent.err;
+  // A user who rewrites authorized_keys drops the gateway's line: the next login puts it back.
+  EXPECT_EQ(Ssh("alice", "web@127.0.0.1", "echo > /root/.ssh/authorized_keys").exit_code, 0);
+  EXPECT_EQ(Ssh("alice", "web@127.0.0.1", "grep -c vmctl-gateway /root/.ssh/authorized_keys").out,
+            "1\n");
   // stdin reaches the command and its EOF ends it.
   EXPECT_EQ(Ssh("alice", "web@127.0.0.1", "wc -c", {}, std::string(100000, 'x')).out, "100000\n");
 
