@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -168,8 +169,9 @@ class Connection {
   Result<void> ConnectToVm(const std::string& vm, const std::string& guest_user, bool or_default);
   // A direct-tcpip request in command mode: ProxyJump to a VM's sshd.
   bool Jump(ssh_message message);
-  // Polls until the session channel asks for a shell or command, or a ProxyJump is relayed.
-  bool WaitForWork();
+  // Handles the session's events until `done()`, the handshake timeout, the client's hangup or
+  // the gateway's stop, and returns done().
+  bool PollUntil(const std::function<bool()>& done);
   bool WaitForRequest();
   void Write(std::string_view data, bool stderr_stream = false);
   int Execute(const std::vector<std::string>& argv);
@@ -303,16 +305,19 @@ bool Connection::Authenticate() {
   ssh_set_message_callback(session_, OnMessage, this);
   if (ssh_handle_key_exchange(session_) != SSH_OK) return false;
   ssh_set_auth_methods(session_, SSH_AUTH_METHOD_PUBLICKEY);
+  return PollUntil([this] { return authenticated_; }) && ssh_is_connected(session_);
+}
+
+bool Connection::PollUntil(const std::function<bool()>& done) {
   ssh_event event = ssh_event_new();
   ssh_event_add_session(event, session_);
   auto deadline = Clock::now() + gw_.options.handshake_timeout;
-  while (!gw_.stopping && Clock::now() < deadline && ssh_is_connected(session_) &&
-         !authenticated_) {
+  while (!gw_.stopping && Clock::now() < deadline && ssh_is_connected(session_) && !done()) {
     if (ssh_event_dopoll(event, 200) == SSH_ERROR) break;
   }
   ssh_event_remove_session(event, session_);
   ssh_event_free(event);
-  return authenticated_ && ssh_is_connected(session_);
+  return done();
 }
 
 void Connection::Route() {
@@ -423,19 +428,6 @@ bool Connection::Jump(ssh_message message) {
   if (!bridge_) bridge_ = std::make_unique<Bridge>(session_, nullptr);
   bridge_->Attach(channel, std::move(outer));
   return true;
-}
-
-bool Connection::WaitForWork() {
-  ssh_event event = ssh_event_new();
-  ssh_event_add_session(event, session_);
-  auto deadline = Clock::now() + gw_.options.handshake_timeout;
-  while (!gw_.stopping && Clock::now() < deadline && ssh_is_connected(session_) &&
-         !WaitForRequest() && !bridge_) {
-    if (ssh_event_dopoll(event, 200) == SSH_ERROR) break;
-  }
-  ssh_event_remove_session(event, session_);
-  ssh_event_free(event);
-  return WaitForRequest() || bridge_;
 }
 
 // Authenticated, with a session channel that asked for a shell or a command.
@@ -688,7 +680,8 @@ void Connection::Run() {
                  gw_.options.handshake_timeout);
     return;
   }
-  if (!WaitForWork()) return;
+  // Until the session channel asks for a shell or a command, or a ProxyJump is relayed.
+  if (!PollUntil([this] { return WaitForRequest() || bridge_ != nullptr; })) return;
   if (bridge_) {  // ProxyJump from command mode
     bridge_->Run(gw_.stopping, "", gw_.options.handshake_timeout);
     return;

@@ -296,15 +296,6 @@ bool Bridge::Pump(Pair& pair, bool up_lost) {
     ssh_channel_send_eof(pair.up);
     pair.up_eof_sent = true;
   }
-  auto send_exit = [&] {
-    if (pair.exit_status) ssh_channel_request_send_exit_status(pair.down, *pair.exit_status);
-    if (pair.exit_signal) {
-      ssh_channel_request_send_exit_signal(pair.down, pair.exit_signal->c_str(), pair.exit_core,
-                                           pair.exit_message.c_str(), "");
-    }
-    pair.exit_status.reset();
-    pair.exit_signal.reset();
-  };
   bool up_done = ssh_channel_is_eof(pair.up) || ssh_channel_is_closed(pair.up);
   if (!pair.down_eof_sent && up_done && ssh_channel_poll(pair.up, 0) <= 0 &&
       ssh_channel_poll(pair.up, 1) <= 0 && ssh_channel_is_open(pair.down)) {
@@ -312,13 +303,18 @@ bool Bridge::Pump(Pair& pair, bool up_lost) {
     pair.down_eof_sent = true;
     moved = true;
   }
-  if (pair.exit_status || pair.exit_signal) {
-    if (pair.down_eof_sent || ssh_channel_is_closed(pair.up)) send_exit();
+  // The exit status goes after the output's EOF and before the close.
+  if ((pair.exit_status || pair.exit_signal) &&
+      (pair.down_eof_sent || ssh_channel_is_closed(pair.up))) {
+    if (pair.exit_status) ssh_channel_request_send_exit_status(pair.down, *pair.exit_status);
+    if (pair.exit_signal) {
+      ssh_channel_request_send_exit_signal(pair.down, pair.exit_signal->c_str(), pair.exit_core,
+                                           pair.exit_message.c_str(), "");
+    }
+    pair.exit_status.reset();
+    pair.exit_signal.reset();
   }
-  if (ssh_channel_is_closed(pair.up) && pair.down_eof_sent) {
-    send_exit();
-    ssh_channel_close(pair.down);
-  }
+  if (ssh_channel_is_closed(pair.up) && pair.down_eof_sent) ssh_channel_close(pair.down);
   if (ssh_channel_is_closed(pair.down) && ssh_channel_is_open(pair.up)) {
     ssh_channel_close(pair.up);
   }

@@ -211,7 +211,7 @@ Result<VmRecord> ReadVm(const Statement& s) {
   vm.storage = s.Text(24);
   vm.image_dir = s.Text(25);
   vm.ssh_address = s.Text(26);
-  for (const auto& line : SplitLines(s.Text(27))) vm.ssh_host_keys.push_back(line);
+  vm.ssh_host_keys = SplitLines(s.Text(27));
   return vm;
 }
 
