@@ -175,6 +175,16 @@ std::optional<nlohmann::json> TestDaemon::Show(const std::string& name) const {
   return parsed;
 }
 
+std::filesystem::path TestDaemon::UserKey(const std::string& name) const {
+  std::filesystem::path key = dir_ / ("id_" + name);
+  if (!std::filesystem::exists(key)) {
+    EXPECT_TRUE(RunCommandChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                                   name + "@test", "-f", key.string()})
+                    .ok());
+  }
+  return key;
+}
+
 std::string TestDaemon::WaitForState(const std::string& name, const std::string& state,
                                      std::chrono::seconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -65,6 +65,10 @@ class TestDaemon {
   std::string WaitForState(const std::string& name, const std::string& state,
                            std::chrono::seconds timeout) const;
 
+  // An SSH user's Ed25519 key pair in dir() ("id_NAME" and ".pub", comment "NAME@test"), made
+  // on first use.
+  std::filesystem::path UserKey(const std::string& name) const;
+
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path state_dir() const { return dir_ / "state"; }
   std::filesystem::path socket() const { return dir_ / "api.sock"; }

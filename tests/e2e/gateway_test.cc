@@ -21,17 +21,8 @@ class SshGatewayTest : public ::testing::Test {
  protected:
   void SetUp() override { d_.Start(); }
 
-  fs::path Key(const std::string& name) {
-    fs::path key = d_.dir() / ("id_" + name);
-    if (!fs::exists(key)) {
-      EXPECT_TRUE(RunCommandChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                                     name + "@test", "-f", key.string()})
-                      .ok());
-    }
-    return key;
-  }
   std::string Fingerprint(const std::string& name) {
-    auto out = RunCommandChecked({"ssh-keygen", "-l", "-f", Key(name).string() + ".pub"});
+    auto out = RunCommandChecked({"ssh-keygen", "-l", "-f", d_.UserKey(name).string() + ".pub"});
     std::string s = out->out.substr(out->out.find(' ') + 1);
     return s.substr(0, s.find(' '));
   }
@@ -51,7 +42,7 @@ class SshGatewayTest : public ::testing::Test {
                                      "ConnectTimeout=10"};
     for (const auto& k : keys) {
       argv.push_back("-i");
-      argv.push_back(Key(k).string());
+      argv.push_back(d_.UserKey(k).string());
     }
     argv.push_back("127.0.0.1");
     argv.push_back(command);
@@ -84,7 +75,7 @@ TEST_F(SshGatewayTest, RegistrationSeveralKeysKeyManagementAndTheLobby) {
   EXPECT_NE(lobby.err.find(Fingerprint("stranger")), std::string::npos) << lobby.err;
 
   // Keys: add a second, log in with it, remove the first; the last one stays.
-  auto pub = ReadFile(Key("laptop").string() + ".pub");
+  auto pub = ReadFile(d_.UserKey("laptop").string() + ".pub");
   auto added = Ssh({"alice"}, "ssh-key add '" + Trim(*pub) + "'");
   ASSERT_EQ(added.exit_code, 0) << added.err;
   EXPECT_EQ(Trim(Ssh({"laptop"}, "whoami").out), "alice <alice@example.com>");
@@ -113,7 +104,7 @@ TEST_F(SshGatewayTest, RegistrationSeveralKeysKeyManagementAndTheLobby) {
                       "printf 'bob@example.com\\rwhoami\\rexit\\r' | ssh -tt -p 2222 -o "
                       "StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" +
                           (d_.dir() / "known_hosts").string() + " -o IdentitiesOnly=yes -i " +
-                          Key("bob").string() + " 127.0.0.1"},
+                          d_.UserKey("bob").string() + " 127.0.0.1"},
                      seconds(60));
   EXPECT_NE(typed.out.find("Welcome, bob!"), std::string::npos) << typed.out << typed.err;
   EXPECT_NE(typed.out.find("bob <bob@example.com>"), std::string::npos) << typed.out;
@@ -138,7 +129,7 @@ TEST_F(SshGatewayTest, TwoHundredConcurrentSessionsAndClientsThatVanishLeakNothi
   size_t fds_before = OpenFdCount(daemon);
   std::string ssh = "ssh -p 2222 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" +
                     (d_.dir() / "known_hosts").string() + " -o IdentitiesOnly=yes -i " +
-                    Key("alice").string() + " 127.0.0.1";
+                    d_.UserKey("alice").string() + " 127.0.0.1";
   fs::path out = d_.dir() / "concurrent";
   fs::create_directories(out);
   // 200 sessions at once, plus clients that hang up mid-handshake and mid-command.
@@ -182,7 +173,7 @@ TEST_F(SshGatewayTest, StalledHandshakesAreCutOffWhileOthersAreServed) {
                           stall("kex", "SSH-2.0-stall\\r\\n\\0\\0\\1") +
                           "sleep 2; echo served: $(ssh -p 2222 -o StrictHostKeyChecking=no "
                           "-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i " +
-                          Key("alice").string() + " 127.0.0.1 whoami); wait"},
+                          d_.UserKey("alice").string() + " 127.0.0.1 whoami); wait"},
                      seconds(100));
   EXPECT_NE(stalled.out.find("served: alice <alice@example.com>"), std::string::npos)
       << stalled.out << stalled.err;

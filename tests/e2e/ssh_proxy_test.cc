@@ -23,12 +23,9 @@ class SshProxyTest : public ::testing::Test {
 
   // An ssh_config for `user`'s key: the options apply to ProxyJump's jump connection too.
   fs::path Config(const std::string& user) {
-    fs::path key = d_.dir() / ("id_" + user);
     fs::path config = d_.dir() / ("ssh_config_" + user);
-    if (!fs::exists(key)) {
-      EXPECT_TRUE(RunCommandChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                                     user + "@test", "-f", key.string()})
-                      .ok());
+    if (!fs::exists(config)) {
+      fs::path key = d_.UserKey(user);
       EXPECT_TRUE(WriteFileAtomic(config,
                                   "Host *\n"
                                   "  StrictHostKeyChecking accept-new\n"
@@ -85,12 +82,11 @@ TEST_F(SshProxyTest, UsersReachTheirVmsSshdThroughTheGateway) {
   EXPECT_NE(no_user.exit_code, 0);
   EXPECT_NE(no_user.err.find("VM 'web' has no user 'nobody2'"), std::string::npos) << no_user.err;
   // Agent forwarding is refused: the user's agent never reaches the VM.
-  auto agent =
-      InNs({"sh", "-c",
-            "eval $(ssh-agent -s) > /dev/null; ssh-add -q " + (d_.dir() / "id_alice").string() +
-                "; ssh -A -F " + Config("alice").string() +
-                " -p 2222 web@127.0.0.1 'echo agent:${SSH_AUTH_SOCK:-none}'; "
-                "kill $SSH_AGENT_PID"});
+  auto agent = InNs({"sh", "-c",
+                     "eval $(ssh-agent -s) > /dev/null; ssh-add -q " +
+                         d_.UserKey("alice").string() + "; ssh -A -F " + Config("alice").string() +
+                         " -p 2222 web@127.0.0.1 'echo agent:${SSH_AUTH_SOCK:-none}'; "
+                         "kill $SSH_AGENT_PID"});
   EXPECT_EQ(Trim(agent.out), "agent:none") << agent.err;
   // A user who rewrites authorized_keys drops the gateway's line: the next login puts it back.
   EXPECT_EQ(Ssh("alice", "web@127.0.0.1", "echo > /root/.ssh/authorized_keys").exit_code, 0);
