@@ -29,6 +29,7 @@
 
 #include "base/io.h"
 #include "base/process.h"
+#include "bench/host.h"
 #include "bench/stats.h"
 #include "testing/sshd/local_sshd.h"
 
@@ -407,16 +408,8 @@ struct Memory {
   int64_t rss_kib = 0, pss_kib = 0;
 };
 
-int64_t StatusField(pid_t pid, const std::string& file, const std::string& field) {
-  std::ifstream in(fmt::format("/proc/{}/{}", pid, file));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
 Memory MemoryOf(pid_t pid) {
-  return {StatusField(pid, "status", "VmRSS"), StatusField(pid, "smaps_rollup", "Pss")};
+  return {ProcField(pid, "status", "VmRSS"), ProcField(pid, "smaps_rollup", "Pss")};
 }
 
 // sshd forks per connection: its cost per session is in those processes, not in the listener
@@ -481,21 +474,12 @@ MemoryResult GatewayMemory(const std::function<void()>& open) {
   MemoryResult r;
   Settle();
   r.before = MemoryOf(g.daemon.pid);
-  r.threads_before = static_cast<int>(StatusField(g.daemon.pid, "status", "Threads"));
+  r.threads_before = static_cast<int>(ProcField(g.daemon.pid, "status", "Threads"));
   open();
   Settle();
   r.after = MemoryOf(g.daemon.pid);
-  r.threads_after = static_cast<int>(StatusField(g.daemon.pid, "status", "Threads"));
+  r.threads_after = static_cast<int>(ProcField(g.daemon.pid, "status", "Threads"));
   return r;
-}
-
-std::string LoadAverage() {
-  auto load = ReadFile("/proc/loadavg");
-  if (!load.ok()) return "?";
-  std::istringstream in(*load);
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 }  // namespace

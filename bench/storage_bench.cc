@@ -38,6 +38,7 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "bench/host.h"
 #include "bench/stats.h"
 #include "model/image.h"
 #include "model/vm.h"
@@ -451,18 +452,12 @@ std::string Machine(const std::string& host_fs) {
   auto kernel = RunCommand({"uname", "-r"});
   long pages = ::sysconf(_SC_PHYS_PAGES);
   long page = ::sysconf(_SC_PAGE_SIZE);
-  // Other work on the machine during the run shows in the 5 and 15 minute averages.
-  auto load = ReadFile("/proc/loadavg");
-  std::istringstream fields(load.ok() ? *load : "");
-  std::string one, five, fifteen;
-  fields >> one >> five >> fifteen;
   return fmt::format(
       "{} cores ({}), {:.0f} GiB RAM, kernel {}, work directory on {}; load average at the end "
       "(1, 5, 15 min): {}",
       std::thread::hardware_concurrency(), cpu.ok() ? Trimmed(cpu->out) : "?",
       static_cast<double>(pages) * static_cast<double>(page) / kGib,
-      kernel.ok() ? Trimmed(kernel->out) : "?", host_fs,
-      fmt::format("{} {} {}", one, five, fifteen));
+      kernel.ok() ? Trimmed(kernel->out) : "?", host_fs, LoadAverage());
 }
 
 Result<void> Run(const Options& o, const std::string& command) {

@@ -23,6 +23,7 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "bench/host.h"
 #include "bench/stats.h"
 
 namespace vmctl::bench {
@@ -30,15 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-int64_t RssKib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
 
 struct Daemon {
   std::filesystem::path dir, bin;
@@ -94,7 +86,7 @@ int Main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  int64_t rss_idle = RssKib(d.process.pid);
+  int64_t rss_idle = ProcField(d.process.pid, "status", "VmRSS");
 
   // Timings of one create from the events log, which has millisecond timestamps for: request
   // accepted (create), VMM launched (start), agent hello (agent).
@@ -151,10 +143,11 @@ int Main(int argc, char** argv) {
     std::string name = fmt::format("dense{}", i);
     create(name, &dense_total);
     json vm = split(name, &dense_control, &dense_boot);
-    qemu_rss.push_back(static_cast<double>(RssKib(vm["pid"].get<pid_t>())) / 1024.0);
+    qemu_rss.push_back(static_cast<double>(ProcField(vm["pid"].get<pid_t>(), "status", "VmRSS")) /
+                       1024.0);
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  int64_t rss_loaded = RssKib(d.process.pid);
+  int64_t rss_loaded = ProcField(d.process.pid, "status", "VmRSS");
   for (int i = 0; i < vms; ++i) {
     std::string name = fmt::format("dense{}", i);
     auto t0 = Clock::now();
