@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  cmake ninja-build g++ pkg-config clang-format
+  cmake ninja-build g++ pkg-config clang-format ccache
   libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
   libnl-3-dev libnl-route-3-dev libnftables-dev libarchive-dev xfsprogs
