@@ -1,5 +1,7 @@
 #include "ssh_gateway/command_line.h"
 
+#include "ssh_gateway/text.h"
+
 namespace vmctl::ssh_gateway {
 
 Result<std::vector<std::string>> SplitCommandLine(std::string_view line) {
@@ -7,6 +9,7 @@ Result<std::vector<std::string>> SplitCommandLine(std::string_view line) {
     return InvalidArgument("command too long (at most " + std::to_string(kMaxCommandLine) +
                            " bytes)");
   }
+  VMCTL_TRY(ValidateText(line, "the command", true));
   std::vector<std::string> words;
   std::string word;
   bool in_word = false;

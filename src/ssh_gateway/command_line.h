@@ -14,7 +14,8 @@ inline constexpr size_t kMaxCommandLine = 4096;
 
 // Splits a command line as a POSIX shell would split words: blanks separate, single quotes keep
 // everything literal, double quotes and backslashes escape. No expansion of any kind.
-// kInvalidArgument for an unterminated quote or a line longer than kMaxCommandLine.
+// kInvalidArgument for an unterminated quote, a line longer than kMaxCommandLine, or one that is
+// not UTF-8 or holds control characters other than blanks (ValidateText).
 Result<std::vector<std::string>> SplitCommandLine(std::string_view line);
 
 }  // namespace vmctl::ssh_gateway

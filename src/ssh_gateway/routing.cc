@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "model/vm.h"
+#include "ssh_gateway/text.h"
 
 namespace vmctl::ssh_gateway {
 namespace {
@@ -32,7 +33,14 @@ Route RouteForUsername(std::string_view username) {
   return {std::string(vm), std::string(user)};
 }
 
+Result<void> ValidateUsername(std::string_view username) {
+  if (username.size() > 256)
+    return InvalidArgument("the SSH user name is too long (256 bytes at most)");
+  return ValidateText(username, "the SSH user name", false);
+}
+
 std::string VmForDestination(std::string_view host) {
+  if (host.size() > 256 || !ValidateText(host, "", false).ok()) return "";
   std::string_view label = host.substr(0, host.find('.'));
   return ValidateVmName(label).ok() ? std::string(label) : std::string();
 }

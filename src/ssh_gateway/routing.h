@@ -17,8 +17,13 @@ struct Route {
 };
 Route RouteForUsername(std::string_view username);
 
+// The username a client logs in as, checked before anything routes on it: kInvalidArgument if
+// it is not UTF-8, holds a control character or is longer than 256 bytes.
+Result<void> ValidateUsername(std::string_view username);
+
 // The VM a ProxyJump (direct-tcpip) destination names: "web" or "web.DOMAIN" (any domain: DNS
-// decides which names reach the gateway). Empty if the first label is not a VM name.
+// decides which names reach the gateway). Empty if the first label is not a VM name, or the
+// destination is not UTF-8 text without control characters.
 std::string VmForDestination(std::string_view host);
 
 // "127.0.1.1-127.0.1.20" (or one address): the gateway's routing address pool, in order.
