@@ -48,16 +48,23 @@ Result<std::unique_ptr<Connection>> Connect(const std::filesystem::path& path) {
 // The header the API takes the acting user from (docs/api.md).
 constexpr char kUserHeader[] = "X-Vmctl-User";
 
-http::request<http::string_body> MakeRequest(const std::string& method, const std::string& target,
-                                             const std::optional<json>& body,
-                                             const std::string& user) {
+// kInvalidArgument if the body holds a string that is not UTF-8 (an argument the user typed):
+// JSON cannot carry it.
+Result<http::request<http::string_body>> MakeRequest(const std::string& method,
+                                                     const std::string& target,
+                                                     const std::optional<json>& body,
+                                                     const std::string& user) {
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "vmctl");
   if (!user.empty()) req.set(kUserHeader, user);
   req.keep_alive(false);
   if (body) {
     req.set(http::field::content_type, "application/json");
-    req.body() = body->dump();
+    try {
+      req.body() = body->dump();
+    } catch (const json::type_error&) {
+      return InvalidArgument("an argument is not valid UTF-8 text");
+    }
   }
   req.prepare_payload();
   return req;
@@ -109,9 +116,10 @@ std::filesystem::path DefaultSocketPath() {
 
 Result<json> ApiClient::Call(const std::string& method, const std::string& target,
                              const std::optional<json>& body) {
+  VMCTL_ASSIGN_OR_RETURN(auto req, MakeRequest(method, target, body, user_));
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   beast::error_code ec;
-  http::write(conn->socket, MakeRequest(method, target, body, user_), ec);
+  http::write(conn->socket, req, ec);
   if (ec) return Broken(ec);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
@@ -128,8 +136,8 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& targe
 Result<json> ApiClient::CallWithProgress(const std::string& method, const std::string& target,
                                          const std::optional<json>& body,
                                          const std::function<void(const std::string&)>& progress) {
+  VMCTL_ASSIGN_OR_RETURN(auto req, MakeRequest(method, target, body, user_));
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
-  auto req = MakeRequest(method, target, body, user_);
   req.set(http::field::accept, "application/x-ndjson");
   beast::error_code ec;
   http::write(conn->socket, req, ec);
@@ -144,7 +152,7 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
                              json line = json::parse(pending.substr(0, nl), nullptr, false);
                              pending.erase(0, nl + 1);
                              if (line.is_discarded() || !line.is_object()) continue;
-                             if (line.contains("progress")) {
+                             if (line.contains("progress") && line["progress"].is_string()) {
                                progress(line["progress"].get<std::string>());
                              } else if (line.contains("result")) {
                                outcome = line["result"];
@@ -159,13 +167,13 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
 }
 
 Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream& out) {
+  VMCTL_ASSIGN_OR_RETURN(
+      auto req,
+      MakeRequest("GET", "/v1/vms/" + PathSegment(name) + "/logs" + (follow ? "?follow=1" : ""),
+                  std::nullopt, user_));
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   beast::error_code ec;
-  http::write(
-      conn->socket,
-      MakeRequest("GET", "/v1/vms/" + PathSegment(name) + "/logs" + (follow ? "?follow=1" : ""),
-                  std::nullopt, user_),
-      ec);
+  http::write(conn->socket, req, ec);
   if (ec) return Broken(ec);
   std::string error_body;
   unsigned status = 0;
@@ -182,10 +190,11 @@ Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream&
 
 Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::ExecRequest& request,
                                       std::string* early_bytes) {
-  VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   json body = {{"argv", request.argv}, {"env", request.env},   {"cwd", request.cwd},
                {"tty", request.tty},   {"rows", request.rows}, {"cols", request.cols}};
-  auto req = MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body, user_);
+  VMCTL_ASSIGN_OR_RETURN(
+      auto req, MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body, user_));
+  VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   req.set(http::field::connection, "Upgrade");
   req.set(http::field::upgrade, "vmctl-exec");
   beast::error_code ec;

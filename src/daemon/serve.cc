@@ -54,6 +54,8 @@ struct ServeOptions {
   std::string ssh_host_key;
   std::string ssh_address_pool;
   std::string domain;
+  int ssh_max_unauthenticated = 256;
+  int ssh_max_unauthenticated_per_source = 32;
 };
 
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
@@ -271,6 +273,8 @@ int Serve(const ServeOptions& o) {
                                                     : std::filesystem::path(o.ssh_host_key);
   gateway_options.api_socket = socket;
   gateway_options.address_pool = ssh_pool;
+  gateway_options.max_unauthenticated = o.ssh_max_unauthenticated;
+  gateway_options.max_unauthenticated_per_source = o.ssh_max_unauthenticated_per_source;
   if (gateway_on) {
     // How users reach it, for the hints it prints: the first address as configured.
     const std::string& first = o.ssh_listen.front();
@@ -405,6 +409,14 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "maps VM.DOMAIN to the VM's address");
   cmd->add_option("--ssh-host-key", o->ssh_host_key,
                   "the SSH gateway's host key (default: STATE_DIR/ssh_host_ed25519_key, created)");
+  cmd->add_option("--ssh-max-unauthenticated", o->ssh_max_unauthenticated,
+                  "SSH connections in their handshake at once (a flood pushes out its own oldest)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  cmd->add_option("--ssh-max-unauthenticated-per-source", o->ssh_max_unauthenticated_per_source,
+                  "SSH connections of one address not logged in yet (more wait their turn)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -25,5 +25,23 @@ TEST(SplitCommandLineTest, RefusesUnterminatedQuotesAndHugeLines) {
   EXPECT_NE(huge.error().message().find("too long"), std::string::npos);
 }
 
+TEST(SplitCommandLineTest, RefusesBytesThatAreNotTextWithTheirOffset) {
+  auto name = SplitCommandLine("new --name a\xff");
+  ASSERT_FALSE(name.ok());
+  EXPECT_EQ(name.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(name.error().message(), "the command is not valid UTF-8 (byte 0xFF at offset 12)");
+  EXPECT_FALSE(SplitCommandLine("share add x '\xff'").ok()) << "quoted too";
+  auto escape = SplitCommandLine("show \x1b[2J");
+  ASSERT_FALSE(escape.ok());
+  EXPECT_NE(escape.error().message().find("control character (U+001B at offset 5)"),
+            std::string::npos);
+  EXPECT_FALSE(SplitCommandLine(std::string("ls\0x", 4)).ok());
+  EXPECT_EQ(*SplitCommandLine("share add web b\xc3\xb6"
+                              "b@example.com\r\n"),
+            (Words{"share", "add", "web",
+                   "b\xc3\xb6"
+                   "b@example.com"}));
+}
+
 }  // namespace
 }  // namespace vmctl::ssh_gateway

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -28,10 +29,12 @@
 #include "cli/commands.h"
 #include "model/vm.h"
 #include "ssh_gateway/accounts.h"
+#include "ssh_gateway/admission.h"
 #include "ssh_gateway/command_line.h"
 #include "ssh_gateway/key_auth.h"
 #include "ssh_gateway/proxy.h"
 #include "ssh_gateway/routing.h"
+#include "ssh_gateway/text.h"
 
 namespace vmctl::ssh_gateway {
 namespace {
@@ -102,6 +105,17 @@ std::string LocalAddress(int fd) {
   return text;
 }
 
+Admission::Limits LimitsOf(const GatewayOptions& o) {
+  Admission::Limits limits;
+  limits.max_handshakes = o.max_unauthenticated;
+  limits.max_per_source = o.max_unauthenticated_per_source;
+  limits.max_queued = o.max_unauthenticated;
+  limits.max_sessions = o.max_sessions;
+  limits.handshake_timeout = o.handshake_timeout;
+  limits.pressure_timeout = o.handshake_timeout_under_pressure;
+  return limits;
+}
+
 }  // namespace
 
 struct Gateway::Impl {
@@ -110,7 +124,8 @@ struct Gateway::Impl {
         store(s),
         vms(v),
         accounts(s),
-        pool(options.address_pool.begin(), options.address_pool.end()) {}
+        pool(options.address_pool.begin(), options.address_pool.end()),
+        admission(LimitsOf(options)) {}
   ~Impl() {
     if (bind) ssh_bind_free(bind);
     if (host_key) ssh_key_free(host_key);
@@ -129,14 +144,35 @@ struct Gateway::Impl {
   std::thread accept_thread;
   ssh_bind bind = nullptr;
   std::mutex bind_mu;
-  std::mutex mu;
+
+  // An accepted connection, waiting for its turn or served by its own thread.
+  struct Accepted {
+    int fd;               // -1 once its thread closes it
+    std::string source;   // the peer's address (for a ProxyJump's inner connection, the outer's)
+    std::string jump_vm;  // for a ProxyJump's inner connection
+    bool running = false;
+  };
+  std::mutex mu;  // guards what follows
   std::condition_variable idle;
-  std::set<int> session_fds;  // shut down by Stop() to end their sessions
+  Admission admission;
+  std::map<uint64_t, Accepted> accepted;
+  uint64_t next_id = 1;
+  int running = 0;
 
   Result<void> LoadHostKey();
   void AcceptLoop();
-  // Serves one connection on its own thread; `jump_vm` for a ProxyJump's inner connection.
-  void Spawn(int fd, const std::string& jump_vm);
+  // A new connection on `fd` (owned from here on): Admission decides whether it starts now,
+  // waits or is refused.
+  void Arrive(int fd, const std::string& source, const std::string& jump_vm);
+  // A connection that now logged in; false if it must end (max_sessions).
+  bool LoggedIn(uint64_t id, bool registered);
+  // Does what Admission asked for (while stopping, closes what it would start); returns with
+  // `lock` released, having started the connections it named.
+  void Apply(const Admission::Actions& actions, std::unique_lock<std::mutex>& lock);
+  // Serves connection `id` on its own thread.
+  void Start(uint64_t id);
+  // Connection `id`'s socket is closed; its admission slot goes to the next one.
+  void Finished(uint64_t id);
 };
 
 // One connection: handshake and authentication, then either command mode (one session channel
@@ -144,9 +180,12 @@ struct Gateway::Impl {
 // the username, the address dialled or, for a ProxyJump's inner connection, the jump target.
 class Connection {
  public:
-  Connection(Gateway::Impl& gw, ssh_session session, std::string local_address, std::string jump_vm)
+  Connection(Gateway::Impl& gw, uint64_t id, ssh_session session, std::string source,
+             std::string local_address, std::string jump_vm)
       : gw_(gw),
+        id_(id),
         session_(session),
+        source_(std::move(source)),
         local_address_(std::move(local_address)),
         jump_vm_(std::move(jump_vm)),
         auth_([&gw](const std::string& fp) { return gw.accounts.Owner(fp); }) {}
@@ -173,8 +212,13 @@ class Connection {
   // the gateway's stop, and returns done().
   bool PollUntil(const std::function<bool()>& done);
   bool WaitForRequest();
+  // Writes `data` to the channel, control characters escaped (EscapeForTerminal).
   void Write(std::string_view data, bool stderr_stream = false);
+  // Writes `data` as it is: the lobby's line editing.
+  void Echo(std::string_view data, bool stderr_stream = false);
   int Execute(const std::vector<std::string>& argv);
+  // Execute, with anything the CLI's code throws turned into this command's error.
+  int ExecuteGuarded(const std::vector<std::string>& argv);
   int RunCli(std::vector<std::string> argv);
   int Register(const std::string& email);
   int SshKey(const std::vector<std::string>& argv);
@@ -183,7 +227,9 @@ class Connection {
   void Linger();
 
   Gateway::Impl& gw_;
+  uint64_t id_;
   ssh_session session_;
+  std::string source_;  // the client's address, for Admission
   std::string local_address_;
   std::string jump_vm_;
   KeyAuth auth_;
@@ -322,6 +368,11 @@ bool Connection::PollUntil(const std::function<bool()>& done) {
 
 void Connection::Route() {
   if (user_id_.empty()) return;  // the registration lobby
+  // It may become the guest user the VM's agent is asked about, so it must be text.
+  if (auto valid = ValidateUsername(ssh_user_); !valid.ok()) {
+    route_error_ = valid.error();
+    return;
+  }
   if (!jump_vm_.empty()) {
     // ssh -J host VM: the username is the guest user, if the VM has it.
     if (auto r = ConnectToVm(jump_vm_, ssh_user_, true); !r.ok()) route_error_ = r.error();
@@ -424,7 +475,7 @@ bool Connection::Jump(ssh_message message) {
   }
   // The inner connection is a gateway connection like any other, over a socket pair: the
   // client authenticates again and lands in the VM (or hears why not).
-  gw_.Spawn(pair[1], vm);
+  gw_.Arrive(pair[1], source_, vm);
   if (!bridge_) bridge_ = std::make_unique<Bridge>(session_, nullptr);
   bridge_->Attach(channel, std::move(outer));
   return true;
@@ -436,6 +487,12 @@ bool Connection::WaitForRequest() {
 }
 
 void Connection::Write(std::string_view data, bool stderr_stream) {
+  // Output quotes names, emails and the user's own input back: none of it may steer the
+  // terminal.
+  Echo(EscapeForTerminal(data), stderr_stream);
+}
+
+void Connection::Echo(std::string_view data, bool stderr_stream) {
   std::string text(data);
   if (pty_) {
     // A terminal in raw mode needs carriage returns.
@@ -595,6 +652,17 @@ int Connection::Execute(const std::vector<std::string>& argv) {
   return InvalidArgument("").ExitCode();
 }
 
+int Connection::ExecuteGuarded(const std::vector<std::string>& argv) {
+  try {
+    return Execute(argv);
+  } catch (const std::exception& e) {
+    spdlog::error("ssh: a command of {} failed: {}", user_name_, e.what());
+  }
+  Error error = Internal("the command failed unexpectedly (the daemon's log has the details)");
+  Write("vmctl: " + error.message() + "\n", true);
+  return error.ExitCode();
+}
+
 void Connection::Interactive() {
   auto prompt = [&] { Write(user_id_.empty() ? "email: " : fmt::format("{}> ", user_name_)); };
   if (user_id_.empty()) {
@@ -633,13 +701,13 @@ void Connection::Interactive() {
         } else if (user_id_.empty() && !argv->empty()) {
           Register(argv->front());
         } else {
-          Execute(*argv);
+          ExecuteGuarded(*argv);
         }
         prompt();
       } else if (ch == 0x7f || ch == 0x08) {
         if (!line.empty()) {
           line.pop_back();
-          Write("\b \b");
+          Echo("\b \b");
         }
       } else if (ch == 0x03) {  // Ctrl-C drops the line
         line.clear();
@@ -648,9 +716,11 @@ void Connection::Interactive() {
       } else if (ch == 0x04 && line.empty()) {  // Ctrl-D on an empty line leaves
         leave = true;
         break;
-      } else if (static_cast<unsigned char>(ch) >= 0x20 && line.size() < kMaxCommandLine) {
+      } else if (ch >= 0x20 && ch < 0x7f && line.size() < kMaxCommandLine) {
+        // Printable ASCII only: echoing a multi-byte character byte by byte could let a
+        // terminal read a control sequence into it, and commands, names and emails are ASCII.
         line += ch;
-        Write(std::string_view(&ch, 1));
+        Echo(std::string_view(&ch, 1));
       }
     }
   }
@@ -666,6 +736,13 @@ void Connection::Finish(int status) {
 
 void Connection::Run() {
   if (!Authenticate()) return;
+  if (!gw_.LoggedIn(id_, !auth_.user_id().empty())) {
+    spdlog::warn(
+        "ssh: ended a connection from {} at login: its handshake ran out of time, or "
+        "{} sessions are open already",
+        source_, gw_.options.max_sessions);
+    return;
+  }
   if (!auth_.user_id().empty()) {
     user_id_ = auth_.user_id();
     auto user = gw_.store.GetUser(user_id_);
@@ -696,7 +773,7 @@ void Connection::Run() {
       Write("vmctl: " + argv.error().message() + "\n", true);
       status = argv.error().ExitCode();
     } else {
-      status = Execute(*argv);
+      status = ExecuteGuarded(*argv);
     }
     Finish(status);
   } else {
@@ -748,49 +825,156 @@ void Gateway::Impl::AcceptLoop() {
   for (const auto& fd : listeners) fds.push_back({fd.get(), POLLIN, 0});
   fds.push_back({stop_event.get(), POLLIN, 0});
   while (!stopping) {
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    // Wakes often enough to enforce the handshake deadlines to a fraction of a second.
+    if (::poll(fds.data(), fds.size(), 250) < 0 && errno != EINTR) break;
     if (fds.back().revents) break;
-    for (size_t i = 0; i + 1 < fds.size(); ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) Spawn(fd, "");
+    // The thread's boundary: a failure here is logged, and the gateway goes on accepting.
+    try {
+      for (size_t i = 0; i + 1 < fds.size(); ++i) {
+        if (!(fds[i].revents & POLLIN)) continue;
+        sockaddr_in peer{};
+        socklen_t len = sizeof(peer);
+        int fd = ::accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        char source[INET_ADDRSTRLEN] = "";
+        ::inet_ntop(AF_INET, &peer.sin_addr, source, sizeof(source));
+        Arrive(fd, source, "");
+      }
+      Admission::Actions actions;
+      std::unique_lock lock(mu);
+      admission.Expire(Clock::now(), actions);
+      Apply(actions, lock);
+    } catch (const std::exception& e) {
+      spdlog::error("ssh: accepting connections: {}", e.what());
     }
   }
 }
 
-void Gateway::Impl::Spawn(int fd, const std::string& jump_vm) {
+void Gateway::Impl::Arrive(int fd, const std::string& source, const std::string& jump_vm) {
+  Admission::Actions actions;
+  std::unique_lock lock(mu);
+  if (stopping) {
+    ::close(fd);
+    return;
+  }
+  uint64_t id = next_id++;
+  switch (admission.Arrive(id, source, Clock::now(), actions)) {
+    case Admission::Arrival::kRefuse:
+      ::close(fd);
+      // At debug level: a flood would fill the log.
+      spdlog::debug("ssh: refused a connection from {}: too many waiting to log in", source);
+      return;
+    case Admission::Arrival::kStart:
+      actions.start.push_back(id);
+      [[fallthrough]];
+    case Admission::Arrival::kQueue:
+      accepted[id] = {fd, source, jump_vm};
+      break;
+  }
+  Apply(actions, lock);
+}
+
+bool Gateway::Impl::LoggedIn(uint64_t id, bool registered) {
+  Admission::Actions actions;
+  std::unique_lock lock(mu);
+  bool ok = admission.LoggedIn(id, registered, Clock::now(), actions);
+  Apply(actions, lock);
+  return ok;
+}
+
+void Gateway::Impl::Apply(const Admission::Actions& actions, std::unique_lock<std::mutex>& lock) {
+  for (uint64_t id : actions.end) {
+    auto it = accepted.find(id);
+    // Its thread sees the hangup, ends and calls Finished.
+    if (it != accepted.end() && it->second.fd >= 0) ::shutdown(it->second.fd, SHUT_RDWR);
+  }
+  for (uint64_t id : actions.close) {
+    auto it = accepted.find(id);
+    if (it == accepted.end()) continue;
+    ::close(it->second.fd);
+    accepted.erase(it);
+  }
+  std::vector<uint64_t> start;
+  for (uint64_t id : actions.start) {
+    auto it = accepted.find(id);
+    if (it == accepted.end()) continue;  // closed by Stop
+    if (stopping) {
+      ::close(it->second.fd);
+      accepted.erase(it);
+      continue;
+    }
+    it->second.running = true;
+    ++running;
+    start.push_back(id);
+  }
+  lock.unlock();
+  for (uint64_t id : start) Start(id);
+}
+
+void Gateway::Impl::Start(uint64_t id) {
+  int fd;
+  std::string source, jump_vm;
   {
     std::lock_guard lock(mu);
-    if (stopping || static_cast<int>(session_fds.size()) >= options.max_sessions) {
-      ::close(fd);
-      return;
-    }
-    session_fds.insert(fd);
+    const Accepted& a = accepted.at(id);
+    fd = a.fd;
+    source = a.source;
+    jump_vm = a.jump_vm;
   }
+  auto closed = [this, id] {
+    std::lock_guard lock(mu);
+    accepted.at(id).fd = -1;  // closed next: no one shuts it down any more
+  };
   ssh_session session = ssh_new();
-  int accepted;
+  int bound;
   {
     std::lock_guard lock(bind_mu);  // the accept thread and jumping connections share the bind
-    accepted = ssh_bind_accept_fd(bind, session, fd);
+    bound = session ? ssh_bind_accept_fd(bind, session, fd) : SSH_ERROR;
   }
-  if (accepted != SSH_OK) {
-    ssh_free(session);
-    std::lock_guard lock(mu);
-    session_fds.erase(fd);
+  if (bound != SSH_OK) {
+    if (session) ssh_free(session);
+    closed();
     ::close(fd);
+    Finished(id);
     return;
   }
   long timeout = static_cast<long>(options.handshake_timeout.count());
   ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout);
-  std::thread([this, session, fd, jump_vm] {
+  auto serve = [this, id, session, fd, source, jump_vm, closed] {
     {
       SessionPtr owned(session);
-      Connection(*this, session, LocalAddress(fd), jump_vm).Run();
+      // The thread's boundary: whatever goes wrong ends this connection only.
+      try {
+        Connection(*this, id, session, source, LocalAddress(fd), jump_vm).Run();
+      } catch (const std::exception& e) {
+        spdlog::error("ssh: connection from {} failed: {}", source, e.what());
+      } catch (...) {
+        spdlog::error("ssh: connection from {} failed", source);
+      }
+      closed();
     }
-    std::lock_guard lock(mu);
-    session_fds.erase(fd);
-    idle.notify_all();
-  }).detach();
+    Finished(id);
+  };
+  try {
+    std::thread(serve).detach();
+  } catch (const std::system_error& e) {
+    spdlog::error("ssh: no thread for a connection from {}: {}", source, e.what());
+    closed();
+    ssh_free(session);
+    Finished(id);
+  }
+}
+
+void Gateway::Impl::Finished(uint64_t id) {
+  Admission::Actions actions;
+  std::unique_lock lock(mu);
+  auto it = accepted.find(id);
+  if (it == accepted.end()) return;
+  if (it->second.running) --running;
+  accepted.erase(it);
+  admission.Leave(id, Clock::now(), actions);
+  idle.notify_all();
+  Apply(actions, lock);
 }
 
 Gateway::Gateway(GatewayOptions options, Store& store, controller::VmService& vms)
@@ -822,8 +1006,16 @@ void Gateway::Stop() {
   }
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
   std::unique_lock lock(impl_->mu);
-  for (int fd : impl_->session_fds) ::shutdown(fd, SHUT_RDWR);
-  impl_->idle.wait(lock, [&] { return impl_->session_fds.empty(); });
+  for (auto it = impl_->accepted.begin(); it != impl_->accepted.end();) {
+    if (it->second.running) {
+      if (it->second.fd >= 0) ::shutdown(it->second.fd, SHUT_RDWR);
+      ++it;
+    } else {
+      ::close(it->second.fd);  // waiting for its turn: no thread
+      it = impl_->accepted.erase(it);
+    }
+  }
+  impl_->idle.wait(lock, [&] { return impl_->running == 0; });
 }
 
 std::vector<uint16_t> Gateway::ports() const { return impl_->ports; }

@@ -26,9 +26,19 @@ struct GatewayOptions {
   // The host patterns `known-hosts` prints the host key for, e.g. "[host]:2222" and
   // "[*.vm.example.com]:2222": every VM name reaches the same gateway key, so one line trusts all.
   std::vector<std::string> known_hosts_patterns = {"[localhost]:2222"};
-  // A client must finish the key exchange and authentication within this time.
+  // Limits before and after authentication (docs/ssh-gateway.md, "Limits"; ssh_gateway::Admission
+  // says how they work together). A client must finish the key exchange and authentication
+  // within handshake_timeout, or within handshake_timeout_under_pressure while at least half of
+  // max_unauthenticated handshakes run at once.
   std::chrono::seconds handshake_timeout{20};
-  // Connections at once; more are refused at accept.
+  std::chrono::seconds handshake_timeout_under_pressure{5};
+  // Handshakes at once; a new connection beyond takes the slot of the oldest handshake of the
+  // source address holding the most.
+  int max_unauthenticated = 256;
+  // Connections of one source address not logged in as a registered user (handshakes and
+  // registration lobbies); more wait, up to max_unauthenticated of them in all, then are refused.
+  int max_unauthenticated_per_source = 32;
+  // Logged-in connections at once (registered users and registration lobbies).
   int max_sessions = 512;
   // Routing addresses (docs/ssh-gateway.md): a connection that arrives on one of them (by any
   // listener; add listeners for them) goes to the user's VM holding that address.
@@ -40,7 +50,8 @@ struct GatewayOptions {
 // own, cli/commands.h, run against the API as the authenticated user) and proxy mode (a Bridge
 // to a VM's sshd, logged into with a per-VM key the VM's agent installed).
 //
-// Threading: Start() binds and starts one accept thread; each connection gets its own thread.
+// Threading: Start() binds and starts one accept thread; each connection gets its own thread
+// once Admission lets it start its handshake (a waiting one has only its socket).
 // Stop() (or destruction) closes the listeners, ends every session and waits for their threads.
 class Gateway {
  public:

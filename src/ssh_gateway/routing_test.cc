@@ -26,6 +26,23 @@ TEST(RoutingTest, JumpDestinationsNameTheVmByItsFirstLabel) {
   EXPECT_EQ(VmForDestination("127.0.0.1"), "");
   EXPECT_EQ(VmForDestination("Web.example.com"), "");
   EXPECT_EQ(VmForDestination(""), "");
+  EXPECT_EQ(VmForDestination("web.ex\xff"
+                             "ample.com"),
+            "")
+      << "not UTF-8";
+  EXPECT_EQ(VmForDestination("web.example.com\x1b[2J"), "") << "a control character";
+  EXPECT_EQ(VmForDestination("web." + std::string(300, 'a')), "") << "too long";
+}
+
+TEST(RoutingTest, UsernamesMustBeText) {
+  EXPECT_TRUE(ValidateUsername("web+alice").ok());
+  EXPECT_TRUE(ValidateUsername("J\xc3\xb6rg").ok());
+  auto bad = ValidateUsername("a\xff");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "the SSH user name is not valid UTF-8 (byte 0xFF at offset 1)");
+  EXPECT_FALSE(ValidateUsername("web\n").ok());
+  EXPECT_FALSE(ValidateUsername("web\x7f").ok());
+  EXPECT_FALSE(ValidateUsername(std::string(257, 'a')).ok());
 }
 
 TEST(RoutingTest, Domains) {
