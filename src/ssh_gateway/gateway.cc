@@ -105,6 +105,18 @@ std::string LocalAddress(int fd) {
   return text;
 }
 
+// libssh calls the callbacks from C, which nothing may be thrown across: a failure becomes the
+// callback's refusal, which the handshake or the channel handles as any other.
+template <typename R, typename F>
+R AtCallback(R refused, F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    spdlog::error("ssh: in a callback: {}", e.what());
+  }
+  return refused;
+}
+
 Admission::Limits LimitsOf(const GatewayOptions& o) {
   Admission::Limits limits;
   limits.max_handshakes = o.max_unauthenticated;
@@ -252,63 +264,69 @@ class Connection {
 
 int Connection::OnPubkey(ssh_session, const char* user, ssh_key_struct* key, char state,
                          void* self) {
-  auto* c = static_cast<Connection*>(self);
-  c->ssh_user_ = user ? user : "";
-  if (state != SSH_PUBLICKEY_STATE_NONE && state != SSH_PUBLICKEY_STATE_VALID) {
+  return AtCallback<int>(SSH_AUTH_DENIED, [&]() -> int {
+    auto* c = static_cast<Connection*>(self);
+    c->ssh_user_ = user ? user : "";
+    if (state != SSH_PUBLICKEY_STATE_NONE && state != SSH_PUBLICKEY_STATE_VALID) {
+      return SSH_AUTH_DENIED;
+    }
+    switch (c->auth_.OnPublicKey(Fingerprint(key), PublicKeyLine(key),
+                                 state == SSH_PUBLICKEY_STATE_VALID)) {
+      case KeyAuth::Reply::kSuccess:
+        c->authenticated_ = true;
+        return SSH_AUTH_SUCCESS;
+      case KeyAuth::Reply::kPkOk:
+        return SSH_AUTH_SUCCESS;
+      case KeyAuth::Reply::kPartial:
+        ssh_set_auth_methods(c->session_, SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE);
+        return SSH_AUTH_PARTIAL;
+      case KeyAuth::Reply::kFailure:
+        break;
+    }
     return SSH_AUTH_DENIED;
-  }
-  switch (c->auth_.OnPublicKey(Fingerprint(key), PublicKeyLine(key),
-                               state == SSH_PUBLICKEY_STATE_VALID)) {
-    case KeyAuth::Reply::kSuccess:
-      c->authenticated_ = true;
-      return SSH_AUTH_SUCCESS;
-    case KeyAuth::Reply::kPkOk:
-      return SSH_AUTH_SUCCESS;
-    case KeyAuth::Reply::kPartial:
-      ssh_set_auth_methods(c->session_, SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE);
-      return SSH_AUTH_PARTIAL;
-    case KeyAuth::Reply::kFailure:
-      break;
-  }
-  return SSH_AUTH_DENIED;
+  });
 }
 
 // Keyboard-interactive and direct-tcpip have no callbacks of their own: they arrive as messages.
 int Connection::OnMessage(ssh_session, ssh_message message, void* self) {
-  auto* c = static_cast<Connection*>(self);
-  if (ssh_message_type(message) == SSH_REQUEST_CHANNEL_OPEN &&
-      ssh_message_subtype(message) == SSH_CHANNEL_DIRECT_TCPIP && c->authenticated_) {
-    if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenDirectTcpip(message) ? 0 : 1;
-    return c->Jump(message) ? 0 : 1;
-  }
-  if (ssh_message_type(message) != SSH_REQUEST_AUTH ||
-      ssh_message_subtype(message) != SSH_AUTH_METHOD_INTERACTIVE) {
-    return 1;
-  }
-  if (c->auth_.OnKeyboardInteractive() != KeyAuth::Reply::kSuccess) return 1;
-  if (!ssh_message_auth_kbdint_is_response(message)) {
-    ssh_message_auth_interactive_request(message, "", "", 0, nullptr, nullptr);
-  } else {
-    c->authenticated_ = true;
-    ssh_message_auth_reply_success(message, 0);
-  }
-  return 0;
+  return AtCallback<int>(1, [&]() -> int {
+    auto* c = static_cast<Connection*>(self);
+    if (ssh_message_type(message) == SSH_REQUEST_CHANNEL_OPEN &&
+        ssh_message_subtype(message) == SSH_CHANNEL_DIRECT_TCPIP && c->authenticated_) {
+      if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenDirectTcpip(message) ? 0 : 1;
+      return c->Jump(message) ? 0 : 1;
+    }
+    if (ssh_message_type(message) != SSH_REQUEST_AUTH ||
+        ssh_message_subtype(message) != SSH_AUTH_METHOD_INTERACTIVE) {
+      return 1;
+    }
+    if (c->auth_.OnKeyboardInteractive() != KeyAuth::Reply::kSuccess) return 1;
+    if (!ssh_message_auth_kbdint_is_response(message)) {
+      ssh_message_auth_interactive_request(message, "", "", 0, nullptr, nullptr);
+    } else {
+      c->authenticated_ = true;
+      ssh_message_auth_reply_success(message, 0);
+    }
+    return 0;
+  });
 }
 
 ssh_channel Connection::OnChannelOpen(ssh_session session, void* self) {
-  auto* c = static_cast<Connection*>(self);
-  if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenSession();
-  if (c->channel_ != nullptr) return nullptr;  // one session channel per connection
-  c->channel_ = ssh_channel_new(session);
-  ssh_callbacks_init(&c->channel_cb_);
-  c->channel_cb_.userdata = c;
-  c->channel_cb_.channel_pty_request_function = OnPty;
-  c->channel_cb_.channel_shell_request_function = OnShell;
-  c->channel_cb_.channel_exec_request_function = OnExec;
-  c->channel_cb_.channel_data_function = OnData;
-  c->channel_cb_.channel_eof_function = OnEof;
-  ssh_set_channel_callbacks(c->channel_, &c->channel_cb_);
-  return c->channel_;
+  return AtCallback<ssh_channel>(nullptr, [&]() -> ssh_channel {
+    auto* c = static_cast<Connection*>(self);
+    if (c->bridge_ && !c->vm_name_.empty()) return c->bridge_->OpenSession();
+    if (c->channel_ != nullptr) return nullptr;  // one session channel per connection
+    c->channel_ = ssh_channel_new(session);
+    ssh_callbacks_init(&c->channel_cb_);
+    c->channel_cb_.userdata = c;
+    c->channel_cb_.channel_pty_request_function = OnPty;
+    c->channel_cb_.channel_shell_request_function = OnShell;
+    c->channel_cb_.channel_exec_request_function = OnExec;
+    c->channel_cb_.channel_data_function = OnData;
+    c->channel_cb_.channel_eof_function = OnEof;
+    ssh_set_channel_callbacks(c->channel_, &c->channel_cb_);
+    return c->channel_;
+  });
 }
 
 int Connection::OnPty(ssh_session, ssh_channel, const char*, int, int, int, int, void* self) {
@@ -324,18 +342,22 @@ int Connection::OnShell(ssh_session, ssh_channel, void* self) {
 }
 
 int Connection::OnExec(ssh_session, ssh_channel, const char* command, void* self) {
-  auto* c = static_cast<Connection*>(self);
-  if (c->shell_ || c->exec_) return 1;
-  c->exec_ = command;
-  return 0;
+  return AtCallback<int>(1, [&]() -> int {
+    auto* c = static_cast<Connection*>(self);
+    if (c->shell_ || c->exec_) return 1;
+    c->exec_ = command;
+    return 0;
+  });
 }
 
 int Connection::OnData(ssh_session, ssh_channel, void* data, uint32_t len, int, void* self) {
-  auto* c = static_cast<Connection*>(self);
-  // A line editor needs little; a client pasting megabytes is cut off, not buffered.
-  if (c->input_.size() + len > 4 * kMaxCommandLine) return static_cast<int>(len);
-  c->input_.append(static_cast<const char*>(data), len);
-  return static_cast<int>(len);
+  return AtCallback<int>(static_cast<int>(len), [&]() -> int {
+    auto* c = static_cast<Connection*>(self);
+    // A line editor needs little; a client pasting megabytes is cut off, not buffered.
+    if (c->input_.size() + len > 4 * kMaxCommandLine) return static_cast<int>(len);
+    c->input_.append(static_cast<const char*>(data), len);
+    return static_cast<int>(len);
+  });
 }
 
 void Connection::OnEof(ssh_session, ssh_channel, void* self) {
