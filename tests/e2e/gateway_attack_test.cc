@@ -16,6 +16,7 @@
 #include <atomic>
 #include <thread>
 
+#include "base/io.h"
 #include "base/unique_fd.h"
 #include "tests/e2e/daemon.h"
 
@@ -108,6 +109,11 @@ TEST_F(GatewayAttackTest, CommandsThatAreNotUtf8FailAndTheDaemonServesOn) {
   EXPECT_NE(user.err.find("the SSH user name is not valid UTF-8 (byte 0xFF at offset 3)"),
             std::string::npos)
       << user.err;
+
+  // The host's CLI says so too, before it sends anything.
+  auto cli = d_.Vmctl({"share", "add", "x", "\xff"});
+  EXPECT_EQ(cli.exit_code, 2) << cli.err;
+  EXPECT_NE(cli.err.find("an argument is not valid UTF-8 text"), std::string::npos) << cli.err;
 
   ExpectSameDaemon(daemon);
   ExpectServed("alice");
@@ -205,11 +211,20 @@ class Flood {
   std::thread thread_;
 };
 
+// The number of threads process `pid` runs.
+int Threads(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  auto at = status->find("Threads:");
+  return at == std::string::npos ? -1 : std::atoi(status->c_str() + at + 8);
+}
+
 TEST_F(GatewayAttackTest, AFloodOfIdleConnectionsLocksNoUserOut) {
   Register("alice");
   const pid_t daemon = d_.process().pid;
   ExpectServed("alice");  // the gateway's threads and sockets of a first session are set up
   size_t fds_before = OpenFdCount(daemon);
+  int threads_before = Threads(daemon);
   {
     // 600 from 30 addresses (more than the 256 handshakes the gateway allows at once; before
     // the limits, 520 were enough to refuse everyone for 20 s), plus 100 from one address
@@ -229,9 +244,12 @@ TEST_F(GatewayAttackTest, AFloodOfIdleConnectionsLocksNoUserOut) {
       ExpectServed("alice");
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
       EXPECT_LT(took, seconds(10)) << "attempt " << i;
+      int threads = Threads(daemon);
       std::cerr << "whoami during the flood: " << took.count() << " ms, " << many.open() << "+"
                 << one.open() << " connections open, " << many.made() + one.made()
-                << " made so far\n";
+                << " made so far, the daemon runs " << threads << " threads\n";
+      // A thread per handshake (256 at most), none for those waiting their turn.
+      EXPECT_LT(threads, threads_before + 256 + 32);
       std::this_thread::sleep_for(seconds(3));
     }
     EXPECT_LE(many.open() + one.open(), 256 + 256 + 10) << "handshakes and waiting ones only";
