@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -92,6 +93,21 @@ uint16_t BoundPort(int fd) {
   return ntohs(sa.sin_port);
 }
 
+// The client's address, which registrations are rate-limited by.
+std::string PeerAddress(int fd) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof(sa);
+  char text[INET6_ADDRSTRLEN] = "";
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
+    if (sa.ss_family == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&sa)->sin_addr, text, sizeof(text));
+    } else if (sa.ss_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&sa)->sin6_addr, text, sizeof(text));
+    }
+  }
+  return text[0] ? text : "unknown";
+}
+
 std::string LocalAddress(int fd) {
   sockaddr_in sa{};
   socklen_t len = sizeof(sa);
@@ -105,11 +121,10 @@ std::string LocalAddress(int fd) {
 }  // namespace
 
 struct Gateway::Impl {
-  Impl(GatewayOptions o, Store& s, controller::VmService& v)
+  Impl(GatewayOptions o, controller::AccountService& a, controller::VmService& v)
       : options(std::move(o)),
-        store(s),
+        accounts(a),
         vms(v),
-        accounts(s),
         pool(options.address_pool.begin(), options.address_pool.end()) {}
   ~Impl() {
     if (bind) ssh_bind_free(bind);
@@ -117,9 +132,8 @@ struct Gateway::Impl {
   }
 
   GatewayOptions options;
-  Store& store;
+  controller::AccountService& accounts;
   controller::VmService& vms;
-  Accounts accounts;
   std::set<std::string> pool;
   ssh_key host_key = nullptr;
   std::vector<UniqueFd> listeners;
@@ -177,6 +191,7 @@ class Connection {
   int Execute(const std::vector<std::string>& argv);
   int RunCli(std::vector<std::string> argv);
   int Register(const std::string& email);
+  int Verify(const std::string& code);
   int SshKey(const std::vector<std::string>& argv);
   void Interactive();
   void Finish(int status);
@@ -343,7 +358,7 @@ void Connection::Route() {
     }
   }
   if (gw_.pool.count(local_address_)) {
-    auto vms = gw_.store.ListVms(user_id_);
+    auto vms = gw_.vms.List(user_id_);
     if (!vms.ok()) return;
     for (const auto& vm : *vms) {
       if (vm.ssh_address != local_address_) continue;
@@ -485,15 +500,42 @@ int Connection::RunCli(std::vector<std::string> argv) {
 
 int Connection::Register(const std::string& email) {
   PublicKey key{auth_.registration_fingerprint(), auth_.registration_key()};
-  auto user = gw_.accounts.Register(email, key);
+  auto done = gw_.accounts.Register(email, key, PeerAddress(ssh_get_fd(session_)));
+  if (!done.ok()) {
+    Write("vmctl: " + done.error().message() + "\n", true);
+    return done.error().ExitCode();
+  }
+  if (done->pending) {
+    std::time_t expires = done->expires_at;
+    std::tm tm{};
+    char until[32];
+    std::strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", ::gmtime_r(&expires, &tm));
+    Write(
+        fmt::format("A verification code is on its way to {}. Confirm it with this key before "
+                    "{}:\n  {} verify CODE\n",
+                    done->email, until, gw_.options.ssh_command));
+    return 0;
+  }
+  user_id_ = done->user->id;
+  user_name_ = done->user->name;
+  Write(fmt::format("Welcome, {}! Your key {} is registered.\nCreate a VM:  {} new\n", user_name_,
+                    key.fingerprint, gw_.options.ssh_command));
+  return 0;
+}
+
+int Connection::Verify(const std::string& code) {
+  PublicKey key{auth_.registration_fingerprint(), auth_.registration_key()};
+  auto user = gw_.accounts.Verify(key, code);
   if (!user.ok()) {
     Write("vmctl: " + user.error().message() + "\n", true);
     return user.error().ExitCode();
   }
   user_id_ = user->id;
   user_name_ = user->name;
-  Write(fmt::format("Welcome, {}! Your key {} is registered.\nCreate a VM:  {} new\n", user->name,
-                    key.fingerprint, gw_.options.ssh_command));
+  Write(
+      fmt::format("Welcome, {}! {} is confirmed and your key {} is registered.\nCreate a VM:  "
+                  "{} new\n",
+                  user->name, user->email, key.fingerprint, gw_.options.ssh_command));
   return 0;
 }
 
@@ -512,7 +554,9 @@ int Connection::SshKey(const std::vector<std::string>& argv) {
   if (sub == "add" && argv.size() >= 3) {
     std::string line;
     for (size_t i = 2; i < argv.size(); ++i) line += (i > 2 ? " " : "") + argv[i];
-    auto added = gw_.accounts.AddKey(user_id_, line);
+    auto key = ParsePublicKey(line);
+    if (!key.ok()) return fail(key.error());
+    auto added = gw_.accounts.AddKey(user_id_, *key);
     if (!added.ok()) return fail(added.error());
     Write(fmt::format("Added {}.\n", added->fingerprint));
     return 0;
@@ -533,8 +577,9 @@ int Connection::Execute(const std::vector<std::string>& argv) {
   const std::string& command = argv[0];
   if (user_id_.empty()) {
     if (command == "register" && argv.size() == 2) return Register(argv[1]);
+    if (command == "verify" && argv.size() == 2) return Verify(argv[1]);
     Write(fmt::format("vmctl: this SSH key ({}) is not registered yet; register it with:  {} "
-                      "register you@example.com\n",
+                      "register you@example.com  (then `verify CODE` if a code is mailed)\n",
                       auth_.registration_fingerprint(), gw_.options.ssh_command),
           true);
     return FailedPrecondition("").ExitCode();
@@ -559,7 +604,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
     return 0;
   }
   if (command == "whoami") {
-    auto user = gw_.store.GetUser(user_id_);
+    auto user = gw_.accounts.GetUser(user_id_);
     if (!user.ok()) return user.error().ExitCode();
     Write(fmt::format("{} <{}>\n", user->name, user->email));
     return 0;
@@ -570,7 +615,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                       PublicKeyLine(gw_.host_key)));
     return 0;
   }
-  if (command == "register") {
+  if (command == "register" || command == "verify") {
     Write("vmctl: this key is already registered\n", true);
     return AlreadyExists("").ExitCode();
   }
@@ -630,6 +675,8 @@ void Connection::Interactive() {
         line.clear();
         if (!argv.ok()) {
           Write("vmctl: " + argv.error().message() + "\n", true);
+        } else if (user_id_.empty() && argv->size() == 2 && argv->front() == "verify") {
+          Verify(argv->back());
         } else if (user_id_.empty() && !argv->empty()) {
           Register(argv->front());
         } else {
@@ -668,7 +715,7 @@ void Connection::Run() {
   if (!Authenticate()) return;
   if (!auth_.user_id().empty()) {
     user_id_ = auth_.user_id();
-    auto user = gw_.store.GetUser(user_id_);
+    auto user = gw_.accounts.GetUser(user_id_);
     user_name_ = user.ok() ? user->name : user_id_;
   }
   Route();
@@ -793,8 +840,9 @@ void Gateway::Impl::Spawn(int fd, const std::string& jump_vm) {
   }).detach();
 }
 
-Gateway::Gateway(GatewayOptions options, Store& store, controller::VmService& vms)
-    : impl_(std::make_unique<Impl>(std::move(options), store, vms)) {}
+Gateway::Gateway(GatewayOptions options, controller::AccountService& accounts,
+                 controller::VmService& vms)
+    : impl_(std::make_unique<Impl>(std::move(options), accounts, vms)) {}
 
 Gateway::~Gateway() { Stop(); }
 
