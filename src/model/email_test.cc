@@ -14,7 +14,10 @@ TEST(NormalizeEmail, AcceptsAndLowercasesTheDomain) {
            {"Alice@Example.COM", "Alice@example.com"},
            {"a.b+tag@sub.example-1.org", "a.b+tag@sub.example-1.org"},
            {"o'neil@example.com", "o'neil@example.com"},
-           {"j\xc3\xb6rg@b\xc3\xbc" "cher.de", "j\xc3\xb6rg@b\xc3\xbc" "cher.de"},
+           {"j\xc3\xb6rg@b\xc3\xbc"
+            "cher.de",
+            "j\xc3\xb6rg@b\xc3\xbc"
+            "cher.de"},
            {std::string(64, 'a') + "@example.com", std::string(64, 'a') + "@example.com"},
        }) {
     auto got = NormalizeEmail(c.in);
@@ -48,7 +51,8 @@ TEST(NormalizeEmail, RefusesWithASafeMessage) {
            std::string(65, 'a') + "@example.com",
            "a@" + std::string(64, 'b') + ".com",
            "a@" + std::string(250, 'b') + ".com",
-           "ali\x01" "ce@example.com",
+           "ali\x01"
+           "ce@example.com",
            "alice\x7f@example.com",
            "alice\r\n@example.com",
            "alice@example.com\n",
