@@ -69,10 +69,8 @@ struct ServeOptions {
   double memory_overcommit = 1;
 };
 
-// The registration policy from the flags, and the mailer `verify` needs. `ssh_command` is how
-// users reach the gateway.
+// The registration policy from the flags, and the mailer `verify` needs.
 Result<controller::AccountsOptions> AccountOptions(const ServeOptions& o,
-                                                   const std::string& ssh_command,
                                                    std::unique_ptr<controller::Mailer>* mailer) {
   controller::AccountsOptions options;
   VMCTL_ASSIGN_OR_RETURN(options.mode, controller::ParseRegistrationMode(o.registration));
@@ -89,7 +87,6 @@ Result<controller::AccountsOptions> AccountOptions(const ServeOptions& o,
                                        o.registrations_per_hour));
   }
   options.max_registrations_per_source = o.registrations_per_hour;
-  options.ssh_command = ssh_command;
   options.verify_url = o.verify_url;
   if (options.mode != controller::RegistrationMode::kVerify) return options;
   if (o.smtp.empty() || o.smtp_from.empty()) {
@@ -254,6 +251,12 @@ int Serve(const ServeOptions& o) {
   std::filesystem::create_directories(socket.parent_path(), ec);
   auto lock = LockStateDir(state_dir);
   if (!lock.ok()) return fail(lock.error());
+  // Bad flags are refused before anything is set up.
+  std::unique_ptr<controller::Mailer> mailer;
+  auto account_options = AccountOptions(o, &mailer);
+  if (!account_options.ok()) return fail(account_options.error());
+  controller::VmServiceOptions vm_options;
+  if (auto r = SetHostCapacity(o, vm_options); !r.ok()) return fail(r.error());
 
   auto store = OpenSqliteStore(state_dir / "vmctl.db");
   if (!store.ok()) return fail(store.error().WithContext("opening the state database"));
@@ -324,11 +327,9 @@ int Serve(const ServeOptions& o) {
     ssh_pool = *pool;
   }
 
-  controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
   vm_options.ssh_address_pool = ssh_pool;
-  if (auto r = SetHostCapacity(o, vm_options); !r.ok()) return fail(r.error());
   controller::VmService vms(**store, **backend, **volumes, **network, vm_options);
 
   auto actions = vms.Reconcile();
@@ -363,9 +364,7 @@ int Serve(const ServeOptions& o) {
       for (const auto& address : ssh_pool) gateway_options.listen.push_back(address + ":" + port);
     }
   }
-  std::unique_ptr<controller::Mailer> mailer;
-  auto account_options = AccountOptions(o, gateway_options.ssh_command, &mailer);
-  if (!account_options.ok()) return fail(account_options.error());
+  account_options->ssh_command = gateway_options.ssh_command;
   controller::Accounts accounts(**store, mailer.get(), *account_options);
   spdlog::info("registration: {}{}", o.registration,
                o.registration == "closed" ? " (--registration open|allowlist|verify lets new SSH "

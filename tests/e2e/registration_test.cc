@@ -143,6 +143,29 @@ TEST(RegistrationTest, RegistrationsAreRateLimitedPerSourceAddress) {
   EXPECT_EQ(Trim(Ssh(d, "k1", "whoami").out), "k1 <k1@example.org>");
 }
 
+TEST(RegistrationTest, BadPolicyFlagsAreRefusedAtStart) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{"--registration", "sometimes"}, "unknown registration mode 'sometimes'"},
+           {{"--registration", "allowlist"}, "--registration allowlist needs --allow-email LIST"},
+           {{"--registration", "verify"}, "--registration verify needs --smtp HOST:PORT"},
+           {{"--allow-email", "a@b.org,,c@d.org"}, "--allow-email: an empty entry"},
+           {{"--registration", "verify", "--smtp", "mail", "--smtp-from", "v@host.example"},
+            "--smtp: bad mail server 'mail' (expected HOST:PORT)"},
+           {{"--registrations-per-hour", "0"}, "--registrations-per-hour 0 is not a positive"},
+           {{"--cpu-overcommit", "0"}, "overcommit factors must be positive"},
+       }) {
+    TestDaemon d(c.flags);
+    auto out = d.StartExpectingFailure();
+    EXPECT_NE(out.exit_code, 0) << c.flags[0];
+    EXPECT_NE(out.err.find("vmctl serve: " + c.error), std::string::npos) << out.err;
+    EXPECT_FALSE(fs::exists(d.socket())) << "nothing was set up";
+  }
+}
+
 TEST(RegistrationTest, HostCapacityRefusesACreateBeforeAnyVmBoots) {
   TestDaemon d({"--max-host-memory", "768M", "--max-host-cpus", "1", "--cpu-overcommit", "1"});
   d.Start();
