@@ -113,6 +113,10 @@ Result<void> SetHostCapacity(const ServeOptions& o, controller::VmServiceOptions
   if (o.max_host_cpus < 0 || o.max_host_memory_bytes < 0) {
     return InvalidArgument("--max-host-cpus and --max-host-memory cannot be negative");
   }
+  if (o.max_host_memory_bytes > 0 && o.max_host_memory_bytes < (int64_t{1} << 20)) {
+    return InvalidArgument(fmt::format("--max-host-memory {} is {} bytes; give a unit, e.g. 16G",
+                                       o.max_host_memory_bytes, o.max_host_memory_bytes));
+  }
   int64_t cpus = o.max_host_cpus ? o.max_host_cpus : ::sysconf(_SC_NPROCESSORS_ONLN);
   int64_t memory_mib =
       o.max_host_memory_bytes

@@ -157,6 +157,7 @@ TEST(RegistrationTest, BadPolicyFlagsAreRefusedAtStart) {
             "--smtp: bad mail server 'mail' (expected HOST:PORT)"},
            {{"--registrations-per-hour", "0"}, "--registrations-per-hour 0 is not a positive"},
            {{"--cpu-overcommit", "0"}, "overcommit factors must be positive"},
+           {{"--max-host-memory", "4096"}, "--max-host-memory 4096 is 4096 bytes; give a unit"},
        }) {
     TestDaemon d(c.flags);
     auto out = d.StartExpectingFailure();
