@@ -23,7 +23,8 @@ image: build
 	@$(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) --prepare-only
 
 run: image
-	@$(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) --prepare-image
+	@$(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) --prepare-image \
+	    --registration open
 
 # The whole suite: unit tests, spec tests for Cloud Hypervisor/Firecracker, real QEMU guests.
 test: build

@@ -511,7 +511,7 @@ int Main(int argc, char** argv) {
   auto spawned =
       SpawnDetached({"ip", "netns", "exec", g.ns, g.bin.string(), "serve", "--state-dir",
                      (g.dir / "state").string(), "--socket", (g.dir / "api.sock").string(),
-                     "--image-cache", cache, "--prepare-image"},
+                     "--image-cache", cache, "--prepare-image", "--registration", "open"},
                     {.log_file = g.dir / "daemon.log"});
   if (!spawned.ok()) Die("start the daemon", {-1, "", spawned.error().message()});
   g.daemon = *spawned;

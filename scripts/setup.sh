@@ -18,6 +18,8 @@ packages=(
   lvm2 thin-provisioning-tools
   # runtime: network; tests and benchmarks
   nftables iproute2 openssh-client socat sqlite3 procps curl iperf3 iputils-ping
+  # tests: a real SMTP server for registration by verification mail
+  python3-aiosmtpd
 )
 
 missing=()

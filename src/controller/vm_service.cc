@@ -12,6 +12,7 @@
 
 #include "base/io.h"
 #include "base/process.h"
+#include "model/email.h"
 
 namespace vmctl::controller {
 namespace {
@@ -173,7 +174,8 @@ Result<User> UserByEmail(Store& store, const std::string& email) {
 Result<void> VmService::Share(const std::string& owner, const std::string& name,
                               const std::string& email) {
   VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
-  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, email));
+  VMCTL_ASSIGN_OR_RETURN(std::string normalized, NormalizeEmail(email));
+  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, normalized));
   if (user.id == owner) return InvalidArgument("you own this VM already");
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
@@ -188,7 +190,8 @@ Result<void> VmService::Share(const std::string& owner, const std::string& name,
 Result<void> VmService::Unshare(const std::string& owner, const std::string& name,
                                 const std::string& email) {
   VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
-  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, email));
+  VMCTL_ASSIGN_OR_RETURN(std::string normalized, NormalizeEmail(email));
+  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, normalized));
   auto removed = store_.RemoveShare(vm.id, user.id);
   if (!removed.ok() && removed.error().code() == ErrorCode::kNotFound) {
     return NotFound(fmt::format("VM '{}' is not shared with {}", name, email));
@@ -236,6 +239,29 @@ Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& re
     return ResourceExhausted(
         fmt::format("quota exceeded: {} MiB disk in use, {} MiB requested, limit {} MiB", disk,
                     wanted, quota.max_disk_mib));
+  }
+  return Ok();
+}
+
+Result<void> VmService::CheckHostCapacity(const VmRequest& request) {
+  if (options_.host_cpus == 0 && options_.host_memory_mib == 0) return Ok();
+  VMCTL_ASSIGN_OR_RETURN(auto vms, store_.ListVms(std::nullopt));
+  int64_t cpus = 0, memory = 0;
+  for (const auto& vm : vms) {
+    cpus += vm.cpus;
+    memory += vm.memory_mib;
+  }
+  if (options_.host_cpus && cpus + request.cpus > options_.host_cpus) {
+    return ResourceExhausted(fmt::format(
+        "host capacity reached: {} of {} CPUs are given to VMs, {} left, {} requested", cpus,
+        options_.host_cpus, std::max<int64_t>(0, options_.host_cpus - cpus), request.cpus));
+  }
+  if (options_.host_memory_mib && memory + request.memory_mib > options_.host_memory_mib) {
+    return ResourceExhausted(fmt::format(
+        "host capacity reached: {} of {} MiB memory are given to VMs, {} MiB left, {} MiB "
+        "requested",
+        memory, options_.host_memory_mib, std::max<int64_t>(0, options_.host_memory_mib - memory),
+        request.memory_mib));
   }
   return Ok();
 }
@@ -288,6 +314,7 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
   {
     std::lock_guard lock(create_mu_);
     VMCTL_TRY(CheckQuota(owner, request));
+    VMCTL_TRY(CheckHostCapacity(request));
     VMCTL_ASSIGN_OR_RETURN(vm.ssh_address, PickSshAddress(owner));
     auto inserted = store_.InsertVm(vm);
     if (!inserted.ok()) {

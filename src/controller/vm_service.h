@@ -38,6 +38,10 @@ struct VmServiceOptions {
   // The SSH gateway's routing addresses: each new VM gets the first one its owner's other VMs
   // do not use (VmRecord::ssh_address); none once the owner uses them all.
   std::vector<std::string> ssh_address_pool;
+  // What every VM of every user may be given together (overcommit included), checked at create
+  // against the sum over all VMs, whatever their state (as quotas are); 0 means no limit.
+  int host_cpus = 0;
+  int64_t host_memory_mib = 0;
 };
 
 // The VM lifecycle: the one implementation behind the API, CLI and (later) SSH front ends.
@@ -50,10 +54,10 @@ struct VmServiceOptions {
 // finds each VM in a state that says what was in flight.
 //
 // Errors: kInvalidArgument (bad request), kNotFound (unknown VM or image), kAlreadyExists (name
-// taken), kResourceExhausted (quota), kFailedPrecondition (wrong state, e.g. exec on a stopped VM),
-// kResourceExhausted also when the address pool is used up, kDeadlineExceeded (guest agent did not
-// answer in time), kUnavailable/kInternal (VMM or network failures, with the console tail in the
-// message).
+// taken), kResourceExhausted (quota, host capacity), kFailedPrecondition (wrong state, e.g. exec on
+// a stopped VM), kResourceExhausted also when the address pool is used up, kDeadlineExceeded (guest
+// agent did not answer in time), kUnavailable/kInternal (VMM or network failures, with the console
+// tail in the message).
 class VmService {
  public:
   // Does not take ownership; store, backend, volumes and network must outlive the service.
@@ -155,6 +159,7 @@ class VmService {
   // Under create_mu_.
   Result<std::string> PickSshAddress(const std::string& owner);
   Result<void> CheckQuota(const std::string& owner, const VmRequest& request);
+  Result<void> CheckHostCapacity(const VmRequest& request);
   Result<VmRecord> Boot(Slot& slot, VmRecord vm, const Progress& progress);
   Result<VmRecord> StopLocked(Slot& slot, VmRecord vm, bool force);
   // Records the failure, kills whatever runs and returns `cause` extended with the console tail.

@@ -213,8 +213,10 @@ class VmServiceTest : public ::testing::Test {
     }
     fs::remove_all(dir_);
   }
-  std::unique_ptr<VmService> NewService() {
+  std::unique_ptr<VmService> NewService(int host_cpus = 0, int64_t host_memory_mib = 0) {
     VmServiceOptions o;
+    o.host_cpus = host_cpus;
+    o.host_memory_mib = host_memory_mib;
     o.state_dir = dir_;
     o.boot_timeout = seconds(10);
     o.stop_timeout = seconds(5);
@@ -283,8 +285,13 @@ TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {
   auto shared = service_->SharedWith("u-me", "web");
   ASSERT_EQ(shared->size(), 1u);
   EXPECT_EQ((*shared)[0].name, "bob");
-  EXPECT_EQ(service_->Share("u-me", "web", "bob@example.com").error().code(),
-            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(service_->Share("u-me", "web", "bob@EXAMPLE.com").error().code(),
+            ErrorCode::kAlreadyExists)
+      << "the domain compares case-insensitively";
+  auto bad = service_->Share("u-me", "web", "bob\xff@example.com");
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad.error().message(),
+            "'bob\\xff@example.com' is not an email address (invalid UTF-8)");
   auto stranger = service_->Share("u-me", "web", "nobody@example.com");
   EXPECT_EQ(stranger.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(stranger.error().message().find("register first"), std::string::npos);
@@ -345,6 +352,36 @@ TEST_F(VmServiceTest, DuplicateNamesAndQuotaChangeNothing) {
   size_t dirs = 0;
   for ([[maybe_unused]] const auto& d : fs::directory_iterator(dir_ / "vms")) ++dirs;
   EXPECT_EQ(dirs, 1u);
+}
+
+TEST_F(VmServiceTest, HostCapacityRefusesCreatesWhoeverAsks) {
+  service_ = NewService(3, 1536);
+  ASSERT_TRUE(store_->CreateUser(User{"u-a", "a", "a@example.com", 1}).ok());
+  ASSERT_TRUE(store_->CreateUser(User{"u-b", "b", "b@example.com", 1}).ok());
+  ASSERT_TRUE(service_->Create("u-a", {.name = "one", .data_disk_mib = 0}, nullptr).ok());
+  ASSERT_TRUE(
+      service_->Create("u-b", {.name = "two", .cpus = 2, .data_disk_mib = 0}, nullptr).ok());
+  for (const std::string owner : {"admin", "u-a", "u-b"}) {
+    auto over = service_->Create(owner, {.name = "three", .data_disk_mib = 0}, nullptr);
+    ASSERT_FALSE(over.ok()) << owner;
+    EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
+    EXPECT_EQ(over.error().message(),
+              "host capacity reached: 3 of 3 CPUs are given to VMs, 0 left, 1 requested");
+  }
+  ASSERT_TRUE(service_->Remove("u-b", "two").ok());
+  auto memory = service_->Create(
+      "u-b", {.name = "big", .cpus = 1, .memory_mib = 1025, .data_disk_mib = 0}, nullptr);
+  ASSERT_FALSE(memory.ok());
+  EXPECT_EQ(memory.error().message(),
+            "host capacity reached: 512 of 1536 MiB memory are given to VMs, 1024 MiB left, 1025 "
+            "MiB requested");
+  EXPECT_EQ(store_->ListVms(std::nullopt)->size(), 1u) << "refused creates leave no row";
+  EXPECT_EQ(backend_.launches, 2);
+  ASSERT_TRUE(service_
+                  ->Create("u-b",
+                           {.name = "fits", .cpus = 2, .memory_mib = 1024, .data_disk_mib = 0},
+                           nullptr)
+                  .ok());
 }
 
 TEST_F(VmServiceTest, DiskFailureRollsTheCreateBack) {

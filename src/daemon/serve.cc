@@ -17,9 +17,12 @@
 #include "base/process.h"
 #include "base/unique_fd.h"
 #include "cli/api_client.h"
+#include "controller/accounts.h"
 #include "controller/image_service.h"
+#include "controller/smtp_mailer.h"
 #include "controller/vm_service.h"
 #include "image/builder.h"
+#include "model/email.h"
 #include "network/host_network.h"
 #include "ssh_gateway/gateway.h"
 #include "ssh_gateway/routing.h"
@@ -56,7 +59,78 @@ struct ServeOptions {
   std::string domain;
   int ssh_max_unauthenticated = 256;
   int ssh_max_unauthenticated_per_source = 32;
+  std::string registration = "closed";
+  std::string allow_email;
+  int registrations_per_hour = 5;
+  std::string smtp;
+  std::string smtp_from;
+  std::string verify_url;
+  int64_t max_host_memory_bytes = 0;  // default: the host's memory
+  int max_host_cpus = 0;              // default: the host's CPUs
+  double cpu_overcommit = 4;
+  double memory_overcommit = 1;
 };
+
+// The registration policy from the flags, and the mailer `verify` needs.
+Result<controller::AccountsOptions> AccountOptions(const ServeOptions& o,
+                                                   std::unique_ptr<controller::Mailer>* mailer) {
+  controller::AccountsOptions options;
+  VMCTL_ASSIGN_OR_RETURN(options.mode, controller::ParseRegistrationMode(o.registration));
+  if (!o.allow_email.empty()) {
+    auto allow = EmailAllowList::Parse(o.allow_email);
+    if (!allow.ok()) return allow.error().WithContext("--allow-email");
+    options.allow = *std::move(allow);
+  }
+  if (options.mode == controller::RegistrationMode::kAllowlist && options.allow.empty()) {
+    return InvalidArgument("--registration allowlist needs --allow-email LIST");
+  }
+  if (o.registrations_per_hour < 1) {
+    return InvalidArgument(fmt::format("--registrations-per-hour {} is not a positive number",
+                                       o.registrations_per_hour));
+  }
+  options.max_registrations_per_source = o.registrations_per_hour;
+  options.verify_url = o.verify_url;
+  if (options.mode != controller::RegistrationMode::kVerify) return options;
+  if (o.smtp.empty() || o.smtp_from.empty()) {
+    return InvalidArgument("--registration verify needs --smtp HOST:PORT and --smtp-from ADDRESS");
+  }
+  auto server = controller::ParseHostPort(o.smtp);
+  if (!server.ok()) return server.error().WithContext("--smtp");
+  auto from = NormalizeEmail(o.smtp_from);
+  if (!from.ok()) return from.error().WithContext("--smtp-from");
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof(host) - 1);
+  *mailer = controller::NewSmtpMailer(
+      controller::SmtpOptions{server->first, server->second, *from, host});
+  return options;
+}
+
+// The host-wide limits from the flags: the host's CPUs and memory unless given, times the
+// overcommit factors.
+Result<void> SetHostCapacity(const ServeOptions& o, controller::VmServiceOptions& vm_options) {
+  if (o.cpu_overcommit <= 0 || o.memory_overcommit <= 0) {
+    return InvalidArgument(fmt::format("overcommit factors must be positive (got {} and {})",
+                                       o.cpu_overcommit, o.memory_overcommit));
+  }
+  if (o.max_host_cpus < 0 || o.max_host_memory_bytes < 0) {
+    return InvalidArgument("--max-host-cpus and --max-host-memory cannot be negative");
+  }
+  if (o.max_host_memory_bytes > 0 && o.max_host_memory_bytes < (int64_t{1} << 20)) {
+    return InvalidArgument(fmt::format("--max-host-memory {} is {} bytes; give a unit, e.g. 16G",
+                                       o.max_host_memory_bytes, o.max_host_memory_bytes));
+  }
+  int64_t cpus = o.max_host_cpus ? o.max_host_cpus : ::sysconf(_SC_NPROCESSORS_ONLN);
+  int64_t memory_mib =
+      o.max_host_memory_bytes
+          ? o.max_host_memory_bytes >> 20
+          : (static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE)) >> 20;
+  vm_options.host_cpus = std::max<int>(1, static_cast<int>(cpus * o.cpu_overcommit));
+  vm_options.host_memory_mib = std::max<int64_t>(
+      1, static_cast<int64_t>(static_cast<double>(memory_mib) * o.memory_overcommit));
+  spdlog::info("host capacity for VMs: {} CPUs, {} MiB memory", vm_options.host_cpus,
+               vm_options.host_memory_mib);
+  return Ok();
+}
 
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
                                            const std::string& bridge, const std::string& subnet,
@@ -183,6 +257,12 @@ int Serve(const ServeOptions& o) {
   std::filesystem::create_directories(socket.parent_path(), ec);
   auto lock = LockStateDir(state_dir);
   if (!lock.ok()) return fail(lock.error());
+  // Bad flags are refused before anything is set up.
+  std::unique_ptr<controller::Mailer> mailer;
+  auto account_options = AccountOptions(o, &mailer);
+  if (!account_options.ok()) return fail(account_options.error());
+  controller::VmServiceOptions vm_options;
+  if (auto r = SetHostCapacity(o, vm_options); !r.ok()) return fail(r.error());
 
   auto store = OpenSqliteStore(state_dir / "vmctl.db");
   if (!store.ok()) return fail(store.error().WithContext("opening the state database"));
@@ -253,7 +333,6 @@ int Serve(const ServeOptions& o) {
     ssh_pool = *pool;
   }
 
-  controller::VmServiceOptions vm_options;
   vm_options.state_dir = state_dir;
   vm_options.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
   vm_options.ssh_address_pool = ssh_pool;
@@ -293,7 +372,13 @@ int Serve(const ServeOptions& o) {
       for (const auto& address : ssh_pool) gateway_options.listen.push_back(address + ":" + port);
     }
   }
-  ssh_gateway::Gateway gateway(gateway_options, **store, vms);
+  account_options->ssh_command = gateway_options.ssh_command;
+  controller::Accounts accounts(**store, mailer.get(), *account_options);
+  spdlog::info("registration: {}{}", o.registration,
+               o.registration == "closed" ? " (--registration open|allowlist|verify lets new SSH "
+                                            "keys register)"
+                                          : "");
+  ssh_gateway::Gateway gateway(gateway_options, accounts, vms);
   std::string gateway_line = "SSH gateway off (--ssh-listen off)";
   if (gateway_on) {
     if (auto started = gateway.Start(); !started.ok()) {
@@ -416,6 +501,32 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ssh-max-unauthenticated-per-source", o->ssh_max_unauthenticated_per_source,
                   "SSH connections of one address not logged in yet (more wait their turn)")
       ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  cmd->add_option("--registration", o->registration,
+                  "who may register through the SSH gateway: open (anyone), allowlist "
+                  "(--allow-email), verify (a code mailed through --smtp), closed")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--allow-email", o->allow_email,
+                  "comma-separated addresses and @domain entries that may register (allowlist; "
+                  "with verify, restricts it too)");
+  cmd->add_option("--registrations-per-hour", o->registrations_per_hour,
+                  "registrations per source address and hour")
+      ->capture_default_str();
+  cmd->add_option("--smtp", o->smtp, "HOST:PORT of the mail relay verification mails go through");
+  cmd->add_option("--smtp-from", o->smtp_from, "sender address of verification mails");
+  cmd->add_option("--verify-url", o->verify_url,
+                  "where the HTTPS proxy confirms registrations (https://HOST/verify); put in "
+                  "the mail as a link next to the code");
+  cmd->add_option("--max-host-memory", o->max_host_memory_bytes,
+                  "memory all VMs together may have, e.g. 16G (default: the host's)")
+      ->transform(CLI::AsSizeValue(false));
+  cmd->add_option("--max-host-cpus", o->max_host_cpus,
+                  "CPUs all VMs together may have (default: the host's)");
+  cmd->add_option("--cpu-overcommit", o->cpu_overcommit,
+                  "factor on --max-host-cpus: vCPUs handed out per host CPU")
+      ->capture_default_str();
+  cmd->add_option("--memory-overcommit", o->memory_overcommit, "factor on --max-host-memory")
       ->capture_default_str();
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 

@@ -29,6 +29,19 @@ struct Quota {
   int64_t max_disk_mib = 512 * 1024;
 };
 
+// A key waiting for its owner to confirm their email (`--registration verify`): no user exists
+// until the code mailed to `email` comes back from the same key.
+struct PendingRegistration {
+  std::string fingerprint;  // the key's, unique: one pending registration per key
+  std::string public_key;   // authorized_keys line
+  std::string email;        // normalized (NormalizeEmail)
+  std::string code;         // one-time verification code
+  std::string source;       // the address it registered from
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // seconds since the epoch
+  int failed_attempts = 0;
+};
+
 struct Share {
   std::string vm_id;
   std::string user_id;  // who it is shared with

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -131,11 +132,10 @@ Admission::Limits LimitsOf(const GatewayOptions& o) {
 }  // namespace
 
 struct Gateway::Impl {
-  Impl(GatewayOptions o, Store& s, controller::VmService& v)
+  Impl(GatewayOptions o, controller::AccountService& a, controller::VmService& v)
       : options(std::move(o)),
-        store(s),
+        accounts(a),
         vms(v),
-        accounts(s),
         pool(options.address_pool.begin(), options.address_pool.end()),
         admission(LimitsOf(options)) {}
   ~Impl() {
@@ -144,9 +144,8 @@ struct Gateway::Impl {
   }
 
   GatewayOptions options;
-  Store& store;
+  controller::AccountService& accounts;
   controller::VmService& vms;
-  Accounts accounts;
   std::set<std::string> pool;
   ssh_key host_key = nullptr;
   std::vector<UniqueFd> listeners;
@@ -233,6 +232,7 @@ class Connection {
   int ExecuteGuarded(const std::vector<std::string>& argv);
   int RunCli(std::vector<std::string> argv);
   int Register(const std::string& email);
+  int Verify(const std::string& code);
   int SshKey(const std::vector<std::string>& argv);
   void Interactive();
   void Finish(int status);
@@ -241,7 +241,7 @@ class Connection {
   Gateway::Impl& gw_;
   uint64_t id_;
   ssh_session session_;
-  std::string source_;  // the client's address, for Admission
+  std::string source_;  // the client's address, for Admission and the registration rate limit
   std::string local_address_;
   std::string jump_vm_;
   KeyAuth auth_;
@@ -416,7 +416,7 @@ void Connection::Route() {
     }
   }
   if (gw_.pool.count(local_address_)) {
-    auto vms = gw_.store.ListVms(user_id_);
+    auto vms = gw_.vms.List(user_id_);
     if (!vms.ok()) return;
     for (const auto& vm : *vms) {
       if (vm.ssh_address != local_address_) continue;
@@ -564,15 +564,42 @@ int Connection::RunCli(std::vector<std::string> argv) {
 
 int Connection::Register(const std::string& email) {
   PublicKey key{auth_.registration_fingerprint(), auth_.registration_key()};
-  auto user = gw_.accounts.Register(email, key);
+  auto done = gw_.accounts.Register(email, key, source_);
+  if (!done.ok()) {
+    Write("vmctl: " + done.error().message() + "\n", true);
+    return done.error().ExitCode();
+  }
+  if (done->pending) {
+    std::time_t expires = done->expires_at;
+    std::tm tm{};
+    char until[32];
+    std::strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", ::gmtime_r(&expires, &tm));
+    Write(
+        fmt::format("A verification code is on its way to {}. Confirm it with this key before "
+                    "{}:\n  {} verify CODE\n",
+                    done->email, until, gw_.options.ssh_command));
+    return 0;
+  }
+  user_id_ = done->user->id;
+  user_name_ = done->user->name;
+  Write(fmt::format("Welcome, {}! Your key {} is registered.\nCreate a VM:  {} new\n", user_name_,
+                    key.fingerprint, gw_.options.ssh_command));
+  return 0;
+}
+
+int Connection::Verify(const std::string& code) {
+  PublicKey key{auth_.registration_fingerprint(), auth_.registration_key()};
+  auto user = gw_.accounts.Verify(key, code);
   if (!user.ok()) {
     Write("vmctl: " + user.error().message() + "\n", true);
     return user.error().ExitCode();
   }
   user_id_ = user->id;
   user_name_ = user->name;
-  Write(fmt::format("Welcome, {}! Your key {} is registered.\nCreate a VM:  {} new\n", user->name,
-                    key.fingerprint, gw_.options.ssh_command));
+  Write(
+      fmt::format("Welcome, {}! {} is confirmed and your key {} is registered.\nCreate a VM:  "
+                  "{} new\n",
+                  user->name, user->email, key.fingerprint, gw_.options.ssh_command));
   return 0;
 }
 
@@ -591,7 +618,9 @@ int Connection::SshKey(const std::vector<std::string>& argv) {
   if (sub == "add" && argv.size() >= 3) {
     std::string line;
     for (size_t i = 2; i < argv.size(); ++i) line += (i > 2 ? " " : "") + argv[i];
-    auto added = gw_.accounts.AddKey(user_id_, line);
+    auto key = ParsePublicKey(line);
+    if (!key.ok()) return fail(key.error());
+    auto added = gw_.accounts.AddKey(user_id_, *key);
     if (!added.ok()) return fail(added.error());
     Write(fmt::format("Added {}.\n", added->fingerprint));
     return 0;
@@ -612,8 +641,9 @@ int Connection::Execute(const std::vector<std::string>& argv) {
   const std::string& command = argv[0];
   if (user_id_.empty()) {
     if (command == "register" && argv.size() == 2) return Register(argv[1]);
+    if (command == "verify" && argv.size() == 2) return Verify(argv[1]);
     Write(fmt::format("vmctl: this SSH key ({}) is not registered yet; register it with:  {} "
-                      "register you@example.com\n",
+                      "register you@example.com  (then `verify CODE` if a code is mailed)\n",
                       auth_.registration_fingerprint(), gw_.options.ssh_command),
           true);
     return FailedPrecondition("").ExitCode();
@@ -638,7 +668,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
     return 0;
   }
   if (command == "whoami") {
-    auto user = gw_.store.GetUser(user_id_);
+    auto user = gw_.accounts.GetUser(user_id_);
     if (!user.ok()) return user.error().ExitCode();
     Write(fmt::format("{} <{}>\n", user->name, user->email));
     return 0;
@@ -649,7 +679,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                       PublicKeyLine(gw_.host_key)));
     return 0;
   }
-  if (command == "register") {
+  if (command == "register" || command == "verify") {
     Write("vmctl: this key is already registered\n", true);
     return AlreadyExists("").ExitCode();
   }
@@ -720,6 +750,8 @@ void Connection::Interactive() {
         line.clear();
         if (!argv.ok()) {
           Write("vmctl: " + argv.error().message() + "\n", true);
+        } else if (user_id_.empty() && argv->size() == 2 && argv->front() == "verify") {
+          Verify(argv->back());
         } else if (user_id_.empty() && !argv->empty()) {
           Register(argv->front());
         } else {
@@ -767,7 +799,7 @@ void Connection::Run() {
   }
   if (!auth_.user_id().empty()) {
     user_id_ = auth_.user_id();
-    auto user = gw_.store.GetUser(user_id_);
+    auto user = gw_.accounts.GetUser(user_id_);
     user_name_ = user.ok() ? user->name : user_id_;
   }
   Route();
@@ -999,8 +1031,9 @@ void Gateway::Impl::Finished(uint64_t id) {
   Apply(actions, lock);
 }
 
-Gateway::Gateway(GatewayOptions options, Store& store, controller::VmService& vms)
-    : impl_(std::make_unique<Impl>(std::move(options), store, vms)) {}
+Gateway::Gateway(GatewayOptions options, controller::AccountService& accounts,
+                 controller::VmService& vms)
+    : impl_(std::make_unique<Impl>(std::move(options), accounts, vms)) {}
 
 Gateway::~Gateway() { Stop(); }
 

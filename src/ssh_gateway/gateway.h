@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "controller/account_service.h"
 #include "controller/vm_service.h"
-#include "store/store.h"
 
 namespace vmctl::ssh_gateway {
 
@@ -55,8 +55,8 @@ struct GatewayOptions {
 // Stop() (or destruction) closes the listeners, ends every session and waits for their threads.
 class Gateway {
  public:
-  // Does not take ownership; the store and the VM service must outlive the gateway.
-  Gateway(GatewayOptions options, Store& store, controller::VmService& vms);
+  // Does not take ownership; the account and VM services must outlive the gateway.
+  Gateway(GatewayOptions options, controller::AccountService& accounts, controller::VmService& vms);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;

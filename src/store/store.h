@@ -36,6 +36,15 @@ class Store {
   virtual Result<void> AddSshKey(const SshKey& key) = 0;
   virtual Result<std::vector<SshKey>> ListSshKeys(std::string_view user_id) = 0;
   virtual Result<void> RemoveSshKey(std::string_view fingerprint) = 0;
+  // Creates the user holding `key` and drops the key's pending registration, if any, in one
+  // transaction: kAlreadyExists (id, name, email or key taken) changes nothing.
+  virtual Result<void> CreateUserWithKey(const User& user, const SshKey& key) = 0;
+  // Registrations waiting for an email confirmation, keyed by fingerprint. Put inserts or
+  // replaces; Get is kNotFound for none; DeleteExpired drops those with expires_at <= now.
+  virtual Result<void> PutPendingRegistration(const PendingRegistration& pending) = 0;
+  virtual Result<PendingRegistration> GetPendingRegistration(std::string_view fingerprint) = 0;
+  virtual Result<void> DeletePendingRegistration(std::string_view fingerprint) = 0;
+  virtual Result<void> DeleteExpiredPendingRegistrations(int64_t now) = 0;
   // A user without a quota row gets the defaults of Quota.
   virtual Result<Quota> GetQuota(std::string_view user_id) = 0;
   virtual Result<void> SetQuota(const Quota& quota) = 0;

@@ -93,11 +93,11 @@ TestDaemon::TestDaemon(std::vector<std::string> extra_args) : extra_args_(std::m
 std::vector<std::string> TestDaemon::ServeArgv() const {
   std::vector<std::string> argv = netns_.Prefix();
   std::vector<std::string> serve = {
-      Binary().string(), "serve",
-      "--state-dir",     state_dir().string(),
-      "--socket",        socket().string(),
-      "--image-cache",   Env("VMCTL_IMAGE_CACHE", "/var/cache/vmctl/images"),
-      "--prepare-image"};
+      Binary().string(), "serve", "--state-dir", state_dir().string(), "--socket",
+      socket().string(), "--image-cache", Env("VMCTL_IMAGE_CACHE", "/var/cache/vmctl/images"),
+      "--prepare-image",
+      // Tests register keys; registration_test passes its own mode (the last one counts).
+      "--registration", "open"};
   argv.insert(argv.end(), serve.begin(), serve.end());
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   return argv;

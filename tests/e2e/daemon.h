@@ -76,6 +76,8 @@ class TestDaemon {
   const ProcessRef& process() const { return process_; }
   // The network namespace the daemon (and so its VMs' host side) lives in.
   const NetNs& netns() const { return netns_; }
+  // For helpers the daemon needs in its namespace (e.g. a mail server), killed with it.
+  NetNs& netns() { return netns_; }
 
   // Live processes whose command line mentions this daemon's state directory (its VMMs).
   std::vector<pid_t> ProcessesUsingStateDir() const;

@@ -261,7 +261,9 @@ TEST_F(NetworkTest, SmallPoolExhaustsWithAClearErrorAndLeaksNothing) {
   // A /28 has 13 addresses for VMs. Boots are cut short by a 1 s agent timeout: a failed VM keeps
   // its address like any other, and 13 full boots would take minutes under TCG.
   TestDaemon d({"--subnet", "10.0.0.1/28", "--boot-timeout", "1", "--max-vms", "20", "--max-cpus",
-                "20", "--max-memory-mib", "65536", "--max-disk-mib", "1000000"});
+                "20", "--max-memory-mib", "65536", "--max-disk-mib", "1000000",
+                // 13 VMs of 1 CPU: more than this host's capacity (2 CPUs times 4).
+                "--max-host-cpus", "20", "--cpu-overcommit", "1"});
   d.Start();
   for (int i = 0; i < 13; ++i) {
     auto r = d.Vmctl({"create", "vm" + std::to_string(i), "--memory", "128M"});

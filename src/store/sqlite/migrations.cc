@@ -114,7 +114,28 @@ ALTER TABLE vms ADD COLUMN ssh_host_keys TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX vms_ssh_address ON vms(owner, ssh_address) WHERE ssh_address IS NOT NULL;
 )sql";
 
-constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
+// Registration policy: keys waiting for an email confirmation, and emails compared with their
+// domain in lowercase (as NormalizeEmail stores them; rows that would then clash keep theirs).
+constexpr std::string_view kV6 = R"sql(
+CREATE TABLE pending_registrations (
+  fingerprint TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  email TEXT NOT NULL,
+  code TEXT NOT NULL,
+  source TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  failed_attempts INTEGER NOT NULL DEFAULT 0
+);
+UPDATE users
+  SET email = substr(email, 1, instr(email, '@')) || lower(substr(email, instr(email, '@') + 1))
+  WHERE instr(email, '@') > 0 AND NOT EXISTS (
+    SELECT 1 FROM users AS other WHERE other.id != users.id AND other.email =
+      substr(users.email, 1, instr(users.email, '@')) ||
+      lower(substr(users.email, instr(users.email, '@') + 1)));
+)sql";
+
+constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
 
 }  // namespace
 

@@ -154,6 +154,11 @@ Result<SshKey> ReadSshKey(const Statement& s) {
   return SshKey{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
 }
 
+Result<PendingRegistration> ReadPending(const Statement& s) {
+  return PendingRegistration{s.Text(0), s.Text(1), s.Text(2), s.Text(3),
+                             s.Text(4), s.Int(5),  s.Int(6),  static_cast<int>(s.Int(7))};
+}
+
 Result<Share> ReadShare(const Statement& s) { return Share{s.Text(0), s.Text(1), s.Int(2)}; }
 
 Result<Event> ReadEvent(const Statement& s) {
@@ -349,6 +354,69 @@ class SqliteStore final : public Store {
     VMCTL_ASSIGN_OR_RETURN(int64_t removed,
                            Execute("DELETE FROM ssh_keys WHERE fingerprint = ?", fingerprint));
     if (removed == 0) return NotFound(fmt::format("no SSH key {}", fingerprint));
+    return Ok();
+  }
+
+  Result<void> CreateUserWithKey(const User& user, const SshKey& key) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<void> {
+      VMCTL_ASSIGN_OR_RETURN(bool name_taken,
+                             Exists("SELECT 1 FROM users WHERE name = ?", user.name));
+      if (name_taken)
+        return AlreadyExists(fmt::format("a user named '{}' already exists", user.name));
+      VMCTL_ASSIGN_OR_RETURN(bool email_taken,
+                             Exists("SELECT 1 FROM users WHERE email = ?", user.email));
+      if (email_taken) {
+        return AlreadyExists(fmt::format("the email {} is already registered", user.email));
+      }
+      VMCTL_ASSIGN_OR_RETURN(
+          bool key_taken, Exists("SELECT 1 FROM ssh_keys WHERE fingerprint = ?", key.fingerprint));
+      if (key_taken) {
+        return AlreadyExists(fmt::format("the SSH key {} is already registered", key.fingerprint));
+      }
+      VMCTL_TRY(Execute("INSERT INTO users (id, name, email, created_at) VALUES (?, ?, ?, ?)",
+                        user.id, user.name, user.email, user.created_at));
+      VMCTL_TRY(Execute(
+          "INSERT INTO ssh_keys (fingerprint, user_id, public_key, created_at) VALUES (?, ?, ?, ?)",
+          key.fingerprint, user.id, key.public_key, key.created_at));
+      VMCTL_TRY(
+          Execute("DELETE FROM pending_registrations WHERE fingerprint = ?", key.fingerprint));
+      return Ok();
+    });
+  }
+
+  Result<void> PutPendingRegistration(const PendingRegistration& p) override {
+    std::lock_guard lock(mu_);
+    VMCTL_TRY(Execute(
+        "INSERT OR REPLACE INTO pending_registrations (fingerprint, public_key, email, code, "
+        "source, created_at, expires_at, failed_attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        p.fingerprint, p.public_key, p.email, p.code, p.source, p.created_at, p.expires_at,
+        p.failed_attempts));
+    return Ok();
+  }
+
+  Result<PendingRegistration> GetPendingRegistration(std::string_view fingerprint) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s, Prepare(db_.get(),
+                             "SELECT fingerprint, public_key, email, code, source, created_at, "
+                             "expires_at, failed_attempts FROM pending_registrations WHERE "
+                             "fingerprint = ?",
+                             fingerprint));
+    VMCTL_ASSIGN_OR_RETURN(auto pending, s.One(ReadPending));
+    if (!pending) return NotFound(fmt::format("no registration is pending for {}", fingerprint));
+    return *std::move(pending);
+  }
+
+  Result<void> DeletePendingRegistration(std::string_view fingerprint) override {
+    std::lock_guard lock(mu_);
+    VMCTL_TRY(Execute("DELETE FROM pending_registrations WHERE fingerprint = ?", fingerprint));
+    return Ok();
+  }
+
+  Result<void> DeleteExpiredPendingRegistrations(int64_t now) override {
+    std::lock_guard lock(mu_);
+    VMCTL_TRY(Execute("DELETE FROM pending_registrations WHERE expires_at <= ?", now));
     return Ok();
   }
 

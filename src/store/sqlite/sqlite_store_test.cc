@@ -126,7 +126,8 @@ TEST_F(SqliteStoreTest, AFreshDatabaseGetsEveryMigration) {
   EXPECT_EQ(raw.Query("SELECT version FROM schema_migrations ORDER BY version"), expected);
   EXPECT_EQ(raw.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                       "'sqlite_%' ORDER BY name"),
-            "events,images,quotas,schema_migrations,shares,ssh_keys,users,vms");
+            "events,images,pending_registrations,quotas,schema_migrations,shares,ssh_keys,users,"
+            "vms");
 }
 
 TEST_F(SqliteStoreTest, ReopeningAnUpToDateDatabaseAppliesNothing) {
@@ -187,6 +188,79 @@ TEST_F(SqliteStoreTest, VmsFromBeforeStorageKeepTheirDiskSizeAndImageBuild) {
   EXPECT_EQ(vm->storage, "qcow2");
   EXPECT_EQ(vm->image_dir, "/cache/b1");
   EXPECT_TRUE((*store)->GetImage("default")->config.empty());
+}
+
+TEST_F(SqliteStoreTest, EmailDomainsAreLowercasedUnlessThatWouldClash) {
+  fs::path old = dir_ / "v5.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(old.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT "
+        "NULL);";
+    for (size_t v = 0; v < 5; ++v) sql += std::string(sqlite::Migrations()[v]);
+    sql +=
+        "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0);"
+        "INSERT INTO users VALUES ('u1', 'alice', 'Alice@Example.COM', 0);"
+        "INSERT INTO users VALUES ('u2', 'bob', 'bob@example.org', 0);"
+        "INSERT INTO users VALUES ('u3', 'bob2', 'bob@EXAMPLE.org', 0);"
+        "INSERT INTO users VALUES ('admin', 'admin', '', 0);";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto store = OpenSqliteStore(old);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  EXPECT_EQ((*store)->GetUser("u1")->email, "Alice@example.com");
+  EXPECT_EQ((*store)->GetUser("u2")->email, "bob@example.org");
+  EXPECT_EQ((*store)->GetUser("u3")->email, "bob@EXAMPLE.org");
+  EXPECT_EQ((*store)->GetUser("admin")->email, "");
+}
+
+TEST_F(SqliteStoreTest, AUserAndTheirKeyAreCreatedTogetherOrNotAtAll) {
+  PendingRegistration pending{
+      "SHA256:k1", "ssh-ed25519 AAAA", "bob@example.org", "CODE", "127.0.0.1", 10, 100, 0};
+  ASSERT_TRUE(store_->PutPendingRegistration(pending).ok());
+  ASSERT_TRUE(store_
+                  ->CreateUserWithKey(User{"u2", "bob", "bob@example.org", 5},
+                                      SshKey{"SHA256:k1", "u2", "ssh-ed25519 AAAA", 5})
+                  .ok());
+  EXPECT_EQ(store_->GetSshKey("SHA256:k1")->user_id, "u2");
+  EXPECT_EQ(store_->GetPendingRegistration("SHA256:k1").error().code(), ErrorCode::kNotFound);
+
+  // Taken email, name or key: nothing is written.
+  for (const auto& [user, fp] :
+       {std::pair{User{"u3", "carol", "bob@example.org", 5}, std::string("SHA256:k3")},
+        std::pair{User{"u3", "bob", "carol@example.org", 5}, std::string("SHA256:k3")},
+        std::pair{User{"u3", "carol", "carol@example.org", 5}, std::string("SHA256:k1")}}) {
+    auto r = store_->CreateUserWithKey(user, SshKey{fp, "u3", "ssh-ed25519 BBBB", 5});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kAlreadyExists) << r.error().message();
+    EXPECT_FALSE(store_->GetUser("u3").ok());
+  }
+  EXPECT_FALSE(store_->GetSshKey("SHA256:k3").ok());
+}
+
+TEST_F(SqliteStoreTest, PendingRegistrationsArePutReplacedAndExpire) {
+  PendingRegistration a{"SHA256:a", "ssh-ed25519 A", "a@example.org", "C1", "10.0.0.9", 10, 100, 0};
+  PendingRegistration b{"SHA256:b", "ssh-ed25519 B", "b@example.org", "C2", "10.0.0.9", 10, 200, 0};
+  ASSERT_TRUE(store_->PutPendingRegistration(a).ok());
+  ASSERT_TRUE(store_->PutPendingRegistration(b).ok());
+  a.code = "C3";
+  a.failed_attempts = 2;
+  ASSERT_TRUE(store_->PutPendingRegistration(a).ok());
+  auto got = store_->GetPendingRegistration("SHA256:a");
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_EQ(got->code, "C3");
+  EXPECT_EQ(got->failed_attempts, 2);
+  EXPECT_EQ(got->email, "a@example.org");
+  EXPECT_EQ(got->source, "10.0.0.9");
+  EXPECT_EQ(got->expires_at, 100);
+  ASSERT_TRUE(store_->DeleteExpiredPendingRegistrations(100).ok());
+  EXPECT_FALSE(store_->GetPendingRegistration("SHA256:a").ok());
+  EXPECT_TRUE(store_->GetPendingRegistration("SHA256:b").ok());
+  ASSERT_TRUE(store_->DeletePendingRegistration("SHA256:b").ok());
+  EXPECT_FALSE(store_->GetPendingRegistration("SHA256:b").ok());
 }
 
 TEST_F(SqliteStoreTest, ConcurrentFirstOpensApplyEachMigrationOnce) {
