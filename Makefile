@@ -3,11 +3,17 @@ BUILD       ?= build
 IMAGE_CACHE ?= /var/cache/vmctl/images
 STATE_DIR   ?= /var/lib/vmctl
 JOBS        ?= 2
+# Sanitizer and fuzz builds live beside the main one (docs/fuzzing.md).
+ASAN_BUILD  ?= build-asan
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS     ?=
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: all setup build image run test unit format bench clean
+.PHONY: all setup build image run test unit test-sanitize fuzz-build fuzz fuzz-regression format bench \
+        clean
 
 all: build
 
@@ -26,15 +32,40 @@ run: image
 	@$(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) --prepare-image \
 	    --registration open
 
-# The whole suite: unit tests, spec tests for Cloud Hypervisor/Firecracker, real QEMU guests.
+# The whole suite: unit tests, spec tests for Cloud Hypervisor/Firecracker, real QEMU guests; then
+# the unit and agent suites under ASan+UBSan, and every fuzz corpus replayed once.
 test: build
 	@image=$$($(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) \
 	    --prepare-only 2>&1 | tee /dev/stderr | sed -n "s/^Image 'default' ready in //p"); \
 	  VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) VMCTL_TEST_IMAGE_DIR=$$image \
 	    ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
+	@$(MAKE) --no-print-directory test-sanitize fuzz-regression
 
 unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'
+
+# The unit and agent test binaries built with -fsanitize=address,undefined (only those binaries and
+# the libraries they link), then run; any sanitizer report fails its test. clang, because it
+# compiles sanitized code about twice as fast as g++ here.
+test-sanitize: setup
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_CXX_COMPILER=clang++ -DVMCTL_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L 'unit|agent' -E '^clang_format$$'
+
+# libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined); nothing else is built there.
+fuzz-build: setup
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_CXX_COMPILER=clang++ -DVMCTL_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Each target (or those in FUZZERS) for FUZZ_SECONDS on a copy of its corpus in fuzz/corpus.
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
+# Every corpus file run once through its target: a quick regression.
+fuzz-regression: fuzz-build
+	@ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS) -L fuzz
 
 format:
 	@find src tests testing bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
@@ -46,4 +77,4 @@ bench: image
 	@$(BUILD)/bin/vmctl_ssh_bench --image-cache $(IMAGE_CACHE)
 
 clean:
-	@rm -rf $(BUILD)
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

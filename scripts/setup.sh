@@ -9,6 +9,8 @@ packages=(
   libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
   libnl-3-dev libnl-route-3-dev libnftables-dev libarchive-dev xfsprogs
+  # fuzz build (make fuzz): clang and its sanitizer and libFuzzer runtimes
+  clang libclang-rt-dev
   # runtime: VMM, disks, guest image build
   qemu-system-x86 qemu-utils e2fsprogs mmdebstrap busybox-static xz-utils zstd kmod cpio
   dpkg-dev ca-certificates

@@ -44,6 +44,20 @@ Result<std::vector<std::string>> Strings(const json& object, const char* key) {
   return out;
 }
 
+// An optional member of one type; a member of another type is an error, not an exception.
+template <typename T>
+Result<void> Member(const json& object, const char* key, T* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return Ok();
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return InvalidArgument("'" + std::string(key) + "' must be a boolean");
+  } else {
+    if (!it->is_string()) return InvalidArgument("'" + std::string(key) + "' must be a string");
+  }
+  *out = it->template get<T>();
+  return Ok();
+}
+
 }  // namespace
 
 json ToJson(const InitPlan& plan) {
@@ -69,17 +83,18 @@ Result<InitPlan> ParseInitPlan(std::string_view text) {
   for (const auto& s : root["services"]) {
     if (!s.is_object()) return InvalidArgument("init plan: each service must be an object");
     Service service;
-    service.name = s.value("name", "");
-    auto argv = Strings(s, "argv");
-    if (!argv.ok()) return argv.error().WithContext("init plan service '" + service.name + "'");
-    service.argv = std::move(*argv);
-    auto env = Strings(s, "env");
-    if (!env.ok()) return env.error().WithContext("init plan service '" + service.name + "'");
-    service.env = std::move(*env);
-    service.user = s.value("user", "");
-    service.cwd = s.value("cwd", "");
-    service.restart = s.value("restart", false);
-    service.wait = s.value("wait", false);
+    if (auto name = Member(s, "name", &service.name); !name.ok()) {
+      return name.error().WithContext("init plan service");
+    }
+    auto fields = [&]() -> Result<void> {
+      VMCTL_ASSIGN_OR_RETURN(service.argv, Strings(s, "argv"));
+      VMCTL_ASSIGN_OR_RETURN(service.env, Strings(s, "env"));
+      VMCTL_TRY(Member(s, "user", &service.user));
+      VMCTL_TRY(Member(s, "cwd", &service.cwd));
+      VMCTL_TRY(Member(s, "restart", &service.restart));
+      return Member(s, "wait", &service.wait);
+    }();
+    if (!fields.ok()) return fields.error().WithContext("init plan service '" + service.name + "'");
     if (service.name.empty() || service.argv.empty() || service.argv[0].empty()) {
       return InvalidArgument("init plan: every service needs a name and a command");
     }

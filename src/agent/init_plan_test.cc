@@ -39,6 +39,20 @@ TEST(InitPlanTest, RejectsMalformedPlans) {
   }
 }
 
+// Found by init_plan_fuzz: members of the wrong type threw from json::value in the agent (PID 1 of
+// an agent-as-init image) instead of failing the plan.
+TEST(InitPlanTest, RejectsMembersOfTheWrongType) {
+  for (const char* bad : {R"({"services":[{"name":1,"argv":["sh"]}]})",
+                          R"({"services":[{"name":"x","argv":["sh"],"user":0}]})",
+                          R"({"services":[{"name":"x","argv":["sh"],"cwd":[]}]})",
+                          R"({"services":[{"name":"x","argv":["sh"],"restart":"yes"}]})",
+                          R"({"services":[{"name":"x","argv":["sh"],"wait":1}]})"}) {
+    auto r = ParseInitPlan(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ResolveUserTest, NamesIdsAndGroupsAsOciImagesGiveThem) {
   auto root = ResolveUser("", kPasswd, kGroup);
   ASSERT_TRUE(root.ok());

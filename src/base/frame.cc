@@ -41,14 +41,20 @@ std::string EncodeFrame(const nlohmann::json& message) {
 }
 
 Result<std::optional<nlohmann::json>> FrameDecoder::Next() {
-  if (buffer_.size() < 4) return std::optional<nlohmann::json>();
-  uint32_t n = DecodeLength(buffer_);
+  // Compacting only once half the buffer is decoded keeps the copying linear overall.
+  if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  std::string_view rest = std::string_view(buffer_).substr(consumed_);
+  if (rest.size() < 4) return std::optional<nlohmann::json>();
+  uint32_t n = DecodeLength(rest);
   if (n == 0 || n > kMaxFrameSize) {
     return InvalidArgument("bad frame length " + std::to_string(n));
   }
-  if (buffer_.size() < 4 + static_cast<size_t>(n)) return std::optional<nlohmann::json>();
-  auto parsed = ParseBody(std::string_view(buffer_).substr(4, n));
-  buffer_.erase(0, 4 + static_cast<size_t>(n));
+  if (rest.size() < 4 + static_cast<size_t>(n)) return std::optional<nlohmann::json>();
+  auto parsed = ParseBody(rest.substr(4, n));
+  consumed_ += 4 + static_cast<size_t>(n);
   if (!parsed.ok()) return std::move(parsed).error();
   return std::optional<nlohmann::json>(std::move(parsed).value());
 }

@@ -27,6 +27,9 @@ class FrameDecoder {
 
  private:
   std::string buffer_;
+  // Decoded bytes at the front of buffer_, dropped in bulk: erasing each frame as it was decoded
+  // made a read full of tiny frames cost quadratic time.
+  size_t consumed_ = 0;
 };
 
 // Blocking helpers on an fd.

@@ -10,9 +10,18 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// A string member of a QMP answer; anything else (a QEMU we do not know, or a hostile one) gets
+// the fallback rather than an exception.
+std::string StringMember(const json& object, const char* key, std::string fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 Error QmpError(const std::string& command, const json& error) {
-  std::string cls = error.is_object() ? error.value("class", "GenericError") : "GenericError";
-  std::string desc = error.is_object() ? error.value("desc", "no description") : error.dump();
+  std::string cls = StringMember(error, "class", "GenericError");
+  std::string desc =
+      StringMember(error, "desc", error.is_object() ? "no description" : error.dump());
   std::string message = fmt::format("QEMU {} failed: {} ({})", command, desc, cls);
   if (cls == "CommandNotFound") return Unimplemented(std::move(message));
   if (cls == "DeviceNotFound") return NotFound(std::move(message));

@@ -215,6 +215,19 @@ TEST(QmpClientTest, ErrorAnswersBecomeErrorsWithQemuDescription) {
   EXPECT_EQ(server.requests().size(), 4u);
 }
 
+// Found by fuzzing QMP replies: a non-string class or desc threw from json::value.
+TEST(QmpClientTest, ErrorAnswersOfTheWrongShapeAreStillErrors) {
+  FakeQmp server(AfterCapabilities([](const json& request) -> std::vector<std::string> {
+    return {json{{"error", {{"class", 1}, {"desc", {"x"}}}}, {"id", request["id"]}}.dump()};
+  }));
+  auto qmp = Negotiate(server);
+  ASSERT_TRUE(qmp.ok());
+  auto r = (*qmp)->Execute("cont");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(r.error().message(), "QEMU cont failed: no description (GenericError)");
+}
+
 TEST(QmpClientTest, ServerDisconnectIsUnavailable) {
   FakeQmp server(AfterCapabilities([](const json&) { return std::vector<std::string>{}; }));
   auto qmp = Negotiate(server);
