@@ -563,7 +563,9 @@ Result<void> VmService::WaitBooted(agent::AgentClient& agent, const VmRecord& vm
       return Ok();
     }
     if (reply.ok()) {
-      VMCTL_ASSIGN_OR_RETURN(status, agent::ParseBootStatus(*reply));
+      auto parsed = agent::ParseBootStatus(*reply);
+      if (!parsed.ok()) return parsed.error().WithContext("the guest agent's answer");
+      status = std::move(parsed).value();
       if (status.finished) break;
     } else {
       if (agent.closed()) return reply.error().WithContext("waiting for the guest to boot");
@@ -582,10 +584,11 @@ Result<void> VmService::WaitBooted(agent::AgentClient& agent, const VmRecord& vm
       return Ok();
     }
     if (now >= next_report) {
-      Report(progress, fmt::format("Waiting for the guest to finish booting ({}: {}{})",
+      Report(progress, fmt::format("Waiting for the guest to finish booting ({}: {}{}, {} s)",
                                    status.init.empty() ? "agent" : status.init,
                                    status.state.empty() ? "no answer" : status.state,
-                                   status.detail.empty() ? "" : ", " + status.detail));
+                                   status.detail.empty() ? "" : ", " + status.detail,
+                                   MillisSince(start) / 1000));
       next_report = now + std::chrono::seconds(5);
     }
     std::this_thread::sleep_for(milliseconds(200));
