@@ -196,7 +196,8 @@ int Main(int argc, char** argv) {
       return 1;
     }
     UniqueFd agent;
-    while (!agent.valid()) {
+    // A peer QEMU that exits at once (say, a disk path it cannot open) must not hang the run.
+    while (!agent.valid() && qemu->Alive()) {
       auto c = ConnectUnix(dir / "agent.sock");
       if (c.ok())
         agent = std::move(c).value();
