@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <future>
 #include <set>
 #include <system_error>
 
+#include "agent/boot_status.h"
 #include "base/io.h"
 #include "base/process.h"
 #include "model/email.h"
@@ -534,32 +536,96 @@ Result<VmRecord> VmService::Boot(Slot& slot, VmRecord vm, const Progress& progre
   Log(vm, "start", fmt::format("VMM pid {}", vm.pid));
 
   Report(progress, "Booting the guest, waiting for its agent");
+  auto deadline = Clock::now() + options_.boot_timeout;
   auto agent = Agent(slot, vm, options_.boot_timeout);
   if (!agent.ok()) return FailBoot(slot, vm, VmState::kStarting, agent.error());
+  return FinishBoot(slot, std::move(vm), **agent, deadline, progress);
+}
+
+Result<VmRecord> VmService::FinishBoot(Slot& slot, VmRecord vm, agent::AgentClient& agent,
+                                       Clock::time_point deadline, const Progress& progress) {
   Report(progress,
          fmt::format("Configuring the guest network ({}, hostname {})", vm.address, vm.name));
   auto configure_start = Clock::now();
-  if (auto configured = ConfigureGuestNetwork(**agent, vm); !configured.ok()) {
+  if (auto configured = ConfigureGuestNetwork(agent, vm); !configured.ok()) {
     return FailBoot(slot, vm, VmState::kStarting, configured.error());
   }
   Log(vm, "network",
-      fmt::format(
-          "guest configured as {} in {} ms", vm.address,
-          std::chrono::duration_cast<milliseconds>(Clock::now() - configure_start).count()));
-  if (auto prepared = PrepareDataDisk(**agent, vm, progress); !prepared.ok()) {
+      fmt::format("guest configured as {} in {} ms", vm.address, MillisSince(configure_start)));
+  if (auto prepared = PrepareDataDisk(agent, vm, progress); !prepared.ok()) {
     return FailBoot(slot, vm, VmState::kStarting, prepared.error());
+  }
+  if (auto booted = WaitBooted(agent, vm, deadline, progress); !booted.ok()) {
+    // A daemon going down leaves the VM starting; the next one adopts it and finishes this.
+    if (Stopping()) return booted.error();
+    return FailBoot(slot, vm, VmState::kStarting, booted.error());
   }
   auto running = store_.TransitionVm(vm.id, VmState::kStarting, VmState::kRunning);
   if (!running.ok()) return FailBoot(slot, vm, VmState::kStarting, running.error());
   // The guest clock starts from the RTC; a resync keeps TLS and logs sane after restores too.
-  auto synced = (*agent)->Call("time_sync",
-                               {{"unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()}},
-                               std::chrono::seconds(5));
+  auto synced = agent.Call("time_sync",
+                           {{"unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()}},
+                           std::chrono::seconds(5));
   if (!synced.ok()) spdlog::warn("vm {}: time sync failed: {}", vm.name, synced.error().message());
   Report(progress, fmt::format("VM '{}' is running", vm.name));
   return running;
+}
+
+Result<void> VmService::WaitBooted(agent::AgentClient& agent, const VmRecord& vm,
+                                   Clock::time_point deadline, const Progress& progress) {
+  auto start = Clock::now();
+  auto next_report = start;
+  agent::BootStatus status;
+  std::string last_error;
+  while (true) {
+    auto reply = agent.Call("boot_status", {}, milliseconds(5000));
+    if (!reply.ok() && reply.error().code() == ErrorCode::kUnimplemented) {
+      std::string line =
+          "The guest's agent predates boot_status (an older image build): not waiting for its "
+          "boot to finish";
+      Report(progress, line);
+      Log(vm, "boot", line);
+      return Ok();
+    }
+    if (reply.ok()) {
+      auto parsed = agent::ParseBootStatus(*reply);
+      if (!parsed.ok()) return parsed.error().WithContext("the guest agent's answer");
+      status = std::move(parsed).value();
+      if (status.finished) break;
+    } else {
+      if (agent.closed()) return reply.error().WithContext("waiting for the guest to boot");
+      last_error = reply.error().message();
+    }
+    if (Stopping()) return Unavailable("the daemon is shutting down");
+    auto now = Clock::now();
+    if (now >= deadline) {
+      // The guest answers and may be usable: running, with the reason in its events.
+      std::string line = fmt::format(
+          "The guest had not finished booting after {} s ({}{}); calling it running anyway",
+          MillisSince(start) / 1000, status.state.empty() ? last_error : status.state,
+          status.detail.empty() ? "" : ", " + status.detail);
+      Report(progress, line);
+      Log(vm, "boot", line);
+      return Ok();
+    }
+    if (now >= next_report) {
+      Report(progress, fmt::format("Waiting for the guest to finish booting ({}: {}{}, {} s)",
+                                   status.init.empty() ? "agent" : status.init,
+                                   status.state.empty() ? "no answer" : status.state,
+                                   status.detail.empty() ? "" : ", " + status.detail,
+                                   MillisSince(start) / 1000));
+      next_report = now + std::chrono::seconds(5);
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  std::string line =
+      fmt::format("The guest finished booting ({}: {}) {} ms after its agent answered", status.init,
+                  status.state, MillisSince(start));
+  Report(progress, line);
+  Log(vm, "boot", line);
+  return Ok();
 }
 
 Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const VmRecord& vm,
@@ -1111,7 +1177,12 @@ void VmService::StartMonitor() {
 }
 
 void VmService::MonitorLoop() {
+  // Boots being finished for adopted VMs, by VM id; waited for when the monitor ends.
+  std::map<std::string, std::future<void>> adoptions;
   for (;;) {
+    std::erase_if(adoptions, [](auto& a) {
+      return a.second.wait_for(milliseconds(0)) == std::future_status::ready;
+    });
     {
       std::unique_lock lock(monitor_mu_);
       if (monitor_cv_.wait_for(lock, options_.monitor_interval, [this] { return stopping_; })) {
@@ -1135,12 +1206,49 @@ void VmService::MonitorLoop() {
         (void)MarkStopped(*slot, *vm, "VMM exited");
         continue;
       }
-      // A VM adopted in the middle of its boot: finish the boot once the agent answers.
-      if (Agent(*slot, *vm, milliseconds(1000)).ok()) {
-        (void)store_.TransitionVm(vm->id, VmState::kStarting, VmState::kRunning);
+      // A VM adopted in the middle of its boot: finished as Boot would, in a thread of its own
+      // so that a slow guest does not hold up watching the others.
+      if (!adoptions.count(vm->id)) {
+        adoptions.emplace(vm->id, std::async(std::launch::async, [this, slot, id = vm->id] {
+                            try {
+                              FinishAdopted(*slot, id);
+                            } catch (const std::exception& e) {
+                              spdlog::error("vm {}: finishing its boot: {}", id, e.what());
+                            }
+                          }));
       }
     }
   }
+}
+
+void VmService::FinishAdopted(Slot& slot, const std::string& vm_id) {
+  std::lock_guard lock(slot.mu);
+  auto vm = store_.GetVm(vm_id);
+  if (!vm.ok() || vm->state != VmState::kStarting) return;
+  Progress progress = [name = vm->name](const std::string& line) {
+    spdlog::info("vm {}: {}", name, line);
+  };
+  Log(*vm, "boot", "finishing the boot of a VM adopted while starting");
+  // The boot timeout counts from the adoption: when the VMM started is not known.
+  auto deadline = Clock::now() + options_.boot_timeout;
+  Result<std::shared_ptr<agent::AgentClient>> agent = Unavailable("not asked yet");
+  // Short waits, so that a daemon going down is not held up.
+  while (!Stopping() && Clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    agent = Agent(slot, *vm, std::min(left, milliseconds(1000)));
+    if (agent.ok() || agent.error().code() != ErrorCode::kDeadlineExceeded) break;
+  }
+  if (Stopping()) return;
+  if (!agent.ok()) {
+    (void)FailBoot(slot, *vm, VmState::kStarting, agent.error());
+    return;
+  }
+  (void)FinishBoot(slot, std::move(vm).value(), **agent, deadline, progress);
+}
+
+bool VmService::Stopping() {
+  std::lock_guard lock(monitor_mu_);
+  return stopping_;
 }
 
 }  // namespace vmctl::controller

@@ -161,6 +161,20 @@ class VmService {
   Result<void> CheckQuota(const std::string& owner, const VmRequest& request);
   Result<void> CheckHostCapacity(const VmRequest& request);
   Result<VmRecord> Boot(Slot& slot, VmRecord vm, const Progress& progress);
+  // Everything after the agent answered, the same for a boot started here and one adopted from
+  // a daemon that died meanwhile: guest network, data disk, waiting until the guest has
+  // finished booting (until `deadline`), running, clock. Under the slot's lock; on failure the
+  // VM is failed (FailBoot), unless the daemon is going down, which leaves it starting.
+  Result<VmRecord> FinishBoot(Slot& slot, VmRecord vm, agent::AgentClient& agent,
+                              std::chrono::steady_clock::time_point deadline,
+                              const Progress& progress);
+  // Until the agent reports the guest's boot finished. Past the deadline the VM runs anyway,
+  // with a warning; an agent without boot_status does not wait. kInternal for a malformed reply.
+  Result<void> WaitBooted(agent::AgentClient& agent, const VmRecord& vm,
+                          std::chrono::steady_clock::time_point deadline, const Progress& progress);
+  // Takes the slot's lock and finishes the boot of a VM re-adopted while starting.
+  void FinishAdopted(Slot& slot, const std::string& vm_id);
+  bool Stopping();
   Result<VmRecord> StopLocked(Slot& slot, VmRecord vm, bool force);
   // Records the failure, kills whatever runs and returns `cause` extended with the console tail.
   Error FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Error& cause);

@@ -59,10 +59,10 @@ class FakeBackend : public vmm::Backend {
     auto socket = spec.runtime_dir / "agent.sock";
     if (!spec.net) return InvalidArgument("no NIC in the launch spec");
     last_net = *spec.net;
-    VMCTL_ASSIGN_OR_RETURN(ProcessRef p,
-                           SpawnDetached({AgentBinary(), "--listen-unix", socket.string(),
-                                          "--simulate-poweroff", "--root", guest_root.string()},
-                                         {.log_file = spec.vmm_log}));
+    std::vector<std::string> argv = {AgentBinary(),         "--listen-unix", socket.string(),
+                                     "--simulate-poweroff", "--root",        guest_root.string()};
+    if (!systemctl.empty()) argv.insert(argv.end(), {"--systemctl", systemctl.string()});
+    VMCTL_ASSIGN_OR_RETURN(ProcessRef p, SpawnDetached(argv, {.log_file = spec.vmm_log}));
     while (!fs::exists(socket)) std::this_thread::sleep_for(milliseconds(5));
     return std::unique_ptr<vmm::Instance>(new FakeInstance({p, "", socket}));
   }
@@ -73,6 +73,7 @@ class FakeBackend : public vmm::Backend {
   bool fail_launch = false;
   int launches = 0;
   fs::path guest_root;  // the agent's /etc goes here
+  fs::path systemctl;   // the guest's systemd, as the agent asks it when boot has finished
   vmm::NetSpec last_net;
 };
 
@@ -223,6 +224,23 @@ class VmServiceTest : public ::testing::Test {
     o.monitor_interval = milliseconds(50);
     return std::make_unique<VmService>(*store_, backend_, volumes_, network_, o);
   }
+  // A stand-in `systemctl is-system-running --wait`: blocks until the test creates dir_/booted.
+  fs::path BlockingSystemctl() {
+    fs::path script = dir_ / "systemctl";
+    EXPECT_TRUE(WriteFileAtomic(script,
+                                "#!/bin/sh\n"
+                                "while [ ! -e \"$(dirname \"$0\")/booted\" ]; do sleep 0.05; done\n"
+                                "echo running\n",
+                                0755)
+                    .ok());
+    return script;
+  }
+  bool HasEvent(const std::string& vm_id, const std::string& text) {
+    for (const auto& e : *store_->ListEvents(vm_id, 100)) {
+      if (e.detail.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
   std::string WaitForState(const std::string& name, VmState want) {
     for (int i = 0; i < 200; ++i) {
       auto vm = service_->Get("admin", name);
@@ -270,6 +288,84 @@ TEST_F(VmServiceTest, CreateRunsAndExecs) {
   char host[64] = {};
   ::gethostname(host, sizeof(host) - 1);
   EXPECT_STREQ(host, "web");
+}
+
+TEST_F(VmServiceTest, CreateReportsRunningOnlyOnceTheGuestHasBooted) {
+  backend_.systemctl = BlockingSystemctl();
+  std::mutex mu;
+  std::vector<std::string> progress;
+  Result<VmRecord> created = Unavailable("not yet");
+  std::thread create([&] {
+    created =
+        service_->Create("admin", {.name = "web", .data_disk_mib = 0}, [&](const std::string& l) {
+          std::lock_guard lock(mu);
+          progress.push_back(l);
+        });
+  });
+  auto waiting = [&] {
+    std::lock_guard lock(mu);
+    return !progress.empty() &&
+           progress.back().find("Waiting for the guest to finish booting") != std::string::npos;
+  };
+  for (int i = 0; i < 400 && !waiting(); ++i) std::this_thread::sleep_for(milliseconds(25));
+  ASSERT_TRUE(waiting()) << "the boot's progress is reported";
+  EXPECT_NE(progress.back().find("systemd: starting"), std::string::npos) << progress.back();
+  std::this_thread::sleep_for(milliseconds(500));
+  auto vm = store_->GetVmByName("admin", "web");
+  EXPECT_EQ(vm->state, VmState::kStarting) << "the agent answers, but the guest still boots";
+  EXPECT_NE(LinkAddresses(vm->tap).find("10.9.0.2/29"), std::string::npos)
+      << "the network is configured meanwhile";
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "booted", "").ok());
+  create.join();
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_EQ(created->state, VmState::kRunning);
+  bool reported = false;
+  for (const auto& line : progress) {
+    reported |= line.find("finished booting (systemd: running)") != std::string::npos;
+  }
+  EXPECT_TRUE(reported);
+  EXPECT_TRUE(HasEvent(created->id, "finished booting"));
+}
+
+TEST_F(VmServiceTest, AVmAdoptedWhileStartingIsFinishedLikeANormalBoot) {
+  auto web = service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr);
+  ASSERT_TRUE(web.ok()) << web.error().message();
+  ASSERT_TRUE(service_->Stop("admin", "web", true).ok());
+  // What a daemon killed mid-boot leaves: a VM starting, its VMM up, the guest neither
+  // configured nor done booting.
+  auto socket = fs::path(web->runtime_dir) / "agent.sock";
+  auto vmm = SpawnDetached(
+      {AgentBinary(), "--listen-unix", socket.string(), "--simulate-poweroff", "--root",
+       backend_.guest_root.string(), "--systemctl", BlockingSystemctl().string()},
+      {.log_file = dir_ / "adopted.log"});
+  ASSERT_TRUE(vmm.ok());
+  while (!fs::exists(socket)) std::this_thread::sleep_for(milliseconds(5));
+  auto starting = store_->TransitionVm(web->id, VmState::kStopped, VmState::kStarting);
+  ASSERT_TRUE(starting.ok());
+  starting->pid = vmm->pid;
+  starting->pid_start_time = vmm->start_time;
+  starting->agent_socket = socket.string();
+  ASSERT_TRUE(store_->UpdateVm(*starting).ok());
+
+  service_ = NewService();  // the restarted daemon
+  ASSERT_TRUE(service_->Reconcile().ok());
+  service_->StartMonitor();
+  for (int i = 0; i < 400 && LinkAddresses(web->tap).find("10.9.0.2/29") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(milliseconds(25));
+  }
+  EXPECT_NE(LinkAddresses(web->tap).find("10.9.0.2/29"), std::string::npos)
+      << "the adopted guest's network is configured";
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(service_->Get("admin", "web")->state, VmState::kStarting) << "not booted yet";
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "booted", "").ok());
+  EXPECT_EQ(WaitForState("web", VmState::kRunning), "running");
+  EXPECT_TRUE(HasEvent(web->id, "adopted while starting"));
+  EXPECT_TRUE(HasEvent(web->id, "finished booting"));
+  EXPECT_EQ(service_->Get("admin", "web")->pid, vmm->pid);
+  auto session = service_->Exec("admin", "web", {.argv = {"true"}});
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  EXPECT_EQ((*session)->Next()->exit_code, 0);
 }
 
 TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {

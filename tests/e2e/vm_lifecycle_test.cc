@@ -25,6 +25,17 @@ std::string KernelVersion(const TestDaemon& d) {
   return "";
 }
 
+// systemd says the boot is over, and the early-boot service that empties /tmp has run.
+void ExpectBooted(const TestDaemon& d, const std::string& name) {
+  auto state = d.Vmctl({"exec", name, "--", "systemctl", "is-system-running"});
+  EXPECT_TRUE(state.out == "running\n" || state.out == "degraded\n") << state.out << state.err;
+  auto tmpfiles = d.Vmctl({"exec", name, "--", "systemctl", "show", "-p", "ActiveState", "-p",
+                           "ActiveEnterTimestampMonotonic", "systemd-tmpfiles-setup.service"});
+  EXPECT_NE(tmpfiles.out.find("ActiveState=active"), std::string::npos) << tmpfiles.out;
+  EXPECT_EQ(tmpfiles.out.find("ActiveEnterTimestampMonotonic=0\n"), std::string::npos)
+      << tmpfiles.out;
+}
+
 TEST(VmLifecycleTest, CreateExecStdinExitStatusLogsAndRmLeavesNothing) {
   TestDaemon d;
   d.Start();
@@ -32,6 +43,11 @@ TEST(VmLifecycleTest, CreateExecStdinExitStatusLogsAndRmLeavesNothing) {
   ASSERT_EQ(created.exit_code, 0) << created.err << TailFile(d.log(), 3000);
   EXPECT_NE(created.err.find("==> "), std::string::npos) << "create shows progress";
   EXPECT_NE(created.out.find("vmctl exec demo"), std::string::npos) << created.out;
+  // Running means booted: systemd's start-up jobs are done, so nothing wipes /tmp any more.
+  EXPECT_NE(created.err.find("The guest finished booting (systemd: "), std::string::npos)
+      << created.err;
+  ExpectBooted(d, "demo");
+  ASSERT_EQ(d.Vmctl({"exec", "demo", "--", "sh", "-c", "echo kept > /tmp/probe"}).exit_code, 0);
 
   auto uname = d.Vmctl({"exec", "demo", "--", "uname", "-r"});
   ASSERT_EQ(uname.exit_code, 0) << uname.err;
@@ -66,6 +82,8 @@ TEST(VmLifecycleTest, CreateExecStdinExitStatusLogsAndRmLeavesNothing) {
   auto dup = d.Vmctl({"create", "demo"});
   EXPECT_EQ(dup.exit_code, 4);
   EXPECT_NE(dup.err.find("already exists"), std::string::npos) << dup.err;
+
+  EXPECT_EQ(d.Vmctl({"exec", "demo", "--", "cat", "/tmp/probe"}).out, "kept\n");
 
   json vm = *d.Show("demo");
   std::filesystem::path runtime = vm["runtime_dir"].get<std::string>();
@@ -154,7 +172,18 @@ TEST(VmLifecycleTest, Kill9OfTheDaemonMidCreateRecovers) {
   // The VMM was adopted; the daemon finishes the boot by itself.
   EXPECT_EQ(d.WaitForState("midway", "running", seconds(120)), "running")
       << TailFile(d.log(), 3000);
-  EXPECT_EQ(d.Vmctl({"exec", "midway", "--", "true"}).exit_code, 0);
+  // Finished exactly as a normal boot: booted, its pool address on its NIC and reachable, the
+  // data disk mounted.
+  ExpectBooted(d, "midway");
+  std::string address = (*d.Show("midway"))["address"].get<std::string>();
+  ASSERT_FALSE(address.empty());
+  auto addr = d.Vmctl({"exec", "midway", "--", "ip", "-4", "-o", "addr", "show"});
+  EXPECT_NE(addr.out.find(" " + address + "/"), std::string::npos) << addr.out;
+  auto ping = d.Vmctl({"exec", "midway", "--", "sh", "-c",
+                       "ping -c 1 -W 5 $(ip -4 route show default | cut -d' ' -f3)"});
+  EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+  auto mounts = d.Vmctl({"exec", "midway", "--", "grep", " /data ", "/proc/mounts"});
+  EXPECT_EQ(mounts.out.rfind("/dev/vdb /data ext4 ", 0), 0u) << mounts.out << mounts.err;
   EXPECT_EQ(d.ProcessesUsingStateDir().size(), 1u);
 }
 

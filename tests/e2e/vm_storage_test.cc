@@ -375,6 +375,10 @@ TEST(ImageTest, AnImageWithoutSystemdBootsWithTheAgentAsInit) {
   EXPECT_NE(built.err.find("the agent will be its init"), std::string::npos) << built.err;
   auto created = d.Vmctl({"create", "bb", "--image", "bb"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
+  // Running once the agent as init has started every service of the image.
+  EXPECT_NE(created.err.find("The guest finished booting (vmctl-agent: running)"),
+            std::string::npos)
+      << created.err;
   auto sh = [&](const std::string& script) {
     return Trim(d.Vmctl({"exec", "bb", "--", "sh", "-c", script}).out);
   };

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 
+#include "agent/guest/boot.h"
 #include "agent/guest/init.h"
 #include "base/frame.h"
 #include "base/io.h"
@@ -123,7 +124,12 @@ class Agent {
       SetNonBlocking(unix_listener_.get());
     }
     Log("started");
-    if (config_.init) StartAsInit();
+    if (config_.init) {
+      StartAsInit();
+    } else if (!config_.systemctl.empty()) {
+      boot_watch_ = std::make_unique<SystemdBootWatch>(config_.systemctl);
+      boot_watch_->Start();
+    }
     for (;;) Iterate();
   }
 
@@ -181,6 +187,13 @@ class Agent {
     Log("serving " + path.string());
   }
 
+  json BootStatus() const {
+    if (supervisor_) return supervisor_->Status();
+    if (boot_watch_) return boot_watch_->Status();
+    // No init system the agent knows to ask: nothing to wait for.
+    return {{"finished", true}, {"state", "running"}, {"init", "none"}, {"detail", ""}};
+  }
+
   json Hello() {
     json hello = HelloInfo();
     hello["type"] = "hello";
@@ -226,8 +239,8 @@ class Agent {
       }
       if (p->exited) timeout = 20;
     }
-    if (supervisor_) {
-      int due = supervisor_->Tick();
+    for (int due :
+         {supervisor_ ? supervisor_->Tick() : -1, boot_watch_ ? boot_watch_->Tick() : -1}) {
       if (due >= 0) timeout = timeout < 0 ? due : std::min(timeout, due);
     }
     int n = ::poll(fds.data(), fds.size(), timeout);
@@ -406,6 +419,8 @@ class Agent {
         reply(SetAuthorizedKeys(f, config_.ops));
       } else if (op == "host_keys") {
         reply(HostKeys(config_.ops));
+      } else if (op == "boot_status") {
+        reply(BootStatus());
       } else if (op == "stats") {
         reply(Stats());
       } else if (op == "time_sync") {
@@ -602,6 +617,7 @@ class Agent {
       if (pid <= 0) return;
       auto it = procs_.find(pid);
       if (it == procs_.end()) {
+        if (boot_watch_ && boot_watch_->OnExit(pid, status)) continue;
         // As init the agent also reaps orphans; services are the supervisor's.
         if (supervisor_) supervisor_->OnExit(pid, status);
         continue;
@@ -677,7 +693,8 @@ class Agent {
   Conn* virtio_ = nullptr;
   Clock::time_point virtio_retry_{};
   std::map<pid_t, std::unique_ptr<Proc>> procs_;
-  std::unique_ptr<Supervisor> supervisor_;  // only as init
+  std::unique_ptr<Supervisor> supervisor_;        // only as init
+  std::unique_ptr<SystemdBootWatch> boot_watch_;  // only under systemd
 };
 
 }  // namespace

@@ -25,6 +25,8 @@ struct AgentConfig {
   // PID 1 of an image without an init system: mounts, services of the init plan, power off.
   bool init = false;
   std::filesystem::path init_plan = kInitPlanPath;
+  // Asked when systemd has finished booting (`boot_status`); empty where systemd is not init.
+  std::string systemctl;
   OpsConfig ops;
 };
 

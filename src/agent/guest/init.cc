@@ -222,6 +222,17 @@ int Supervisor::Tick() {
   return next;
 }
 
+nlohmann::json Supervisor::Status() const {
+  bool finished = !waiting_ && next_ >= services_.size();
+  std::string detail =
+      std::to_string(next_) + " of " + std::to_string(services_.size()) + " services started";
+  if (waiting_ && next_ > 0) detail += ", waiting for " + services_[next_ - 1].service.name;
+  return {{"finished", finished},
+          {"state", finished ? "running" : "starting"},
+          {"init", "vmctl-agent"},
+          {"detail", detail}};
+}
+
 void PowerOffAsInit(bool reboot) {
   ::sync();
   if (::fork() != 0) return;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "agent/init_plan.h"
@@ -38,6 +39,9 @@ class Supervisor {
   bool OnExit(pid_t pid, int status);
   // Restarts the services that are due; returns the milliseconds until the next one, or -1.
   int Tick();
+  // The image's equivalent of a finished boot: every service started, and those that later ones
+  // wait for have exited. {"finished", "state", "init": "vmctl-agent", "detail"}.
+  nlohmann::json Status() const;
 
  private:
   struct Running {

@@ -14,7 +14,10 @@ int main(int argc, char** argv) {
   if (::getpid() == 1) {
     config.init = true;
     vmctl::agent::guest::SetUpAsInit();
+  } else if (::access("/run/systemd/system", F_OK) == 0) {
+    config.systemctl = "systemctl";  // systemd is init (sd_booted(3))
   }
+  bool systemctl_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* flag) -> std::string {
@@ -29,12 +32,17 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--listen-unix") {
       config.listen_unix = value("--listen-unix");
-      // A test agent on the host must not grab the host's vsock or serial ports.
+      // A test agent on the host must not grab the host's vsock or serial ports, nor wait for the
+      // host's systemd (unless --systemctl says otherwise).
       config.use_virtio = false;
       config.use_vsock = false;
+      if (!systemctl_given) config.systemctl.clear();
     } else if (arg == "--virtio-port") {
       config.virtio_port = value("--virtio-port");
       config.use_virtio = true;
+    } else if (arg == "--systemctl") {
+      config.systemctl = value("--systemctl");
+      systemctl_given = true;
     } else if (arg == "--simulate-poweroff") {
       config.simulate_poweroff = true;
     } else if (arg == "--no-vsock") {
@@ -48,7 +56,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: vmctl-agent [--listen-unix PATH] [--virtio-port PATH] [--no-vsock] "
-                   "[--simulate-poweroff] "
+                   "[--simulate-poweroff] [--systemctl PATH] "
                    "[--ssh-dir DIR] [--passwd FILE] [--root DIR] [--version]\n");
       return 2;
     }
