@@ -3,16 +3,15 @@ BUILD       ?= build
 IMAGE_CACHE ?= /var/cache/vmctl/images
 STATE_DIR   ?= /var/lib/vmctl
 JOBS        ?= 2
-# Sanitizer and fuzz builds live beside the main one (docs/fuzzing.md).
+# The sanitizer build, which also holds the fuzzers, lives beside the main one (docs/fuzzing.md).
 ASAN_BUILD  ?= build-asan
-FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZERS     ?=
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: all setup build image run test unit test-sanitize fuzz-build fuzz fuzz-regression format bench \
+.PHONY: all setup build image run test unit asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench \
         clean
 
 all: build
@@ -44,28 +43,28 @@ test: build
 unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'
 
-# The unit and agent test binaries built with -fsanitize=address,undefined (only those binaries and
-# the libraries they link), then run; any sanitizer report fails its test. clang, because it
-# compiles sanitized code about twice as fast as g++ here.
-test-sanitize: setup
+# One clang build with -fsanitize=address,undefined (plus libFuzzer's coverage) compiles every
+# library once for both: the unit and agent test binaries, run under the sanitizers (any report
+# fails its test), and the libFuzzer targets. Only those and the libraries they link are built.
+# clang, because it compiles sanitized code about twice as fast as g++ here.
+asan-configure: setup
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DCMAKE_CXX_COMPILER=clang++ -DVMCTL_SANITIZE=address,undefined >/dev/null
+	    -DCMAKE_CXX_COMPILER=clang++ -DVMCTL_SANITIZE=address,undefined -DVMCTL_FUZZ=ON >/dev/null
+
+test-sanitize: asan-configure
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
 	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L 'unit|agent' -E '^clang_format$$'
 
-# libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined); nothing else is built there.
-fuzz-build: setup
-	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DCMAKE_CXX_COMPILER=clang++ -DVMCTL_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+fuzz-build: asan-configure
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target fuzzers
 
 # Each target (or those in FUZZERS) for FUZZ_SECONDS on a copy of its corpus in fuzz/corpus.
 fuzz: fuzz-build
-	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+	@scripts/fuzz.sh $(ASAN_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
 
 # Every corpus file run once through its target: a quick regression.
 fuzz-regression: fuzz-build
-	@ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS) -L fuzz
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L fuzz
 
 format:
 	@find src tests testing bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
@@ -77,4 +76,4 @@ bench: image
 	@$(BUILD)/bin/vmctl_ssh_bench --image-cache $(IMAGE_CACHE)
 
 clean:
-	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	@rm -rf $(BUILD) $(ASAN_BUILD)
