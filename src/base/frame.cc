@@ -43,8 +43,9 @@ std::string EncodeFrame(const nlohmann::json& message) {
 Result<std::optional<nlohmann::json>> FrameDecoder::Next() {
   if (buffer_.size() < 4) return std::optional<nlohmann::json>();
   uint32_t n = DecodeLength(buffer_);
-  if (n == 0 || n > kMaxFrameSize) {
-    return InvalidArgument("bad frame length " + std::to_string(n));
+  if (n == 0 || n > max_frame_size_) {
+    return InvalidArgument("bad frame length " + std::to_string(n) + " (limit " +
+                           std::to_string(max_frame_size_) + " bytes)");
   }
   if (buffer_.size() < 4 + static_cast<size_t>(n)) return std::optional<nlohmann::json>();
   auto parsed = ParseBody(std::string_view(buffer_).substr(4, n));

@@ -161,6 +161,9 @@ class VmService {
   Error FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Error& cause);
   Result<std::shared_ptr<agent::AgentClient>> Agent(Slot& slot, const VmRecord& vm,
                                                     std::chrono::milliseconds timeout);
+  // The limits for a client to the VM's agent; a protocol violation is recorded as an event.
+  agent::ClientOptions AgentOptions(Slot& slot, const VmRecord& vm);
+  static constexpr std::chrono::milliseconds kViolationEventInterval{10000};
   void ReleaseRuntime(Slot& slot, VmRecord& vm);
   // Gives a VM created before networking existed its TAP, MAC and address.
   Result<VmRecord> EnsureNetworkIdentity(VmRecord vm);
