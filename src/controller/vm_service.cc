@@ -1109,6 +1109,18 @@ Result<std::vector<std::string>> VmService::Reconcile() {
   return actions;
 }
 
+void VmService::CapConsoleLog(const VmRecord& vm) {
+  // The VMM appends the guest's serial output for as long as it runs: a guest printing without
+  // end must not fill the host's disk.
+  auto cut = CapAppendedLog(std::filesystem::path(vm.runtime_dir) / "console.log", kMaxConsoleLog,
+                            kConsoleLogKept);
+  if (!cut.ok()) {
+    spdlog::warn("vm {}: {}", vm.name, cut.error().message());
+  } else if (*cut) {
+    spdlog::info("vm {}: console log cut to its last {} KiB", vm.name, kConsoleLogKept >> 10);
+  }
+}
+
 void VmService::StartMonitor() {
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
@@ -1127,6 +1139,7 @@ void VmService::MonitorLoop() {
       if (listed.state != VmState::kRunning && listed.state != VmState::kStarting) continue;
       ProcessRef process{static_cast<pid_t>(listed.pid), listed.pid_start_time};
       bool alive = listed.pid != 0 && process.Alive();
+      CapConsoleLog(listed);
       if (alive && listed.state == VmState::kRunning) continue;
       auto slot = SlotFor(listed.id);
       // A busy slot means an operation owns the VM and will notice the exit itself.

@@ -177,6 +177,10 @@ class VmService {
                                const Progress& progress);
   Result<void> RemoveVolumes(const VmRecord& vm);
   void MonitorLoop();
+  // Keeps the VM's serial console log under kMaxConsoleLog (its newest kConsoleLogKept remain).
+  void CapConsoleLog(const VmRecord& vm);
+  static constexpr size_t kMaxConsoleLog = 16 << 20;
+  static constexpr size_t kConsoleLogKept = 4 << 20;
   void Log(const VmRecord& vm, const std::string& kind, const std::string& detail);
   std::filesystem::path RuntimeDir(const std::string& vm_id) const;
 
