@@ -53,7 +53,8 @@ class ExecSession {
 
 // A connection to one VM's agent, multiplexing requests and exec streams over one byte stream.
 // Thread-safe. Owns the fd and a reader thread; destroying it closes the connection (the guest
-// agent then kills the processes this connection started).
+// agent then kills the processes this connection started). Every frame from the guest is checked
+// (agent/protocol.h); a violation closes the connection, and the owner connects again.
 class AgentClient {
  public:
   virtual ~AgentClient() = default;
@@ -70,8 +71,22 @@ class AgentClient {
   virtual bool closed() const = 0;
 };
 
+// Limits on what one guest can make the daemon hold or do (docs/agent-protocol.md, "Limits").
+struct ClientOptions {
+  // Output bytes an exec stream buffers unread before the reader stops reading the connection:
+  // back-pressure that reaches the guest agent, which then stops reading the process.
+  size_t max_stream_buffer = 4 << 20;
+  // Sustained frames and bytes per second the reader accepts; faster guests are slowed down.
+  double max_frames_per_second = 10000;
+  double max_bytes_per_second = 64 << 20;
+  // Called on the reader thread when the guest broke the protocol (a frame of the wrong shape or
+  // size), once the client has dropped the connection (closed() is true). It must not call into
+  // this client.
+  std::function<void(const Error&)> on_violation;
+};
+
 // Starts a client on an already-connected stream (see vmm::Instance::ConnectAgent).
-std::unique_ptr<AgentClient> NewAgentClient(UniqueFd stream);
+std::unique_ptr<AgentClient> NewAgentClient(UniqueFd stream, ClientOptions options = {});
 
 }  // namespace vmctl::agent
 

@@ -2,14 +2,17 @@
 // AgentClient: the same code paths the daemon uses against agents in VMs.
 #include "agent/client.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <thread>
 
+#include "agent/protocol.h"
 #include "base/frame.h"
 #include "base/io.h"
 #include "base/process.h"
@@ -275,6 +278,237 @@ TEST(AgentClientTest, SecondHelloEndsStreamsOfTheOldSession) {
   auto e = (*s)->Next();
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().code(), ErrorCode::kUnavailable);
+}
+
+// A hand-driven guest on the far end of a socketpair: the host's view of a hostile agent.
+class FakeGuestTest : public ::testing::Test {
+ protected:
+  void Connect(ClientOptions options = {}) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    guest_ = UniqueFd(sv[1]);
+    options.on_violation = [this](const Error& e) {
+      std::lock_guard lock(mu_);
+      violations_.push_back(e.message());
+    };
+    client_ = NewAgentClient(UniqueFd(sv[0]), std::move(options));
+    Send({{"type", "hello"}, {"agent_version", "t"}, {"kernel", "k"}});
+    ASSERT_TRUE(client_->WaitHello(seconds(5)).ok());
+  }
+  void Send(const nlohmann::json& frame) { ASSERT_TRUE(WriteFrame(guest_.get(), frame).ok()); }
+  void SendRaw(std::string_view bytes) { ASSERT_TRUE(WriteAll(guest_.get(), bytes).ok()); }
+  // Reads host frames until one with an "op" comes; its id.
+  int64_t NextRequest(const std::string& op) {
+    for (;;) {
+      auto f = ReadFrame(guest_.get());
+      if (!f.ok()) return -1;
+      if ((*f).value("op", "") == op) return (*f)["id"].get<int64_t>();
+    }
+  }
+  bool WaitClosed() {
+    for (int i = 0; i < 500 && !client_->closed(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return client_->closed();
+  }
+  std::vector<std::string> violations() {
+    std::lock_guard lock(mu_);
+    return violations_;
+  }
+  // The report comes just after the client marked itself closed.
+  std::vector<std::string> WaitViolations() {
+    for (int i = 0; i < 500 && violations().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return violations();
+  }
+
+  UniqueFd guest_;
+  std::unique_ptr<AgentClient> client_;
+  std::mutex mu_;
+  std::vector<std::string> violations_;
+};
+
+TEST_F(FakeGuestTest, EveryMalformedFrameDropsTheConnectionAndIsReported) {
+  std::string huge_length("\x00\x20\x00\x00", 4);  // 2 MiB, above kMaxGuestFrameSize
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {EncodeFrame({{"type", 5}}), "'type' is not a string"},
+      {EncodeFrame({{"type", "stdout"}, {"stream", "7"}, {"data", ""}}), "'stream'"},
+      {EncodeFrame({{"type", "stdout"}, {"stream", 7}, {"data", 1}}), "'data'"},
+      {EncodeFrame({{"type", "stderr"}, {"stream", 7}, {"data", "!!!!"}}), "base64"},
+      {EncodeFrame({{"type", "exit"}, {"stream", 7}, {"code", 1e300}}), "'code'"},
+      {EncodeFrame({{"type", "exit"}, {"stream", 7}, {"code", int64_t{1} << 40}}), "out of range"},
+      {EncodeFrame({{"type", "hello"}, {"kernel", {1, 2}}}), "'kernel'"},
+      {EncodeFrame({{"id", "1"}, {"ok", true}}), "'id'"},
+      {EncodeFrame({{"id", uint64_t{1} << 63}, {"ok", true}}), "'id'"},
+      {EncodeFrame({{"id", 1}, {"ok", "yes"}}), "'ok'"},
+      {EncodeFrame({{"id", 1}, {"ok", false}, {"error", "bad"}}), "'error'"},
+      {EncodeFrame({{"id", 1}, {"ok", false}, {"error", {{"code", 3}}}}), "'code'"},
+      {EncodeFrame(nlohmann::json::object()), "neither"},
+      {std::string("\0\0\0\x02[]", 6), "not a JSON object"},
+      {std::string("\0\0\0\x03{x}", 7), "not a JSON object"},
+      {std::string("\0\0\0\0", 4), "bad frame length 0"},
+      {huge_length, "bad frame length 2097152"},
+  };
+  for (const auto& [bytes, message] : cases) {
+    SCOPED_TRACE(message);
+    Connect();
+    auto call =
+        std::async(std::launch::async, [&] { return client_->Call("ping", {}, seconds(30)); });
+    ASSERT_GT(NextRequest("ping"), 0);
+    SendRaw(bytes);
+    auto result = call.get();
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+    EXPECT_TRUE(WaitClosed());
+    // The host hung up on the guest.
+    char c;
+    EXPECT_EQ(::read(guest_.get(), &c, 1), 0);
+    auto seen = WaitViolations();
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_NE(seen[0].find(message), std::string::npos) << seen[0];
+    client_.reset();
+    violations_.clear();
+  }
+}
+
+TEST_F(FakeGuestTest, WellFormedButUnknownFramesAreIgnored) {
+  Connect();
+  Send({{"type", "from-the-future"}, {"x", {1, 2}}});
+  Send({{"type", "stdout"}, {"stream", 999}, {"data", "aGk="}});  // nobody's stream
+  Send({{"id", 12345}, {"ok", true}});                            // nobody's request
+  auto call =
+      std::async(std::launch::async, [&] { return client_->Call("stats", {}, seconds(30)); });
+  int64_t id = NextRequest("stats");
+  Send({{"id", id}, {"ok", true}, {"load", {1, 2, 3}}});
+  auto result = call.get();
+  ASSERT_TRUE(result.ok()) << result.error().message();
+  EXPECT_EQ((*result)["load"].size(), 3u);
+  EXPECT_FALSE(client_->closed());
+  EXPECT_TRUE(violations().empty());
+}
+
+TEST_F(FakeGuestTest, AgentErrorsComeBackAsErrors) {
+  Connect();
+  auto call = std::async(std::launch::async,
+                         [&] { return client_->Call("prepare_disk", {}, seconds(30)); });
+  Send({{"id", NextRequest("prepare_disk")},
+        {"ok", false},
+        {"error", {{"code", "failed_precondition"}, {"message", "disk holds data"}}}});
+  auto result = call.get();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(result.error().message(), "disk holds data");
+}
+
+// A guest writing output faster than the host reads it is slowed down, not buffered without end:
+// what the host accepted stays within the stream's limit (plus the socket's buffers), and nothing
+// is lost once the reader catches up.
+TEST_F(FakeGuestTest, UnreadOutputIsBoundedByBackPressure) {
+  constexpr size_t kLimit = 256 << 10;
+  Connect({.max_stream_buffer = kLimit});
+  auto exec = std::async(std::launch::async, [&] { return client_->Exec({.argv = {"yes"}}); });
+  int64_t id = NextRequest("exec");
+  Send({{"id", id}, {"ok", true}, {"stream", id}});
+  auto session = exec.get();
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  int sndbuf = 0;
+  socklen_t len = sizeof(sndbuf);
+  ASSERT_EQ(::getsockopt(guest_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+  ASSERT_EQ(::fcntl(guest_.get(), F_SETFL, O_NONBLOCK), 0);
+  const std::string piece(16 << 10, 'y');
+  const std::string frame =
+      EncodeFrame({{"type", "stdout"}, {"stream", id}, {"data", Base64Encode(piece)}});
+  size_t written = 0, frames = 0;
+  auto until = std::chrono::steady_clock::now() + seconds(2);
+  while (std::chrono::steady_clock::now() < until) {
+    ssize_t n = ::write(guest_.get(), frame.data(), frame.size());
+    if (n == static_cast<ssize_t>(frame.size())) {
+      written += frame.size();
+      ++frames;
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && errno == EAGAIN) << "a partial write would split the frame";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Buffered: the stream's limit, one frame in the decoder, and both ends' socket buffers.
+  EXPECT_LT(written, kLimit + 2 * frame.size() + 4 * static_cast<size_t>(sndbuf) + (1 << 20));
+  ASSERT_EQ(::fcntl(guest_.get(), F_SETFL, 0), 0);
+  // The exit waits behind the output, so it is sent while the host reads.
+  std::thread exit([&] {
+    (void)WriteFrame(guest_.get(), {{"type", "exit"}, {"stream", id}, {"code", 0}});
+  });
+  size_t received = 0;
+  for (;;) {
+    auto e = (*session)->Next();
+    if (!e.ok()) ADD_FAILURE() << e.error().message();
+    if (!e.ok() || e->kind == ExecEvent::Kind::kExit) break;
+    received += e->data.size();
+  }
+  exit.join();
+  EXPECT_EQ(received, frames * piece.size());
+  EXPECT_TRUE(violations().empty());
+}
+
+TEST_F(FakeGuestTest, ClientShutsDownWhileItsReaderWaitsForRoom) {
+  Connect({.max_stream_buffer = 1024});
+  auto exec = std::async(std::launch::async, [&] { return client_->Exec({.argv = {"yes"}}); });
+  int64_t id = NextRequest("exec");
+  Send({{"id", id}, {"ok", true}, {"stream", id}});
+  auto session = exec.get();
+  ASSERT_TRUE(session.ok());
+  for (int i = 0; i < 4; ++i) {
+    Send({{"type", "stdout"}, {"stream", id}, {"data", Base64Encode(std::string(4096, 'y'))}});
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  client_.reset();  // must not hang
+  auto e = (*session)->Next();
+  EXPECT_TRUE(e.ok());  // what was queued is still there
+  session->reset();
+}
+
+TEST_F(FakeGuestTest, FrameFloodsAreSlowedToTheRateLimit) {
+  Connect({.max_frames_per_second = 1000});
+  std::string flood;
+  // Several reads' worth, so the limit applies before the reply is read.
+  for (int i = 0; i < 8000; ++i) flood += EncodeFrame({{"type", "noise"}});
+  auto start = std::chrono::steady_clock::now();
+  auto call =
+      std::async(std::launch::async, [&] { return client_->Call("ping", {}, seconds(30)); });
+  int64_t id = NextRequest("ping");
+  SendRaw(flood);
+  Send({{"id", id}, {"ok", true}, {"pong", true}});
+  ASSERT_TRUE(call.get().ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST(GuestMessageTest, DecodesAStreamOfFrames) {
+  std::string bytes = EncodeFrame({{"type", "hello"}, {"kernel", "6.1\x1b[2J"}}) +
+                      EncodeFrame({{"id", 3}, {"ok", true}, {"pong", true}}) +
+                      EncodeFrame({{"type", "stderr"}, {"stream", 3}, {"data", "aGk="}}) +
+                      EncodeFrame({{"type", "exit"}, {"stream", 3}, {"code", 137}});
+  auto messages = DecodeGuestMessages(bytes);
+  ASSERT_TRUE(messages.ok()) << messages.error().message();
+  ASSERT_EQ(messages->size(), 4u);
+  EXPECT_EQ((*messages)[0].hello.kernel, "6.1?[2J") << "no terminal control from the guest";
+  EXPECT_EQ((*messages)[1].id, 3);
+  EXPECT_EQ((*messages)[1].result, (nlohmann::json{{"pong", true}}));
+  EXPECT_TRUE((*messages)[2].is_stderr);
+  EXPECT_EQ((*messages)[2].data, "hi");
+  EXPECT_EQ((*messages)[3].exit_code, 137);
+  EXPECT_EQ(ParseHello({{"hostname", std::string(1000, 'h')}})->hostname.size(), 256u);
+  EXPECT_FALSE(DecodeGuestMessages(bytes + EncodeFrame({{"type", nullptr}})).ok());
+  EXPECT_TRUE(DecodeGuestMessages(bytes.substr(0, bytes.size() - 1)).ok()) << "partial is fine";
+}
+
+TEST(GuestMessageTest, ReplyMembersAreTypeChecked) {
+  nlohmann::json reply = {{"formatted", "yes"}, {"size_bytes", 12}, {"keys", {"a", 2}}};
+  EXPECT_FALSE(ReplyBool(reply, "formatted", false).ok());
+  EXPECT_EQ(*ReplyInt(reply, "size_bytes", 0), 12);
+  EXPECT_EQ(*ReplyInt(reply, "missing", 5), 5);
+  EXPECT_FALSE(ReplyStrings(reply, "keys").ok());
+  EXPECT_FALSE(ReplyStrings({{"keys", "a"}}, "keys").ok());
+  EXPECT_EQ(ReplyStrings({{"keys", {"a", "b"}}}, "keys")->size(), 2u);
 }
 
 }  // namespace

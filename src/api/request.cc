@@ -4,21 +4,70 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/frame.h"
+
 namespace vmctl::api {
 namespace {
 
 using nlohmann::json;
 
-std::string PercentDecode(std::string_view s) {
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, surrogates or code
+// points above U+10FFFF), 0 if there is none.
+size_t Utf8Sequence(std::string_view s, size_t i) {
+  auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = at(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (at(i + k) < 0x80 || at(i + k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// A path segment or query part, %XX decoded; it must be UTF-8 text without control characters.
+Result<std::string> PercentDecode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
+    if (s[i] != '%') {
       out.push_back(s[i]);
+      continue;
     }
+    int hi = i + 2 < s.size() ? HexDigit(s[i + 1]) : -1;
+    int lo = hi >= 0 ? HexDigit(s[i + 2]) : -1;
+    if (lo < 0) return InvalidArgument("malformed percent-encoding in the request target");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  for (size_t i = 0; i < out.size();) {
+    size_t n = Utf8Sequence(out, i);
+    if (n == 0) return InvalidArgument("the request target is not valid UTF-8");
+    if (n == 1 && (static_cast<unsigned char>(out[i]) < 0x20 || out[i] == 0x7f)) {
+      return InvalidArgument("the request target holds a control character");
+    }
+    i += n;
   }
   return out;
 }
@@ -54,9 +103,16 @@ Result<void> Field(const json& object, const char* key, T* out) {
     if (!it->is_number_integer()) {
       return InvalidArgument(fmt::format("field '{}' must be an integer", key));
     }
+    auto out_of_range = [&] {
+      return InvalidArgument(fmt::format("field '{}' is out of range (got {})", key, it->dump()));
+    };
+    if (it->is_number_unsigned() &&
+        it->template get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return out_of_range();
+    }
     auto v = it->template get<int64_t>();
     if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
-      return InvalidArgument(fmt::format("field '{}' is out of range", key));
+      return out_of_range();
     }
     *out = static_cast<T>(v);
   }
@@ -71,26 +127,33 @@ bool Query::Flag(const std::string& key) const {
   return it->second.empty() || it->second == "1" || it->second == "true" || it->second == "yes";
 }
 
-Target ParseTarget(std::string_view target) {
+Result<Target> ParseTarget(std::string_view target) {
   Target out;
   auto q = target.find('?');
-  out.path = std::string(target.substr(0, q));
-  std::string_view path = out.path;
+  std::string_view path = target.substr(0, q);
   size_t start = 0;
   while (start < path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
-    if (end > start) out.segments.push_back(PercentDecode(path.substr(start, end - start)));
+    if (end > start) {
+      VMCTL_ASSIGN_OR_RETURN(std::string segment, PercentDecode(path.substr(start, end - start)));
+      out.segments.push_back(std::move(segment));
+    }
     start = end + 1;
   }
+  // Checked along with the segments: the raw path is UTF-8 text when they are.
+  out.path = std::string(path);
   if (q != std::string_view::npos) {
     std::string_view query = target.substr(q + 1);
     while (!query.empty()) {
       auto amp = query.find('&');
       std::string_view pair = query.substr(0, amp);
       auto eq = pair.find('=');
-      std::string key = PercentDecode(pair.substr(0, eq));
-      std::string value = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+      VMCTL_ASSIGN_OR_RETURN(std::string key, PercentDecode(pair.substr(0, eq)));
+      std::string value;
+      if (eq != std::string_view::npos) {
+        VMCTL_ASSIGN_OR_RETURN(value, PercentDecode(pair.substr(eq + 1)));
+      }
       if (!key.empty()) out.query.values[key] = value;
       if (amp == std::string_view::npos) break;
       query.remove_prefix(amp + 1);
@@ -202,6 +265,66 @@ Result<agent::ExecRequest> ParseExecRequest(std::string_view body) {
     return InvalidArgument("rows and cols must be between 1 and 1000");
   }
   return request;
+}
+
+Result<ExecInput> ParseExecInput(const json& frame) {
+  auto type = frame.find("type");
+  if (type == frame.end() || !type->is_string()) {
+    return InvalidArgument("exec stream frame needs a string 'type'");
+  }
+  const std::string& t = type->get_ref<const std::string&>();
+  ExecInput input;
+  auto integer = [&](const char* key, int lo, int hi, int* out) -> Result<void> {
+    auto it = frame.find(key);
+    if (it == frame.end() || !it->is_number_integer()) {
+      return InvalidArgument(fmt::format("exec stream '{}' frame needs an integer '{}'", t, key));
+    }
+    bool in_range = it->is_number_unsigned() ? it->get<uint64_t>() >= static_cast<uint64_t>(lo) &&
+                                                   it->get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                             : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
+    if (!in_range) {
+      return InvalidArgument(
+          fmt::format("exec stream '{}' frame: '{}' must be between {} and {} (got {})", t, key, lo,
+                      hi, it->dump()));
+    }
+    *out = static_cast<int>(it->get<int64_t>());
+    return Ok();
+  };
+  if (t == "stdin") {
+    input.kind = ExecInput::Kind::kStdin;
+    auto data = frame.find("data");
+    if (data == frame.end() || !data->is_string()) {
+      return InvalidArgument("exec stream 'stdin' frame needs a string 'data'");
+    }
+    auto decoded = Base64Decode(data->get_ref<const std::string&>());
+    if (!decoded.ok()) return InvalidArgument("exec stream 'stdin' frame: 'data' is not base64");
+    input.data = std::move(decoded).value();
+  } else if (t == "stdin_close") {
+    input.kind = ExecInput::Kind::kStdinClose;
+  } else if (t == "resize") {
+    input.kind = ExecInput::Kind::kResize;
+    // A terminal may report 0 x 0; anything a struct winsize holds is passed on.
+    VMCTL_TRY(integer("rows", 0, 65535, &input.rows));
+    VMCTL_TRY(integer("cols", 0, 65535, &input.cols));
+  } else if (t == "signal") {
+    input.kind = ExecInput::Kind::kSignal;
+    VMCTL_TRY(integer("signal", 1, 64, &input.signal));
+  } else {
+    return InvalidArgument(fmt::format("unknown exec stream frame type '{}'", t));
+  }
+  return input;
+}
+
+Result<std::vector<ExecInput>> DecodeExecInputs(std::string_view bytes) {
+  FrameDecoder decoder;
+  decoder.Feed(bytes);
+  std::vector<ExecInput> out;
+  for (;;) {
+    VMCTL_ASSIGN_OR_RETURN(auto frame, decoder.Next());
+    if (!frame) return out;
+    VMCTL_ASSIGN_OR_RETURN(ExecInput input, ParseExecInput(*frame));
+    out.push_back(std::move(input));
+  }
 }
 
 }  // namespace vmctl::api

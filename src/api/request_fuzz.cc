@@ -10,6 +10,7 @@
 
 namespace {
 
+using vmctl::api::DecodeExecInputs;
 using vmctl::api::ParseExecRequest;
 using vmctl::api::ParseImageSource;
 using vmctl::api::ParseResizeRequest;
@@ -18,7 +19,9 @@ using vmctl::api::ParseTarget;
 using vmctl::api::ParseVmRequest;
 
 void CheckTarget(std::string_view input) {
-  auto target = ParseTarget(input);
+  auto parsed = ParseTarget(input);
+  if (!parsed.ok()) return;
+  const auto& target = *parsed;
   // Segments come from the path only, and decoding never makes a segment longer.
   if (target.path.size() > input.size()) std::abort();
   for (const auto& segment : target.segments) {
@@ -35,7 +38,7 @@ void CheckTarget(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 6) {
+  switch (data[0] % 7) {
     case 0:
       CheckTarget(input);
       break;
@@ -53,6 +56,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 5:
       if (auto exec = ParseExecRequest(input); exec.ok() && exec->argv.empty()) std::abort();
+      break;
+    case 6:
+      // The frames a client sends on an upgraded exec stream.
+      (void)DecodeExecInputs(input);
       break;
   }
   return 0;

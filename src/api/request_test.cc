@@ -2,18 +2,75 @@
 
 #include <gtest/gtest.h>
 
+#include "base/frame.h"
+
 namespace vmctl::api {
 namespace {
 
 TEST(ParseTargetTest, SplitsPathAndQuery) {
   auto t = ParseTarget("/v1/vms/web/logs?follow=1&x");
-  EXPECT_EQ(t.path, "/v1/vms/web/logs");
-  ASSERT_EQ(t.segments.size(), 4u);
-  EXPECT_EQ(t.segments[2], "web");
-  EXPECT_TRUE(t.query.Flag("follow"));
-  EXPECT_TRUE(t.query.Flag("x"));
-  EXPECT_FALSE(t.query.Flag("force"));
-  EXPECT_EQ(ParseTarget("/v1/vms/a%2Fb").segments[2], "a/b");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->path, "/v1/vms/web/logs");
+  ASSERT_EQ(t->segments.size(), 4u);
+  EXPECT_EQ(t->segments[2], "web");
+  EXPECT_TRUE(t->query.Flag("follow"));
+  EXPECT_TRUE(t->query.Flag("x"));
+  EXPECT_FALSE(t->query.Flag("force"));
+  EXPECT_EQ(ParseTarget("/v1/vms/a%2Fb")->segments[2], "a/b");
+  EXPECT_EQ(ParseTarget("/v1/vms/caf%C3%A9")->segments[2], "caf\xc3\xa9");
+  EXPECT_EQ(ParseTarget("/v1/vms/x?email=a%40b.c")->query.values.at("email"), "a@b.c");
+}
+
+TEST(ParseTargetTest, RejectsMalformedEscapesAndNonText) {
+  for (const char* bad :
+       {"/v1/vms/a%ff", "/v1/vms/a%zz", "/v1/vms/a%", "/v1/vms/a%4", "/v1/vms/\xff",
+        "/v1/vms/%C0%AF", "/v1/vms/%ED%A0%80", "/v1/vms/a%00b", "/v1/vms/a%1bb",
+        "/v1/vms/x?email=%ff", "/v1/vms/x?%ff=1", "/v1/vms/%F4%90%80%80"}) {
+    auto t = ParseTarget(bad);
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_EQ(t.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ParseExecInputTest, TakesTheFourFrameTypes) {
+  auto inputs = DecodeExecInputs(EncodeFrame({{"type", "stdin"}, {"data", "aGk="}}) +
+                                 EncodeFrame({{"type", "stdin_close"}}) +
+                                 EncodeFrame({{"type", "resize"}, {"rows", 0}, {"cols", 120}}) +
+                                 EncodeFrame({{"type", "signal"}, {"signal", 15}}));
+  ASSERT_TRUE(inputs.ok()) << inputs.error().message();
+  ASSERT_EQ(inputs->size(), 4u);
+  EXPECT_EQ((*inputs)[0].data, "hi");
+  EXPECT_EQ((*inputs)[1].kind, ExecInput::Kind::kStdinClose);
+  EXPECT_EQ((*inputs)[2].cols, 120);
+  EXPECT_EQ((*inputs)[3].signal, 15);
+}
+
+TEST(ParseExecInputTest, RejectsFramesOfTheWrongShape) {
+  struct Case {
+    nlohmann::json frame;
+    const char* message;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{{"type", 5}}, "string 'type'"},
+           {nlohmann::json::object(), "string 'type'"},
+           {{{"type", "stdin"}}, "'data'"},
+           {{{"type", "stdin"}, {"data", 7}}, "'data'"},
+           {{{"type", "stdin"}, {"data", "!"}}, "base64"},
+           {{{"type", "resize"}, {"rows", "40"}, {"cols", 80}}, "integer 'rows'"},
+           {{{"type", "resize"}, {"rows", 40}, {"cols", 1e9}}, "integer 'cols'"},
+           {{{"type", "resize"}, {"rows", -1}, {"cols", 80}}, "(got -1)"},
+           {{{"type", "resize"}, {"rows", 40}, {"cols", uint64_t{1} << 63}},
+            "(got 9223372036854775808)"},
+           {{{"type", "signal"}, {"signal", 0}}, "between 1 and 64 (got 0)"},
+           {{{"type", "signal"}}, "integer 'signal'"},
+           {{{"type", "reboot"}}, "unknown exec stream frame type 'reboot'"},
+       }) {
+    auto r = ParseExecInput(c.frame);
+    ASSERT_FALSE(r.ok()) << c.frame.dump();
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(c.message), std::string::npos)
+        << c.frame.dump() << " -> " << r.error().message();
+  }
 }
 
 TEST(ParseVmRequestTest, AcceptsDefaultsAndFields) {
@@ -34,7 +91,8 @@ TEST(ParseVmRequestTest, RejectsMalformedInputClearly) {
        {Case{"", "empty"}, Case{"{", "not valid JSON"}, Case{"[1]", "must be a JSON object"},
         Case{"{}", "'name' is required"}, Case{R"({"name":1})", "'name' must be a string"},
         Case{R"({"name":"a","cpus":"2"})", "'cpus' must be an integer"},
-        Case{R"({"name":"a","cpus":99999999999})", "out of range"},
+        Case{R"({"name":"a","cpus":99999999999})", "out of range (got 99999999999)"},
+        Case{R"({"name":"a","cpus":18446744073709551615})", "(got 18446744073709551615)"},
         Case{R"({"name":"a","colour":"red"})", "unknown field 'colour'"}}) {
     auto r = ParseVmRequest(c.body);
     ASSERT_FALSE(r.ok()) << c.body;

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,6 +27,7 @@ namespace net = boost::asio;
 using Socket = net::local::stream_protocol::socket;
 using Request = http::request<http::string_body>;
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kNdjson = "application/x-ndjson";
 constexpr size_t kMaxBody = 1 << 20;
@@ -34,12 +36,64 @@ json ErrorBody(const Error& error) {
   return {{"error", {{"code", ErrorCodeName(error.code())}, {"message", error.message()}}}};
 }
 
+// Messages may carry bytes from outside (a guest's console tail, a name): never a reason to throw.
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The socket as Beast's SyncReadStream, failing reads with timed_out once the deadline passes.
+class DeadlineReader {
+ public:
+  explicit DeadlineReader(Socket& socket) : socket_(socket) {}
+  void ExpiresAt(Clock::time_point deadline) { deadline_ = deadline; }
+
+  template <class MutableBufferSequence>
+  size_t read_some(const MutableBufferSequence& buffers, beast::error_code& ec) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
+    if (!WaitReadable(socket_.native_handle(), std::max(left, std::chrono::milliseconds(0))).ok()) {
+      ec = net::error::timed_out;
+      return 0;
+    }
+    return socket_.read_some(buffers, ec);
+  }
+  template <class MutableBufferSequence>
+  size_t read_some(const MutableBufferSequence& buffers) {
+    beast::error_code ec;
+    size_t n = read_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+ private:
+  Socket& socket_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+};
+
+// RFC 9112 section 6: a body is framed by exactly one of Content-Length and
+// "Transfer-Encoding: chunked"; anything else could be read differently by a proxy in front.
+Result<void> CheckFraming(const http::request_header<>& header) {
+  size_t encodings = header.count(http::field::transfer_encoding);
+  if (encodings == 0) return Ok();
+  if (encodings > 1 || !beast::iequals(header[http::field::transfer_encoding], "chunked")) {
+    return InvalidArgument("unsupported Transfer-Encoding: only 'chunked' is accepted");
+  }
+  if (header.count(http::field::content_length) > 0) {
+    return InvalidArgument("a request must not carry both Transfer-Encoding and Content-Length");
+  }
+  return Ok();
+}
+
+bool ConnectionEnded(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe;
+}
+
 bool SendJson(Socket& socket, unsigned version, http::status status, const json& body,
               bool keep_alive) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(keep_alive);
-  res.body() = body.dump() + "\n";
+  res.body() = Dump(body) + "\n";
   res.prepare_payload();
   beast::error_code ec;
   http::write(socket, res, ec);
@@ -67,7 +121,7 @@ class ChunkedWriter {
     net::write(socket_, http::make_chunk(net::buffer(data.data(), data.size())), ec_);
     return !ec_;
   }
-  bool Line(const json& line) { return Write(line.dump() + "\n"); }
+  bool Line(const json& line) { return Write(Dump(line) + "\n"); }
   void End() {
     if (!ec_) net::write(socket_, http::make_chunk_last(), ec_);
   }
@@ -83,6 +137,49 @@ bool WantsProgress(const Request& req) {
 
 // Runs a long operation, streaming its progress as NDJSON when the client asked for it, and
 // answering with one JSON document otherwise.
+json ErrorFrame(const Error& error) {
+  return {{"type", "error"}, {"code", ErrorCodeName(error.code())}, {"message", error.message()}};
+}
+
+// The client's half of an exec stream: its frames, to the process, until it hangs up or sends a
+// frame of the wrong shape (then `fail` ends the stream with that error).
+void ForwardInput(int fd, const std::string& early, agent::ExecSession& session,
+                  const std::atomic<bool>& finished,
+                  const std::function<void(const Error&)>& fail) {
+  FrameDecoder decoder;
+  decoder.Feed(early);
+  for (;;) {
+    for (;;) {
+      auto frame = decoder.Next();
+      if (!frame.ok()) return fail(frame.error());
+      if (!frame->has_value()) break;
+      auto input = ParseExecInput(**frame);
+      if (!input.ok()) return fail(input.error());
+      switch (input->kind) {
+        case ExecInput::Kind::kStdin:
+          (void)session.WriteStdin(input->data);
+          break;
+        case ExecInput::Kind::kStdinClose:
+          (void)session.CloseStdin();
+          break;
+        case ExecInput::Kind::kResize:
+          (void)session.Resize(input->rows, input->cols);
+          break;
+        case ExecInput::Kind::kSignal:
+          (void)session.Signal(input->signal);
+          break;
+      }
+    }
+    auto data = ReadSome(fd, 65536);
+    if (!data.ok() || data->empty()) {
+      // The client went away: nobody is left to read the output, so end the process.
+      if (!finished) (void)session.Signal(SIGKILL);
+      return;
+    }
+    decoder.Feed(*data);
+  }
+}
+
 bool RunWithProgress(Socket& socket, const Request& req, http::status ok_status,
                      const std::function<Result<json>(const controller::Progress&)>& op) {
   if (!WantsProgress(req)) {
@@ -113,6 +210,7 @@ struct Server::Impl {
   net::io_context ioc;
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
   std::atomic<bool> stopping{false};
+  std::atomic<int> connections{0};
 
   // The user a request acts as: the X-Vmctl-User header (set by the SSH gateway, which
   // authenticated the user), else the local admin. The socket's file mode is the access control.
@@ -122,6 +220,10 @@ struct Server::Impl {
   }
 
   void HandleConnection(Socket socket);
+  void ServeConnection(Socket& socket);
+  // Reads the next request within the timeouts; nullopt when the connection is to end (having
+  // answered what needed an answer).
+  std::optional<Request> ReadRequest(Socket& socket, beast::flat_buffer& buffer);
   bool Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req);
   bool HandleVm(Socket& socket, beast::flat_buffer& buffer, const Request& req,
                 const std::string& name, const std::string& action, const Query& query);
@@ -156,8 +258,19 @@ void Server::Serve() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
+    if (impl_->connections.fetch_add(1) >= impl_->options.max_connections) {
+      impl_->connections.fetch_sub(1);
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nContent-Length: 77\r\n\r\n"
+          "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections to the "
+          "API\"}}\n";
+      (void)::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      continue;
+    }
     std::thread([impl = impl_.get(), s = std::move(socket)]() mutable {
       impl->HandleConnection(std::move(s));
+      impl->connections.fetch_sub(1);
     }).detach();
   }
 }
@@ -171,28 +284,73 @@ void Server::Stop() {
 }
 
 void Server::Impl::HandleConnection(Socket socket) {
+  try {
+    ServeConnection(socket);
+  } catch (const std::exception& e) {
+    spdlog::error("api: connection ended by an error: {}", e.what());
+  } catch (...) {
+    spdlog::error("api: connection ended by an unknown error");
+  }
+}
+
+std::optional<Request> Server::Impl::ReadRequest(Socket& socket, beast::flat_buffer& buffer) {
+  if (buffer.size() == 0 && !WaitReadable(socket.native_handle(), options.idle_timeout).ok()) {
+    return std::nullopt;  // idle keep-alive connection
+  }
+  DeadlineReader reader(socket);
+  reader.ExpiresAt(Clock::now() + options.header_timeout);
+  http::request_parser<http::string_body> parser;
+  parser.body_limit(kMaxBody);
+  auto failed = [&](const beast::error_code& ec) {
+    if (ConnectionEnded(ec)) return;
+    if (ec == net::error::timed_out) {
+      SendJson(
+          socket, 11, http::status::request_timeout,
+          ErrorBody(DeadlineExceeded(fmt::format(
+              "the request did not arrive within {} s",
+              std::chrono::duration_cast<std::chrono::seconds>(options.header_timeout).count()))),
+          false);
+      return;
+    }
+    SendError(socket, 11, InvalidArgument("malformed HTTP request: " + ec.message()), false);
+  };
+  beast::error_code ec;
+  http::read_header(reader, buffer, parser, ec);
+  if (ec) {
+    failed(ec);
+    return std::nullopt;
+  }
+  const auto& header = parser.get();
+  if (auto framing = CheckFraming(header); !framing.ok()) {
+    SendError(socket, header.version(), framing.error(), false);
+    return std::nullopt;
+  }
+  if (header.method() == http::verb::unknown) {
+    SendJson(socket, header.version(), http::status::not_implemented,
+             ErrorBody(Unimplemented("unknown HTTP method")), false);
+    return std::nullopt;
+  }
+  http::read(reader, buffer, parser, ec);
+  if (ec) {
+    failed(ec);
+    return std::nullopt;
+  }
+  return parser.release();
+}
+
+void Server::Impl::ServeConnection(Socket& socket) {
   beast::flat_buffer buffer;
   for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(kMaxBody);
-    beast::error_code ec;
-    http::read(socket, buffer, parser, ec);
-    if (ec == http::error::end_of_stream || ec == net::error::eof ||
-        ec == net::error::connection_reset) {
-      return;
-    }
-    if (ec) {
-      SendError(socket, 11, InvalidArgument("malformed HTTP request: " + ec.message()), false);
-      return;
-    }
-    Request req = parser.release();
+    auto req = ReadRequest(socket, buffer);
+    if (!req) return;
     bool keep_alive;
     try {
-      keep_alive = Dispatch(socket, buffer, req);
+      keep_alive = Dispatch(socket, buffer, *req);
     } catch (const std::exception& e) {
-      spdlog::error("api: {} {}: {}", std::string(req.method_string()), std::string(req.target()),
-                    e.what());
-      SendError(socket, req.version(), Internal(e.what()), false);
+      spdlog::error("api: {} {}: {}", std::string(req->method_string()),
+                    Dump(std::string(req->target())), e.what());
+      SendError(socket, req->version(), Internal("the request failed; see the daemon's log"),
+                false);
       return;
     }
     if (!keep_alive) return;
@@ -200,14 +358,16 @@ void Server::Impl::HandleConnection(Socket socket) {
 }
 
 bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req) {
-  auto target = ParseTarget(req.target());
-  const auto& parts = target.segments;
   const unsigned v = req.version();
   const bool keep = req.keep_alive();
+  auto parsed = ParseTarget(req.target());
+  if (!parsed.ok()) return SendError(socket, v, parsed.error(), keep);
+  const Target& target = *parsed;
+  const auto& parts = target.segments;
   const auto method = req.method();
-  spdlog::debug("api: {} {}", std::string(req.method_string()), std::string(req.target()));
+  spdlog::debug("api: {} {}", std::string(req.method_string()), target.path);
   if (parts.empty() || parts[0] != "v1") {
-    return SendError(socket, v, NotFound("no such endpoint: " + std::string(req.target())), keep);
+    return SendError(socket, v, NotFound("no such endpoint: " + target.path), keep);
   }
   auto bad_method = [&] {
     return SendJson(socket, v, http::status::method_not_allowed,
@@ -408,45 +568,34 @@ bool Server::Impl::HandleExec(Socket& socket, beast::flat_buffer& buffer, const 
   std::string early = beast::buffers_to_string(buffer.data());
   buffer.consume(buffer.size());
   std::atomic<bool> finished{false};
+  // Both threads write frames; after a bad frame from the client only its error is sent.
+  std::mutex write_mu;
+  bool broken = false;
+  auto send = [&](const json& frame) {
+    std::lock_guard lock(write_mu);
+    return !broken && WriteFrame(fd, frame).ok();
+  };
+  auto end_stream = [&](const Error& error) {
+    {
+      std::lock_guard lock(write_mu);
+      if (!broken) (void)WriteFrame(fd, ErrorFrame(error));
+      broken = true;
+    }
+    (void)session->Signal(SIGKILL);
+  };
   std::thread reader([&] {
-    FrameDecoder decoder;
-    decoder.Feed(early);
-    for (;;) {
-      for (;;) {
-        auto frame = decoder.Next();
-        if (!frame.ok() || !frame->has_value()) {
-          if (!frame.ok()) return;
-          break;
-        }
-        const json& f = **frame;
-        std::string type = f.value("type", "");
-        if (type == "stdin") {
-          auto data = Base64Decode(f.value("data", ""));
-          if (data.ok()) (void)session->WriteStdin(*data);
-        } else if (type == "stdin_close") {
-          (void)session->CloseStdin();
-        } else if (type == "resize") {
-          (void)session->Resize(f.value("rows", 24), f.value("cols", 80));
-        } else if (type == "signal") {
-          (void)session->Signal(f.value("signal", SIGTERM));
-        }
-      }
-      auto data = ReadSome(fd, 65536);
-      if (!data.ok() || data->empty()) {
-        // The client went away: nobody is left to read the output, so end the process.
-        if (!finished) (void)session->Signal(SIGKILL);
-        return;
-      }
-      decoder.Feed(*data);
+    try {
+      ForwardInput(fd, early, *session, finished, end_stream);
+    } catch (const std::exception& e) {
+      spdlog::error("api: exec stream of VM '{}': {}", name, e.what());
+      end_stream(Internal("the exec stream failed; see the daemon's log"));
     }
   });
   for (;;) {
     auto event = session->Next();
     json frame;
     if (!event.ok()) {
-      frame = {{"type", "error"},
-               {"code", ErrorCodeName(event.error().code())},
-               {"message", event.error().message()}};
+      frame = ErrorFrame(event.error());
     } else if (event->kind == agent::ExecEvent::Kind::kExit) {
       frame = {{"type", "exit"}, {"code", event->exit_code}};
     } else {
@@ -455,7 +604,7 @@ bool Server::Impl::HandleExec(Socket& socket, beast::flat_buffer& buffer, const 
     }
     bool last = !event.ok() || event->kind == agent::ExecEvent::Kind::kExit;
     if (last) finished = true;
-    if (!WriteFrame(fd, frame).ok()) {
+    if (!send(frame)) {
       (void)session->Signal(SIGKILL);
       if (!last) {
         // Drain until the exit so the agent's stream is released.

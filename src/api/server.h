@@ -2,6 +2,7 @@
 #define VMCTL_API_SERVER_H_
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -20,10 +21,19 @@ struct ServerOptions {
   // user). The socket's file mode is the access control.
   std::string owner = "admin";
   std::string backend_name;  // reported by /v1/health
+  // A request's header and body must arrive within header_timeout of its first byte, and a
+  // kept-alive connection is closed after idle_timeout without a request; so a client that sends
+  // half a request cannot hold a connection (and its thread) for long.
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // Connections served at once (exec and followed logs included); more are answered 503.
+  int max_connections = 256;
 };
 
 // The REST/JSON API on a Unix socket (docs/api.md). One thread per connection; handlers block on
 // the services. Thread-safe; Serve() runs the accept loop on the calling thread until Stop().
+// Nothing a client sends ends more than its own connection: each connection thread catches at
+// its boundary.
 class Server {
  public:
   Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options);

@@ -49,8 +49,9 @@ Result<std::optional<nlohmann::json>> FrameDecoder::Next() {
   std::string_view rest = std::string_view(buffer_).substr(consumed_);
   if (rest.size() < 4) return std::optional<nlohmann::json>();
   uint32_t n = DecodeLength(rest);
-  if (n == 0 || n > kMaxFrameSize) {
-    return InvalidArgument("bad frame length " + std::to_string(n));
+  if (n == 0 || n > max_frame_size_) {
+    return InvalidArgument("bad frame length " + std::to_string(n) + " (limit " +
+                           std::to_string(max_frame_size_) + " bytes)");
   }
   if (rest.size() < 4 + static_cast<size_t>(n)) return std::optional<nlohmann::json>();
   auto parsed = ParseBody(rest.substr(4, n));

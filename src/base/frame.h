@@ -18,14 +18,22 @@ inline constexpr uint32_t kMaxFrameSize = 16 * 1024 * 1024;
 std::string EncodeFrame(const nlohmann::json& message);
 
 // Incremental decoder for non-blocking readers: Feed bytes, then Next() until it returns nullopt.
+// A pure function of the bytes fed (no I/O), so it can be fuzzed on a byte string.
 class FrameDecoder {
  public:
+  // Frames longer than max_frame_size are an error: a reader facing a less trusted peer (the
+  // daemon reading a guest) sets it well below kMaxFrameSize, bounding what it buffers.
+  explicit FrameDecoder(uint32_t max_frame_size = kMaxFrameSize)
+      : max_frame_size_(max_frame_size) {}
   void Feed(std::string_view bytes) { buffer_.append(bytes); }
   // A complete frame, nullopt if more bytes are needed, or kInvalidArgument for a bad length or
   // bad JSON (the stream is then unusable).
   Result<std::optional<nlohmann::json>> Next();
+  // Bytes fed but not yet returned as frames.
+  size_t buffered() const { return buffer_.size() - consumed_; }
 
  private:
+  uint32_t max_frame_size_;
   std::string buffer_;
   // Decoded bytes at the front of buffer_, dropped in bulk: erasing each frame as it was decoded
   // made a read full of tiny frames cost quadratic time.

@@ -158,4 +158,19 @@ std::string TailFile(const std::filesystem::path& path, size_t max_bytes) {
   return out;
 }
 
+Result<bool> CapAppendedLog(const std::filesystem::path& path, size_t max_bytes,
+                            size_t keep_bytes) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoError("stat " + path.string(), errno);
+  }
+  if (static_cast<size_t>(st.st_size) <= max_bytes) return false;
+  std::string tail = TailFile(path, keep_bytes);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_APPEND | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("truncating " + path.string(), errno);
+  VMCTL_TRY(WriteAll(fd.get(), tail));
+  return true;
+}
+
 }  // namespace vmctl

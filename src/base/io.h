@@ -36,6 +36,10 @@ Result<void> WriteFileAtomic(const std::filesystem::path& path, std::string_view
                              unsigned mode = 0644);
 // The last max_bytes of a file ("" if it does not exist), cut at a line start when possible.
 std::string TailFile(const std::filesystem::path& path, size_t max_bytes);
+// Bounds a log that another process appends to (O_APPEND, like QEMU's console file): once it
+// exceeds max_bytes it is cut to its last keep_bytes (TailFile). Lines appended while it is cut may
+// be lost. Returns whether it was cut; a missing file is not an error.
+Result<bool> CapAppendedLog(const std::filesystem::path& path, size_t max_bytes, size_t keep_bytes);
 
 }  // namespace vmctl
 

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "agent/boot_status.h"
+#include "agent/protocol.h"
 #include "base/io.h"
 #include "base/process.h"
 #include "model/email.h"
@@ -111,6 +112,15 @@ struct VmService::Slot {
   // Gateway keys installed in this boot of the guest (its agent connection): "user\nkey".
   std::shared_ptr<agent::AgentClient> ssh_agent;
   std::set<std::string> ssh_installed;
+  // When the guest last broke the agent protocol (unix ms) and how often since it was recorded:
+  // a guest that keeps doing it gets one event per kViolationEventInterval, not one per connect.
+  // Shared with the clients' reader threads, which may outlive a lookup of the slot.
+  struct Violations {
+    std::mutex mu;
+    int64_t last_logged_ms = 0;
+    int unlogged = 0;
+  };
+  std::shared_ptr<Violations> violations = std::make_shared<Violations>();
 };
 
 VmService::VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
@@ -414,10 +424,11 @@ Result<void> VmService::PrepareDataDisk(agent::AgentClient& agent, const VmRecor
       agent.Call("prepare_disk", {{"device", kDataDevice}, {"mountpoint", kDataMountpoint}},
                  std::chrono::minutes(5));
   if (!prepared.ok()) return prepared.error().WithContext("preparing the data disk");
-  std::string line = fmt::format(
-      "{} {} MiB data disk on {} in {} ms",
-      prepared->value("formatted", false) ? "Formatted and mounted a" : "Mounted the",
-      prepared->value("size_bytes", int64_t{0}) / kMib, kDataMountpoint, MillisSince(start));
+  VMCTL_ASSIGN_OR_RETURN(bool formatted, agent::ReplyBool(*prepared, "formatted", false));
+  VMCTL_ASSIGN_OR_RETURN(int64_t size_bytes, agent::ReplyInt(*prepared, "size_bytes", 0));
+  std::string line = fmt::format("{} {} MiB data disk on {} in {} ms",
+                                 formatted ? "Formatted and mounted a" : "Mounted the",
+                                 size_bytes / kMib, kDataMountpoint, MillisSince(start));
   Report(progress, line);
   Log(vm, "storage", line);
   return Ok();
@@ -628,6 +639,26 @@ Result<void> VmService::WaitBooted(agent::AgentClient& agent, const VmRecord& vm
   return Ok();
 }
 
+agent::ClientOptions VmService::AgentOptions(Slot& slot, const VmRecord& vm) {
+  agent::ClientOptions options;
+  // The client drops the connection; the next use of the agent connects again (Agent()).
+  options.on_violation = [this, vm, violations = slot.violations](const Error& error) {
+    std::lock_guard lock(violations->mu);
+    int64_t now = NowMillis();
+    if (now - violations->last_logged_ms < kViolationEventInterval.count()) {
+      ++violations->unlogged;
+      return;
+    }
+    std::string more = violations->unlogged
+                           ? fmt::format(" ({} more since the last report)", violations->unlogged)
+                           : "";
+    Log(vm, "agent", fmt::format("dropped the agent connection: {}{}", error.message(), more));
+    violations->last_logged_ms = now;
+    violations->unlogged = 0;
+  };
+  return options;
+}
+
 Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const VmRecord& vm,
                                                              milliseconds timeout) {
   if (slot.agent && !slot.agent->closed()) return slot.agent;
@@ -643,7 +674,8 @@ Result<std::shared_ptr<agent::AgentClient>> VmService::Agent(Slot& slot, const V
     }
     auto stream = slot.instance->ConnectAgent();
     if (stream.ok()) {
-      std::shared_ptr<agent::AgentClient> client = agent::NewAgentClient(std::move(stream).value());
+      std::shared_ptr<agent::AgentClient> client =
+          agent::NewAgentClient(std::move(stream).value(), AgentOptions(slot, vm));
       // Short waits so that a VMM dying mid-boot is noticed promptly. The connection is kept:
       // virtio-serial delivers the hello on this same stream once the guest opens its port.
       while (!client->closed() && Clock::now() < deadline && slot.instance->Alive()) {
@@ -890,9 +922,10 @@ Result<VmRecord> VmService::Resize(const std::string& owner, const std::string& 
     auto grown = agent->Call("grow_fs", {{"device", g.device}, {"size_bytes", g.mib * kMib}},
                              std::chrono::minutes(2));
     if (!grown.ok()) return grown.error().WithContext("growing the guest filesystem");
-    std::string line = fmt::format(
-        "Grew the {} disk to {} MiB online; its filesystem now has {} MiB ({} ms)", g.role, g.mib,
-        grown->value("size_bytes", int64_t{0}) / kMib, MillisSince(start));
+    VMCTL_ASSIGN_OR_RETURN(int64_t fs_bytes, agent::ReplyInt(*grown, "size_bytes", 0));
+    std::string line =
+        fmt::format("Grew the {} disk to {} MiB online; its filesystem now has {} MiB ({} ms)",
+                    g.role, g.mib, fs_bytes / kMib, MillisSince(start));
     Report(progress, line);
     Log(vm, "storage", line);
   }
@@ -1029,10 +1062,7 @@ Result<VmService::SshTarget> VmService::PrepareSsh(
   std::vector<std::string> keys;
   while (true) {
     VMCTL_ASSIGN_OR_RETURN(auto answer, agent->Call("host_keys", {}, milliseconds(10000)));
-    keys.clear();
-    for (const auto& k : answer.value("keys", nlohmann::json::array())) {
-      keys.push_back(k.get<std::string>());
-    }
+    VMCTL_ASSIGN_OR_RETURN(keys, agent::ReplyStrings(answer, "keys"));
     if (!keys.empty()) break;
     if (Clock::now() > deadline || agent->closed()) {
       return DeadlineExceeded(
@@ -1172,6 +1202,18 @@ Result<std::vector<std::string>> VmService::Reconcile() {
   return actions;
 }
 
+void VmService::CapConsoleLog(const VmRecord& vm) {
+  // The VMM appends the guest's serial output for as long as it runs: a guest printing without
+  // end must not fill the host's disk.
+  auto cut = CapAppendedLog(std::filesystem::path(vm.runtime_dir) / "console.log", kMaxConsoleLog,
+                            kConsoleLogKept);
+  if (!cut.ok()) {
+    spdlog::warn("vm {}: {}", vm.name, cut.error().message());
+  } else if (*cut) {
+    spdlog::info("vm {}: console log cut to its last {} KiB", vm.name, kConsoleLogKept >> 10);
+  }
+}
+
 void VmService::StartMonitor() {
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
@@ -1195,6 +1237,7 @@ void VmService::MonitorLoop() {
       if (listed.state != VmState::kRunning && listed.state != VmState::kStarting) continue;
       ProcessRef process{static_cast<pid_t>(listed.pid), listed.pid_start_time};
       bool alive = listed.pid != 0 && process.Alive();
+      CapConsoleLog(listed);
       if (alive && listed.state == VmState::kRunning) continue;
       auto slot = SlotFor(listed.id);
       // A busy slot means an operation owns the VM and will notice the exit itself.

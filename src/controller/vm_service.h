@@ -180,6 +180,9 @@ class VmService {
   Error FailBoot(Slot& slot, const VmRecord& vm, VmState from, const Error& cause);
   Result<std::shared_ptr<agent::AgentClient>> Agent(Slot& slot, const VmRecord& vm,
                                                     std::chrono::milliseconds timeout);
+  // The limits for a client to the VM's agent; a protocol violation is recorded as an event.
+  agent::ClientOptions AgentOptions(Slot& slot, const VmRecord& vm);
+  static constexpr std::chrono::milliseconds kViolationEventInterval{10000};
   void ReleaseRuntime(Slot& slot, VmRecord& vm);
   // Gives a VM created before networking existed its TAP, MAC and address.
   Result<VmRecord> EnsureNetworkIdentity(VmRecord vm);
@@ -193,6 +196,10 @@ class VmService {
                                const Progress& progress);
   Result<void> RemoveVolumes(const VmRecord& vm);
   void MonitorLoop();
+  // Keeps the VM's serial console log under kMaxConsoleLog (its newest kConsoleLogKept remain).
+  void CapConsoleLog(const VmRecord& vm);
+  static constexpr size_t kMaxConsoleLog = 16 << 20;
+  static constexpr size_t kConsoleLogKept = 4 << 20;
   void Log(const VmRecord& vm, const std::string& kind, const std::string& detail);
   std::filesystem::path RuntimeDir(const std::string& vm_id) const;
 

@@ -1,6 +1,7 @@
 // libFuzzer target for the names and values users choose for their VMs and images: VM and image
-// names, bandwidth rates, state names (read back from the store), and the request and resize
-// limit checks on arbitrary numbers. The first byte picks the check.
+// names, bandwidth rates, state names (read back from the store), the request and resize limit
+// checks on arbitrary numbers, and email addresses (registration, sharing, --allow-email). The
+// first byte picks the check.
 
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "model/email.h"
 #include "model/image.h"
 #include "model/vm.h"
 
@@ -49,12 +51,34 @@ void CheckRequest(std::string_view input) {
   (void)vmctl::ValidateDiskGrowth(root, data, Take(&input), Take(&input));
 }
 
+// A normalized address is accepted again unchanged, and is printable as it is.
+void CheckEmail(std::string_view text) {
+  auto email = vmctl::NormalizeEmail(text);
+  if (!email.ok()) return;
+  auto again = vmctl::NormalizeEmail(*email);
+  if (!again.ok() || *again != *email) std::abort();
+  if (vmctl::EscapeForDisplay(*email) != *email) std::abort();
+}
+
+void CheckAllowList(std::string_view text) {
+  auto list = vmctl::EmailAllowList::Parse(text);
+  if (!list.ok()) return;
+  if (auto email = vmctl::NormalizeEmail(text); email.ok()) (void)list->Allows(*email);
+}
+
+// Escaping leaves nothing a terminal would act on: no C0 control byte or DEL.
+void CheckEscape(std::string_view text) {
+  for (unsigned char c : vmctl::EscapeForDisplay(text)) {
+    if (c < 0x20 || c == 0x7f) std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 8) {
     case 0:
       CheckVmName(input);
       break;
@@ -69,6 +93,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 4:
       CheckRequest(input);
+      break;
+    case 5:
+      CheckEmail(input);
+      break;
+    case 6:
+      CheckAllowList(input);
+      break;
+    case 7:
+      CheckEscape(input);
       break;
   }
   return 0;

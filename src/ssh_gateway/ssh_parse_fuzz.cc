@@ -1,6 +1,7 @@
 // libFuzzer target for what SSH clients choose before and after authenticating: the command line
 // (`ssh host CMD` and lobby lines), the username that routes to a VM, and ProxyJump destinations;
-// plus the gateway's --domain and address-range options. The first byte picks the parser.
+// plus the gateway's --domain and address-range options, and the text checks and terminal escaping
+// everything shown to a client goes through. The first byte picks the parser.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "model/vm.h"
 #include "ssh_gateway/command_line.h"
 #include "ssh_gateway/routing.h"
+#include "ssh_gateway/text.h"
 
 namespace {
 
@@ -43,12 +45,24 @@ void CheckAddressRange(std::string_view text) {
   if (range.ok() && (range->empty() || range->size() > 4096)) std::abort();
 }
 
+// Text that passes the check is valid UTF-8 throughout, and escaping leaves no byte a terminal
+// acts on (C0 controls other than newline and tab, DEL).
+void CheckText(std::string_view bytes) {
+  if (gw::Utf8ValidPrefix(bytes) > bytes.size()) std::abort();
+  if (gw::ValidateText(bytes, "fuzz", true).ok() && gw::Utf8ValidPrefix(bytes) != bytes.size()) {
+    std::abort();
+  }
+  for (unsigned char c : gw::EscapeForTerminal(bytes)) {
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0:
       CheckCommandLine(input);
       break;
@@ -63,6 +77,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 4:
       CheckAddressRange(input);
+      break;
+    case 5:
+      CheckText(input);
       break;
   }
   return 0;
