@@ -48,7 +48,12 @@ class AgentTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   std::unique_ptr<AgentClient> Connect() {
+    // The socket's file appears at bind(), a moment before the agent listens on it.
     auto fd = ConnectUnix(dir_ / "agent.sock");
+    for (int i = 0; i < 500 && !fd.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      fd = ConnectUnix(dir_ / "agent.sock");
+    }
     EXPECT_TRUE(fd.ok()) << fd.error().message();
     auto client = NewAgentClient(std::move(fd).value());
     EXPECT_TRUE(client->WaitHello(seconds(5)).ok());
