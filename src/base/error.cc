@@ -18,7 +18,7 @@ struct CodeInfo {
 // Exit codes stay clear of 1 (generic) and of 126-255 (shell and signals), so a script can tell
 // "the VM command failed with 3" (exec passes that through) from a vmctl failure only by context;
 // exec documents this.
-constexpr std::array<CodeInfo, 9> kCodes = {{
+constexpr std::array<CodeInfo, 10> kCodes = {{
     {ErrorCode::kInvalidArgument, "invalid_argument", 400, 2},
     {ErrorCode::kNotFound, "not_found", 404, 3},
     {ErrorCode::kAlreadyExists, "already_exists", 409, 4},
@@ -27,6 +27,7 @@ constexpr std::array<CodeInfo, 9> kCodes = {{
     {ErrorCode::kUnavailable, "unavailable", 503, 7},
     {ErrorCode::kDeadlineExceeded, "deadline_exceeded", 504, 8},
     {ErrorCode::kUnimplemented, "unimplemented", 501, 9},
+    {ErrorCode::kUnauthenticated, "unauthenticated", 401, 11},
     {ErrorCode::kInternal, "internal", 500, 10},
 }};
 

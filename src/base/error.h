@@ -17,6 +17,7 @@ enum class ErrorCode {
   kUnavailable,         // a dependency (VMM, agent, daemon) cannot be reached right now
   kDeadlineExceeded,    // an operation timed out
   kUnimplemented,       // the backend lacks the capability
+  kUnauthenticated,     // no valid credentials (session, token, login link) came with the request
   kInternal,            // a bug or an unexpected host failure
 };
 
@@ -56,6 +57,9 @@ inline Error DeadlineExceeded(std::string m) {
   return {ErrorCode::kDeadlineExceeded, std::move(m)};
 }
 inline Error Unimplemented(std::string m) { return {ErrorCode::kUnimplemented, std::move(m)}; }
+inline Error Unauthenticated(std::string m) {
+  return {ErrorCode::kUnauthenticated, std::move(m)};
+}
 inline Error Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
 // An error from a failed system call: "what: strerror(errno_value)", code kInternal unless the
