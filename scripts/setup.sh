@@ -22,6 +22,9 @@ packages=(
   nftables iproute2 openssh-client socat sqlite3 procps curl iperf3 iputils-ping
   # tests: a real SMTP server for registration by verification mail
   python3-aiosmtpd
+  # tests: the HTTPS proxy against a real ACME server (pebble, its challenge responder) and a real
+  # DNS server for DNS-01 (knot, with knsupdate/kdig); benchmark peers (wrk, nginx); the browser
+  pebble knot knot-dnsutils wrk nginx-light chromium nodejs
 )
 
 missing=()
