@@ -13,6 +13,7 @@
 #include "model/image.h"
 #include "model/user.h"
 #include "model/vm.h"
+#include "model/web_auth.h"
 
 namespace vmctl {
 
@@ -85,6 +86,32 @@ class Store {
   virtual Result<void> AppendEvent(const Event& event) = 0;
   // Newest last; at most `limit` events; all VMs when vm_id is empty.
   virtual Result<std::vector<Event>> ListEvents(std::string_view vm_id, int limit) = 0;
+
+  // Web authentication (model/web_auth.h): rows are found by the hash of their secret. Take*
+  // returns a row and deletes it in one transaction, so a secret is redeemed at most once even
+  // by racing callers (kNotFound for none).
+  virtual Result<void> InsertLoginLink(const LoginLinkRecord& link) = 0;
+  virtual Result<LoginLinkRecord> TakeLoginLink(std::string_view secret_hash) = 0;
+  virtual Result<void> InsertWebSession(const WebSession& session) = 0;
+  virtual Result<WebSession> GetWebSession(std::string_view id_hash) = 0;
+  virtual Result<void> TouchWebSession(std::string_view id_hash, int64_t last_seen_at) = 0;
+  // Revokes the session and the sessions derived from it; returns how many were live (not
+  // revoked, expires_at > now). kNotFound for an unknown session.
+  virtual Result<int> RevokeWebSession(std::string_view id_hash, int64_t now) = 0;
+  // Revokes every session of the user; returns how many were live.
+  virtual Result<int> RevokeUserWebSessions(std::string_view user_id, int64_t now) = 0;
+  virtual Result<void> InsertHostTicket(const HostTicket& ticket) = 0;
+  virtual Result<HostTicket> TakeHostTicket(std::string_view ticket_hash) = 0;
+  // kNotFound for an unknown user or VM.
+  virtual Result<void> InsertApiToken(const ApiToken& token) = 0;
+  virtual Result<ApiToken> GetApiTokenBySecret(std::string_view secret_hash) = 0;
+  // Ordered by created_at.
+  virtual Result<std::vector<ApiToken>> ListApiTokens(std::string_view user_id) = 0;
+  // kNotFound unless the user has a token with that id.
+  virtual Result<void> DeleteApiToken(std::string_view user_id, std::string_view id) = 0;
+  virtual Result<void> TouchApiToken(std::string_view id, int64_t last_used_at) = 0;
+  // Drops login links, host tickets, sessions and tokens with 0 < expires_at <= now.
+  virtual Result<void> DeleteExpiredWebAuth(int64_t now) = 0;
 };
 
 }  // namespace vmctl

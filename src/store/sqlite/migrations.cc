@@ -135,7 +135,51 @@ UPDATE users
       lower(substr(users.email, instr(users.email, '@') + 1)));
 )sql";
 
-constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
+// Web authentication: one-time login links, browser sessions (one per host; a VM host's session
+// derives from the DOMAIN session it came through, and is revoked with it), single-use host
+// tickets that carry a DOMAIN session to a VM host, and API tokens (optionally limited to one VM,
+// going with it). Only SHA-256 hashes of the secrets are stored.
+constexpr std::string_view kV7 = R"sql(
+CREATE TABLE login_links (
+  secret_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE web_sessions (
+  id_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  host TEXT NOT NULL,
+  parent_hash TEXT REFERENCES web_sessions(id_hash) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+);
+CREATE INDEX web_sessions_user ON web_sessions(user_id);
+CREATE INDEX web_sessions_parent ON web_sessions(parent_hash) WHERE parent_hash IS NOT NULL;
+CREATE TABLE host_tickets (
+  ticket_hash TEXT PRIMARY KEY,
+  session_hash TEXT NOT NULL REFERENCES web_sessions(id_hash) ON DELETE CASCADE,
+  host TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX host_tickets_session ON host_tickets(session_hash);
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL UNIQUE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  vm_id TEXT REFERENCES vms(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL CHECK (expires_at >= 0),
+  last_used_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE INDEX api_tokens_vm ON api_tokens(vm_id) WHERE vm_id IS NOT NULL;
+)sql";
+
+constexpr std::array<std::string_view, 7> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
 
 }  // namespace
 

@@ -234,6 +234,13 @@ Result<ImageRecord> ReadImage(const Statement& s) {
   return image;
 }
 
+constexpr std::string_view kTokenColumns =
+    "id, secret_hash, user_id, COALESCE(vm_id, ''), created_at, expires_at, last_used_at";
+
+Result<ApiToken> ReadApiToken(const Statement& s) {
+  return ApiToken{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Int(6)};
+}
+
 Result<int64_t> ReadInt(const Statement& s) { return s.Int(0); }
 
 Result<std::string> ReadText(const Statement& s) { return s.Text(0); }
@@ -683,6 +690,186 @@ class SqliteStore final : public Store {
     return s.All(ReadEvent);
   }
 
+  // Web authentication.
+  Result<void> InsertLoginLink(const LoginLinkRecord& l) override {
+    std::lock_guard lock(mu_);
+    auto inserted = Execute(
+        "INSERT INTO login_links (secret_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, "
+        "?)",
+        l.secret_hash, l.user_id, l.created_at, l.expires_at);
+    if (!inserted.ok() && inserted.error().code() == ErrorCode::kNotFound) return NoUser(l.user_id);
+    VMCTL_TRY(inserted);
+    return Ok();
+  }
+
+  Result<LoginLinkRecord> TakeLoginLink(std::string_view secret_hash) override {
+    std::lock_guard lock(mu_);
+    return TakeRow(
+        "login_links", "secret_hash, user_id, created_at, expires_at", "secret_hash", secret_hash,
+        [](const Statement& r) -> Result<LoginLinkRecord> {
+          return LoginLinkRecord{r.Text(0), r.Text(1), r.Int(2), r.Int(3)};
+        },
+        "no such login link");
+  }
+
+  Result<void> InsertWebSession(const WebSession& w) override {
+    std::lock_guard lock(mu_);
+    auto inserted = Execute(
+        "INSERT INTO web_sessions (id_hash, user_id, host, parent_hash, created_at, expires_at, "
+        "last_seen_at, revoked) VALUES (?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?)",
+        w.id_hash, w.user_id, w.host, w.parent_hash, w.created_at, w.expires_at, w.last_seen_at,
+        w.revoked ? 1 : 0);
+    if (!inserted.ok() && inserted.error().code() == ErrorCode::kNotFound) {
+      return NotFound(fmt::format("no user '{}' or parent session", w.user_id));
+    }
+    VMCTL_TRY(inserted);
+    return Ok();
+  }
+
+  Result<WebSession> GetWebSession(std::string_view id_hash) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s, Prepare(db_.get(),
+                             "SELECT id_hash, user_id, host, COALESCE(parent_hash, ''), "
+                             "created_at, expires_at, last_seen_at, revoked FROM web_sessions "
+                             "WHERE id_hash = ?",
+                             id_hash));
+    VMCTL_ASSIGN_OR_RETURN(auto session, s.One([](const Statement& r) -> Result<WebSession> {
+      return WebSession{r.Text(0), r.Text(1), r.Text(2), r.Text(3),
+                        r.Int(4),  r.Int(5),  r.Int(6),  r.Int(7) != 0};
+    }));
+    if (!session) return NotFound("no such session");
+    return *std::move(session);
+  }
+
+  Result<void> TouchWebSession(std::string_view id_hash, int64_t last_seen_at) override {
+    std::lock_guard lock(mu_);
+    VMCTL_TRY(Execute("UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ?", last_seen_at,
+                      id_hash));
+    return Ok();
+  }
+
+  Result<int> RevokeWebSession(std::string_view id_hash, int64_t now) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<int> {
+      VMCTL_ASSIGN_OR_RETURN(bool exists,
+                             Exists("SELECT 1 FROM web_sessions WHERE id_hash = ?", id_hash));
+      if (!exists) return NotFound("no such session");
+      VMCTL_ASSIGN_OR_RETURN(
+          int64_t revoked,
+          Execute("UPDATE web_sessions SET revoked = 1 WHERE (id_hash = ? OR parent_hash = ?) "
+                  "AND revoked = 0 AND expires_at > ?",
+                  id_hash, id_hash, now));
+      // Expired ones too, so nothing derived from this session is left unrevoked.
+      VMCTL_TRY(Execute("UPDATE web_sessions SET revoked = 1 WHERE id_hash = ? OR parent_hash = ?",
+                        id_hash, id_hash));
+      return static_cast<int>(revoked);
+    });
+  }
+
+  Result<int> RevokeUserWebSessions(std::string_view user_id, int64_t now) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<int> {
+      VMCTL_ASSIGN_OR_RETURN(
+          int64_t revoked,
+          Execute("UPDATE web_sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 AND "
+                  "expires_at > ?",
+                  user_id, now));
+      VMCTL_TRY(Execute("UPDATE web_sessions SET revoked = 1 WHERE user_id = ?", user_id));
+      return static_cast<int>(revoked);
+    });
+  }
+
+  Result<void> InsertHostTicket(const HostTicket& t) override {
+    std::lock_guard lock(mu_);
+    auto inserted = Execute(
+        "INSERT INTO host_tickets (ticket_hash, session_hash, host, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        t.ticket_hash, t.session_hash, t.host, t.created_at, t.expires_at);
+    if (!inserted.ok() && inserted.error().code() == ErrorCode::kNotFound) {
+      return NotFound("no such session");
+    }
+    VMCTL_TRY(inserted);
+    return Ok();
+  }
+
+  Result<HostTicket> TakeHostTicket(std::string_view ticket_hash) override {
+    std::lock_guard lock(mu_);
+    return TakeRow(
+        "host_tickets", "ticket_hash, session_hash, host, created_at, expires_at", "ticket_hash",
+        ticket_hash,
+        [](const Statement& r) -> Result<HostTicket> {
+          return HostTicket{r.Text(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4)};
+        },
+        "no such host ticket");
+  }
+
+  Result<void> InsertApiToken(const ApiToken& t) override {
+    std::lock_guard lock(mu_);
+    auto inserted = Execute(
+        "INSERT INTO api_tokens (id, secret_hash, user_id, vm_id, created_at, expires_at, "
+        "last_used_at) VALUES (?, ?, ?, NULLIF(?, ''), ?, ?, ?)",
+        t.id, t.secret_hash, t.user_id, t.vm_id, t.created_at, t.expires_at, t.last_used_at);
+    if (!inserted.ok() && inserted.error().code() == ErrorCode::kNotFound) {
+      VMCTL_ASSIGN_OR_RETURN(bool user_exists,
+                             Exists("SELECT 1 FROM users WHERE id = ?", t.user_id));
+      return user_exists ? NoVm(t.vm_id) : NoUser(t.user_id);
+    }
+    VMCTL_TRY(inserted);
+    return Ok();
+  }
+
+  Result<ApiToken> GetApiTokenBySecret(std::string_view secret_hash) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(),
+                fmt::format("SELECT {} FROM api_tokens WHERE secret_hash = ?", kTokenColumns),
+                secret_hash));
+    VMCTL_ASSIGN_OR_RETURN(auto token, s.One(ReadApiToken));
+    if (!token) return NotFound("no such token");
+    return *std::move(token);
+  }
+
+  Result<std::vector<ApiToken>> ListApiTokens(std::string_view user_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(
+            db_.get(),
+            fmt::format("SELECT {} FROM api_tokens WHERE user_id = ? ORDER BY created_at, rowid",
+                        kTokenColumns),
+            user_id));
+    return s.All(ReadApiToken);
+  }
+
+  Result<void> DeleteApiToken(std::string_view user_id, std::string_view id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        int64_t deleted,
+        Execute("DELETE FROM api_tokens WHERE user_id = ? AND id = ?", user_id, id));
+    if (deleted == 0) return NotFound(fmt::format("no token '{}'", id));
+    return Ok();
+  }
+
+  Result<void> TouchApiToken(std::string_view id, int64_t last_used_at) override {
+    std::lock_guard lock(mu_);
+    VMCTL_TRY(Execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", last_used_at, id));
+    return Ok();
+  }
+
+  Result<void> DeleteExpiredWebAuth(int64_t now) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<void> {
+      VMCTL_TRY(Execute("DELETE FROM login_links WHERE expires_at <= ?", now));
+      VMCTL_TRY(Execute("DELETE FROM host_tickets WHERE expires_at <= ?", now));
+      // Derived sessions and their tickets go with their parent (ON DELETE CASCADE).
+      VMCTL_TRY(Execute("DELETE FROM web_sessions WHERE expires_at <= ?", now));
+      VMCTL_TRY(Execute("DELETE FROM api_tokens WHERE expires_at > 0 AND expires_at <= ?", now));
+      return Ok();
+    });
+  }
+
  private:
   explicit SqliteStore(DbPtr db) : db_(std::move(db)) {}
 
@@ -780,6 +967,24 @@ class SqliteStore final : public Store {
     }
     (void)Exec("ROLLBACK");
     return result;
+  }
+
+  // Reads the row of `table` whose `key_column` is `key` and deletes it, in one transaction:
+  // of callers racing for the same row, one gets it.
+  template <typename Read,
+            typename T = typename ResultValue<std::invoke_result_t<Read, const Statement&>>::type>
+  Result<T> TakeRow(std::string_view table, std::string_view columns, std::string_view key_column,
+                    std::string_view key, Read read, std::string_view missing) {
+    return InTransaction([&]() -> Result<T> {
+      VMCTL_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare(db_.get(),
+                  fmt::format("SELECT {} FROM {} WHERE {} = ?", columns, table, key_column), key));
+      VMCTL_ASSIGN_OR_RETURN(auto row, s.One(read));
+      if (!row) return NotFound(std::string(missing));
+      VMCTL_TRY(Execute(fmt::format("DELETE FROM {} WHERE {} = ?", table, key_column), key));
+      return *std::move(row);
+    });
   }
 
   Result<User> GetUserWhere(std::string_view column, std::string_view value) {

@@ -126,8 +126,8 @@ TEST_F(SqliteStoreTest, AFreshDatabaseGetsEveryMigration) {
   EXPECT_EQ(raw.Query("SELECT version FROM schema_migrations ORDER BY version"), expected);
   EXPECT_EQ(raw.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                       "'sqlite_%' ORDER BY name"),
-            "events,images,pending_registrations,quotas,schema_migrations,shares,ssh_keys,users,"
-            "vms");
+            "api_tokens,events,host_tickets,images,login_links,pending_registrations,quotas,"
+            "schema_migrations,shares,ssh_keys,users,vms,web_sessions");
 }
 
 TEST_F(SqliteStoreTest, ReopeningAnUpToDateDatabaseAppliesNothing) {
@@ -775,6 +775,136 @@ TEST_F(SqliteStoreTest, CommittedDataSurvivesAProcessCrash) {
   ASSERT_TRUE(vm.ok()) << vm.error().message();
   EXPECT_EQ(vm->state, VmState::kStarting);
   EXPECT_EQ(store_->ListEvents("v1", 10)->back().detail, "creating -> starting");
+}
+
+// Web authentication.
+
+WebSession Session(const std::string& hash, const std::string& host,
+                   const std::string& parent = "") {
+  return WebSession{hash, "u1", host, parent, 10, 1000, 10, false};
+}
+
+TEST_F(SqliteStoreTest, ALoginLinkIsTakenOnce) {
+  ASSERT_TRUE(store_->InsertLoginLink(LoginLinkRecord{"h1", "u1", 10, 310}).ok());
+  auto taken = store_->TakeLoginLink("h1");
+  ASSERT_TRUE(taken.ok()) << taken.error().message();
+  EXPECT_EQ(taken->user_id, "u1");
+  EXPECT_EQ(taken->expires_at, 310);
+  EXPECT_EQ(store_->TakeLoginLink("h1").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->InsertLoginLink(LoginLinkRecord{"h2", "nobody", 10, 310}).error().message(),
+            "no user 'nobody'");
+}
+
+TEST_F(SqliteStoreTest, WebSessionsRoundTripAndTouch) {
+  ASSERT_TRUE(store_->InsertWebSession(Session("s1", "vmctl.localhost")).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("s2", "web.vmctl.localhost", "s1")).ok());
+  auto child = store_->GetWebSession("s2");
+  ASSERT_TRUE(child.ok()) << child.error().message();
+  EXPECT_EQ(child->host, "web.vmctl.localhost");
+  EXPECT_EQ(child->parent_hash, "s1");
+  EXPECT_FALSE(child->revoked);
+  ASSERT_TRUE(store_->TouchWebSession("s2", 99).ok());
+  EXPECT_EQ(store_->GetWebSession("s2")->last_seen_at, 99);
+  EXPECT_EQ(store_->GetWebSession("s1")->parent_hash, "");
+  EXPECT_EQ(store_->GetWebSession("nope").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->InsertWebSession(Session("s3", "x.vmctl.localhost", "nope")).error().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, RevokingASessionRevokesItsDerivedOnes) {
+  ASSERT_TRUE(store_->InsertWebSession(Session("p1", "vmctl.localhost")).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("c1", "a.vmctl.localhost", "p1")).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("c2", "b.vmctl.localhost", "p1")).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("p2", "vmctl.localhost")).ok());
+  auto revoked = store_->RevokeWebSession("p1", 20);
+  ASSERT_TRUE(revoked.ok()) << revoked.error().message();
+  EXPECT_EQ(*revoked, 3);
+  for (auto hash : {"p1", "c1", "c2"}) EXPECT_TRUE(store_->GetWebSession(hash)->revoked) << hash;
+  EXPECT_FALSE(store_->GetWebSession("p2")->revoked);
+  EXPECT_EQ(*store_->RevokeWebSession("p1", 20), 0);
+  EXPECT_EQ(store_->RevokeWebSession("nope", 20).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, RevokingAUsersSessionsCountsOnlyLiveOnes) {
+  ASSERT_TRUE(store_->CreateUser(User{"u2", "bob", "bob@example.com", 1}).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("a", "vmctl.localhost")).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("b", "x.vmctl.localhost", "a")).ok());
+  WebSession old = Session("c", "vmctl.localhost");
+  old.expires_at = 15;
+  ASSERT_TRUE(store_->InsertWebSession(old).ok());
+  WebSession bobs = Session("d", "vmctl.localhost");
+  bobs.user_id = "u2";
+  ASSERT_TRUE(store_->InsertWebSession(bobs).ok());
+  EXPECT_EQ(*store_->RevokeUserWebSessions("u1", 20), 2);
+  EXPECT_TRUE(store_->GetWebSession("c")->revoked);
+  EXPECT_FALSE(store_->GetWebSession("d")->revoked);
+  EXPECT_EQ(*store_->RevokeUserWebSessions("nobody", 20), 0);
+}
+
+TEST_F(SqliteStoreTest, AHostTicketIsTakenOnceAndGoesWithItsSession) {
+  ASSERT_TRUE(store_->InsertWebSession(Session("s1", "vmctl.localhost")).ok());
+  ASSERT_TRUE(
+      store_->InsertHostTicket(HostTicket{"t1", "s1", "web.vmctl.localhost", 10, 130}).ok());
+  ASSERT_TRUE(
+      store_->InsertHostTicket(HostTicket{"t2", "s1", "web.vmctl.localhost", 10, 130}).ok());
+  auto taken = store_->TakeHostTicket("t1");
+  ASSERT_TRUE(taken.ok()) << taken.error().message();
+  EXPECT_EQ(taken->session_hash, "s1");
+  EXPECT_EQ(taken->host, "web.vmctl.localhost");
+  EXPECT_EQ(store_->TakeHostTicket("t1").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->InsertHostTicket(HostTicket{"t3", "nope", "x", 10, 130}).error().code(),
+            ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteExpiredWebAuth(1000).ok());  // the session expires at 1000
+  EXPECT_EQ(store_->TakeHostTicket("t2").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ApiTokensAreListedFoundByHashAndRemovedByTheirOwner) {
+  ASSERT_TRUE(store_->CreateUser(User{"u2", "bob", "bob@example.com", 1}).ok());
+  ASSERT_TRUE(store_->InsertVm(Vm("v1", "web")).ok());
+  ASSERT_TRUE(store_->InsertApiToken(ApiToken{"k2", "hash2", "u1", "v1", 20, 0, 0}).ok());
+  ASSERT_TRUE(store_->InsertApiToken(ApiToken{"k1", "hash1", "u1", "", 10, 500, 0}).ok());
+  EXPECT_EQ(store_->InsertApiToken(ApiToken{"k3", "hash1", "u1", "", 10, 0, 0}).error().code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertApiToken(ApiToken{"k3", "hash3", "u1", "v9", 10, 0, 0}).error().message(),
+            "no VM 'v9'");
+  EXPECT_EQ(store_->InsertApiToken(ApiToken{"k3", "hash3", "u9", "", 10, 0, 0}).error().message(),
+            "no user 'u9'");
+  auto found = store_->GetApiTokenBySecret("hash2");
+  ASSERT_TRUE(found.ok()) << found.error().message();
+  EXPECT_EQ(found->id, "k2");
+  EXPECT_EQ(found->vm_id, "v1");
+  ASSERT_TRUE(store_->TouchApiToken("k2", 77).ok());
+  auto listed = store_->ListApiTokens("u1");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, "k1");
+  EXPECT_EQ((*listed)[0].vm_id, "");
+  EXPECT_EQ((*listed)[1].last_used_at, 77);
+  EXPECT_EQ(store_->DeleteApiToken("u2", "k1").error().message(), "no token 'k1'");
+  ASSERT_TRUE(store_->DeleteApiToken("u1", "k1").ok());
+  EXPECT_EQ(store_->GetApiTokenBySecret("hash1").error().code(), ErrorCode::kNotFound);
+  // A VM's tokens go with it.
+  ASSERT_TRUE(store_->DeleteVm("v1").ok());
+  EXPECT_TRUE(store_->ListApiTokens("u1")->empty());
+}
+
+TEST_F(SqliteStoreTest, ExpiredWebAuthRowsAreDropped) {
+  ASSERT_TRUE(store_->InsertLoginLink(LoginLinkRecord{"l1", "u1", 10, 100}).ok());
+  ASSERT_TRUE(store_->InsertLoginLink(LoginLinkRecord{"l2", "u1", 10, 300}).ok());
+  WebSession old = Session("s1", "vmctl.localhost");
+  old.expires_at = 100;
+  ASSERT_TRUE(store_->InsertWebSession(old).ok());
+  ASSERT_TRUE(store_->InsertWebSession(Session("s2", "x.vmctl.localhost", "s1")).ok());
+  ASSERT_TRUE(store_->InsertApiToken(ApiToken{"k1", "h1", "u1", "", 10, 100, 0}).ok());
+  ASSERT_TRUE(store_->InsertApiToken(ApiToken{"k2", "h2", "u1", "", 10, 0, 0}).ok());
+  ASSERT_TRUE(store_->DeleteExpiredWebAuth(200).ok());
+  EXPECT_FALSE(store_->TakeLoginLink("l1").ok());
+  EXPECT_TRUE(store_->TakeLoginLink("l2").ok());
+  EXPECT_FALSE(store_->GetWebSession("s1").ok());
+  EXPECT_FALSE(store_->GetWebSession("s2").ok());  // derived from s1
+  auto tokens = store_->ListApiTokens("u1");
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ((*tokens)[0].id, "k2");  // never expires
 }
 
 }  // namespace
