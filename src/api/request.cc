@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/frame.h"
+#include "model/web_auth.h"
 
 namespace vmctl::api {
 namespace {
@@ -325,6 +326,21 @@ Result<std::vector<ExecInput>> DecodeExecInputs(std::string_view bytes) {
     VMCTL_ASSIGN_OR_RETURN(ExecInput input, ParseExecInput(*frame));
     out.push_back(std::move(input));
   }
+}
+
+// Web authentication.
+
+Result<TokenRequest> ParseTokenRequest(std::string_view body) {
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"vm", "expires"}));
+  TokenRequest request;
+  VMCTL_TRY(Field(object, "vm", &request.vm));
+  std::string expires;
+  VMCTL_TRY(Field(object, "expires", &expires));
+  if (object.contains("expires")) {
+    VMCTL_ASSIGN_OR_RETURN(request.lifetime, ParseDuration(expires));
+  }
+  return request;
 }
 
 }  // namespace vmctl::api

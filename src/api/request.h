@@ -1,6 +1,7 @@
 #ifndef VMCTL_API_REQUEST_H_
 #define VMCTL_API_REQUEST_H_
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -67,6 +68,16 @@ Result<std::optional<ImageSource>> ParseImageSource(std::string_view body);
 // Body of POST /v1/vms/NAME/exec: {"argv": [str...], "env"?: {str: str}, "cwd"?: str,
 // "tty"?: bool, "rows"?: int, "cols"?: int}.
 Result<agent::ExecRequest> ParseExecRequest(std::string_view body);
+
+// Web authentication.
+
+// Body of POST /v1/tokens: {"vm"?: str, "expires"?: str (a duration such as "30d", see
+// ParseDuration)}. No "expires": the token never expires.
+struct TokenRequest {
+  std::string vm;                    // empty: not limited to one VM
+  std::chrono::seconds lifetime{0};  // 0: never expires
+};
+Result<TokenRequest> ParseTokenRequest(std::string_view body);
 
 }  // namespace vmctl::api
 

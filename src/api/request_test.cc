@@ -168,5 +168,22 @@ TEST(ParseExecRequestTest, ParsesAndValidates) {
   EXPECT_FALSE(ParseExecRequest(R"({"argv":["x"],"rows":0})").ok());
 }
 
+// Web authentication.
+
+TEST(ParseTokenRequestTest, VmAndLifetimeAreOptional) {
+  auto everything = ParseTokenRequest("{}");
+  ASSERT_TRUE(everything.ok()) << everything.error().message();
+  EXPECT_EQ(everything->vm, "");
+  EXPECT_EQ(everything->lifetime.count(), 0);
+  auto limited = ParseTokenRequest(R"({"vm":"web","expires":"12h"})");
+  ASSERT_TRUE(limited.ok()) << limited.error().message();
+  EXPECT_EQ(limited->vm, "web");
+  EXPECT_EQ(limited->lifetime.count(), 12 * 3600);
+  for (const char* bad : {"", "[]", R"({"vm":1})", R"({"expires":30})", R"({"expires":""})",
+                          R"({"expires":"30"})", R"({"secret":"x"})"}) {
+    EXPECT_EQ(ParseTokenRequest(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace vmctl::api
