@@ -4,11 +4,13 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "store/sqlite/sqlite_store.h"
 
@@ -157,6 +159,21 @@ TEST_F(AuthTest, ALoginLinkGivesADomainSessionOnce) {
   auto session = auth_->AuthenticateSession(grant->session_id, kDomain);
   ASSERT_TRUE(session.ok()) << session.error().message();
   EXPECT_EQ(session->user_id, "u1");
+}
+
+TEST_F(AuthTest, RacingRedemptionsOfOneLinkHaveOneWinner) {
+  std::string secret = LinkSecret();
+  std::atomic<int> won{0}, refused{0};
+  std::vector<std::thread> racers;
+  for (int i = 0; i < 8; ++i) {
+    racers.emplace_back([&, i] {
+      auto r = auth_->RedeemLoginLink(secret, "10.0.1." + std::to_string(i));
+      (r.ok() ? won : refused)++;
+    });
+  }
+  for (auto& t : racers) t.join();
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(refused, 7);
 }
 
 TEST_F(AuthTest, UnknownUsedAndExpiredLinksGetTheSameError) {
