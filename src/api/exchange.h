@@ -15,6 +15,7 @@
 
 #include "api/request.h"
 #include "base/result.h"
+#include "controller/auth_service.h"
 #include "controller/image_service.h"
 #include "controller/vm_service.h"
 
@@ -84,6 +85,8 @@ Routed RouteShares(controller::VmService& vms, const Exchange& ex);
 // /v1/vms/NAME/exec and /v1/vms/NAME/logs: the connection ends after them.
 Routed RouteVmStreams(controller::VmService& vms, const Exchange& ex);
 Routed RouteImages(controller::ImageService& images, const Exchange& ex);
+// /v1/login-link, /v1/logout, /v1/tokens[/ID]
+Routed RouteAuth(controller::AuthService& auth, const Exchange& ex);
 
 }  // namespace vmctl::api
 

@@ -72,11 +72,13 @@ bool ConnectionEnded(const beast::error_code& ec) {
 }  // namespace
 
 struct Server::Impl {
-  Impl(controller::VmService& v, controller::ImageService& i, ServerOptions o)
-      : vms(v), images(i), options(std::move(o)) {}
+  Impl(controller::VmService& v, controller::ImageService& i, controller::AuthService& a,
+       ServerOptions o)
+      : vms(v), images(i), auth(a), options(std::move(o)) {}
 
   controller::VmService& vms;
   controller::ImageService& images;
+  controller::AuthService& auth;
   ServerOptions options;
   net::io_context ioc;
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
@@ -98,8 +100,9 @@ struct Server::Impl {
   bool Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req);
 };
 
-Server::Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options)
-    : impl_(std::make_unique<Impl>(vms, images, std::move(options))) {}
+Server::Server(controller::VmService& vms, controller::ImageService& images,
+               controller::AuthService& auth, ServerOptions options)
+    : impl_(std::make_unique<Impl>(vms, images, auth, std::move(options))) {}
 
 Server::~Server() { Stop(); }
 
@@ -236,6 +239,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
   // Each route group owns a part of /v1/ (exchange.h).
   if (auto routed = RouteVms(vms, ex)) return *routed;
   if (auto routed = RouteImages(images, ex)) return *routed;
+  if (auto routed = RouteAuth(auth, ex)) return *routed;
   return ex.NoEndpoint();
 }
 

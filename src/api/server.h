@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "controller/auth_service.h"
 #include "controller/image_service.h"
 #include "controller/vm_service.h"
 
@@ -36,7 +37,8 @@ struct ServerOptions {
 // its boundary.
 class Server {
  public:
-  Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options);
+  Server(controller::VmService& vms, controller::ImageService& images,
+         controller::AuthService& auth, ServerOptions options);
   ~Server();
 
   // Binds the socket. kAlreadyExists if another daemon answers on it.

@@ -18,6 +18,7 @@
 #include "base/process.h"
 #include "cli/api_client.h"
 #include "controller/accounts.h"
+#include "controller/auth.h"
 #include "controller/image_service.h"
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
@@ -60,6 +61,7 @@ class Daemon {
   UniqueFd lock_;
   std::unique_ptr<controller::Mailer> mailer_;
   controller::AccountsOptions account_options_;
+  controller::AuthOptions auth_options_;
   controller::VmServiceOptions vm_options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<vmm::Backend> backend_;
@@ -71,6 +73,7 @@ class Daemon {
   std::string network_line_;
   std::vector<std::string> ssh_pool_;
   std::unique_ptr<controller::VmService> vms_;
+  std::unique_ptr<controller::Auth> auth_;
   std::unique_ptr<api::Server> server_;
   std::unique_ptr<controller::Accounts> accounts_;
   std::unique_ptr<ssh_gateway::Gateway> gateway_;
@@ -89,6 +92,7 @@ Result<void> Daemon::OpenState() {
   VMCTL_ASSIGN_OR_RETURN(lock_, LockStateDir(state_dir_));
   // Bad flags are refused before anything is set up.
   VMCTL_ASSIGN_OR_RETURN(account_options_, AccountOptions(o_.registration, &mailer_));
+  VMCTL_ASSIGN_OR_RETURN(auth_options_, AuthOptions(o_.core, o_.web_auth));
   VMCTL_TRY(SetHostCapacity(o_.capacity, vm_options_));
   auto store = OpenSqliteStore(state_dir_ / "vmctl.db");
   if (!store.ok()) return store.error().WithContext("opening the state database");
@@ -168,8 +172,9 @@ Result<void> Daemon::BuildVmService() {
 }
 
 Result<void> Daemon::StartApi() {
+  auth_ = std::make_unique<controller::Auth>(*store_, auth_options_);
   server_ = std::make_unique<api::Server>(
-      *vms_, *images_, api::ServerOptions{socket_, 0660, "admin", backend_->name()});
+      *vms_, *images_, *auth_, api::ServerOptions{socket_, 0660, "admin", backend_->name()});
   VMCTL_TRY(server_->Listen());
   vms_->StartMonitor();
   return Ok();
@@ -319,6 +324,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddStorageFlags(cmd, o->storage);
   AddGatewayFlags(cmd, o->gateway);
   AddRegistrationFlags(cmd, o->registration);
+  AddWebAuthFlags(cmd, o->web_auth);
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

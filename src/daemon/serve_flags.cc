@@ -98,4 +98,13 @@ void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f) {
                   "the mail as a link next to the code");
 }
 
+void AddWebAuthFlags(CLI::App* cmd, WebAuthFlags& f) {
+  cmd->add_option("--login-link-lifetime", f.login_link_lifetime,
+                  "how long a login URL (`ssh host login`) stays valid, such as 5m")
+      ->capture_default_str();
+  cmd->add_option("--session-lifetime", f.session_lifetime,
+                  "how long a browser session lasts, such as 30d")
+      ->capture_default_str();
+}
+
 }  // namespace vmctl::daemon

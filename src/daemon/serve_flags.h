@@ -67,6 +67,12 @@ struct RegistrationFlags {
   std::string verify_url;
 };
 
+// Web authentication: how long login links and browser sessions live (durations like 30d).
+struct WebAuthFlags {
+  std::string login_link_lifetime = "5m";
+  std::string session_lifetime = "30d";
+};
+
 struct ServeOptions {
   CoreFlags core;
   CapacityFlags capacity;
@@ -74,6 +80,7 @@ struct ServeOptions {
   StorageFlags storage;
   GatewayFlags gateway;
   RegistrationFlags registration;
+  WebAuthFlags web_auth;
 };
 
 void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
@@ -82,6 +89,7 @@ void AddNetworkFlags(CLI::App* cmd, NetworkFlags& f);
 void AddStorageFlags(CLI::App* cmd, StorageFlags& f);
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
+void AddWebAuthFlags(CLI::App* cmd, WebAuthFlags& f);
 
 }  // namespace vmctl::daemon
 

@@ -12,6 +12,7 @@
 #include "base/process.h"
 #include "controller/smtp_mailer.h"
 #include "model/email.h"
+#include "model/web_auth.h"
 #include "vmm/cloud_hypervisor/backend.h"
 #include "vmm/firecracker/backend.h"
 #include "vmm/qemu/qemu_backend.h"
@@ -53,6 +54,23 @@ Result<controller::AccountsOptions> AccountOptions(const RegistrationFlags& o,
   ::gethostname(host, sizeof(host) - 1);
   *mailer = controller::NewSmtpMailer(
       controller::SmtpOptions{server->first, server->second, *from, host});
+  return options;
+}
+
+std::string WebUrl(const CoreFlags& core) {
+  return fmt::format("https://{}:8443", core.domain.empty() ? "vmctl.localhost" : core.domain);
+}
+
+Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const WebAuthFlags& o) {
+  controller::AuthOptions options;
+  if (!core.domain.empty()) options.domain = core.domain;
+  options.web_url = WebUrl(core);
+  auto link = ParseDuration(o.login_link_lifetime);
+  if (!link.ok()) return link.error().WithContext("--login-link-lifetime");
+  options.login_link_lifetime = *link;
+  auto session = ParseDuration(o.session_lifetime);
+  if (!session.ok()) return session.error().WithContext("--session-lifetime");
+  options.session_lifetime = *session;
   return options;
 }
 

@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "controller/accounts.h"
+#include "controller/auth.h"
 #include "controller/mailer.h"
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
@@ -23,6 +24,11 @@ namespace vmctl::daemon {
 // The registration policy from the flags, and the mailer `verify` needs.
 Result<controller::AccountsOptions> AccountOptions(const RegistrationFlags& o,
                                                    std::unique_ptr<controller::Mailer>* mailer);
+// Where browsers reach the domain's own pages, for login URLs: "https://DOMAIN:8443" for now
+// (the HTTPS proxy's default port; DOMAIN defaults to vmctl.localhost). The one place that knows.
+std::string WebUrl(const CoreFlags& core);
+// Web authentication's options: the domain, WebUrl and the lifetimes from the flags.
+Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const WebAuthFlags& o);
 // The host-wide limits from the flags: the host's CPUs and memory unless given, times the
 // overcommit factors.
 Result<void> SetHostCapacity(const CapacityFlags& o, controller::VmServiceOptions& vm_options);

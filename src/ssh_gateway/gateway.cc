@@ -44,8 +44,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
-const std::set<std::string> kCliCommands = {"ls",   "show",    "rm",     "start",
-                                            "stop", "restart", "resize", "share"};
+const std::set<std::string> kCliCommands = {"ls",     "show",  "rm",    "start",  "stop", "restart",
+                                            "resize", "share", "login", "logout", "token"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -658,6 +658,8 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  resize NAME --disk SIZE\n"
                     "  rm NAME\n"
                     "  share ls NAME | share add NAME EMAIL | share rm NAME EMAIL\n"
+                    "  login | logout          a browser login link | end browser sessions\n"
+                    "  token new [--vm VM] [--expires 30d] | token ls | token rm ID\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"
                     "  known-hosts             the gateway's known_hosts line, for every VM name\n"
                     "  whoami\n"
