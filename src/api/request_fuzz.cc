@@ -16,6 +16,7 @@ using vmctl::api::ParseImageSource;
 using vmctl::api::ParseResizeRequest;
 using vmctl::api::ParseShareRequest;
 using vmctl::api::ParseTarget;
+using vmctl::api::ParseTokenRequest;
 using vmctl::api::ParseVmRequest;
 
 void CheckTarget(std::string_view input) {
@@ -38,7 +39,7 @@ void CheckTarget(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 7) {
+  switch (data[0] % 8) {
     case 0:
       CheckTarget(input);
       break;
@@ -60,6 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 6:
       // The frames a client sends on an upgraded exec stream.
       (void)DecodeExecInputs(input);
+      break;
+    case 7:
+      if (auto token = ParseTokenRequest(input); token.ok() && token->lifetime.count() < 0) {
+        std::abort();
+      }
       break;
   }
   return 0;

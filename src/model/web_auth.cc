@@ -13,13 +13,21 @@ constexpr int64_t kMaxDuration = int64_t{10} * 366 * 24 * 3600;
 constexpr std::array<std::pair<char, int64_t>, 4> kUnits = {
     {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 24 * 3600}}};
 
+// The text as typed, quoted, if it is short printable ASCII; else nothing of it (an error
+// message never carries control bytes or broken UTF-8 to a terminal).
+std::string Quoted(std::string_view text) {
+  bool printable = text.size() <= 32;
+  for (char c : text) printable = printable && c >= 0x20 && c < 0x7f;
+  return printable ? fmt::format(" '{}'", text) : "";
+}
+
 }  // namespace
 
 Result<std::chrono::seconds> ParseDuration(std::string_view text) {
   auto bad = [&] {
     return InvalidArgument(fmt::format(
-        "invalid duration {:?}: use a whole number and s, m, h or d, such as 90m, 12h or 30d",
-        text));
+        "invalid duration{}: use a whole number and s, m, h or d, such as 90m, 12h or 30d",
+        Quoted(text)));
   };
   if (text.size() < 2 || text.size() > 12) return bad();
   int64_t unit = 0;
@@ -34,7 +42,7 @@ Result<std::chrono::seconds> ParseDuration(std::string_view text) {
   }
   if (count == 0) return bad();
   if (count > kMaxDuration / unit) {
-    return InvalidArgument(fmt::format("duration {:?} is longer than 10 years", text));
+    return InvalidArgument(fmt::format("duration{} is longer than 10 years", Quoted(text)));
   }
   return std::chrono::seconds(count * unit);
 }

@@ -23,10 +23,11 @@ TEST(ParseDurationTest, RefusesEverythingElseWithOneLine) {
     EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument);
     EXPECT_EQ(parsed.error().message().find('\n'), std::string::npos) << bad;
   }
-  EXPECT_EQ(
-      ParseDuration("30").error().message(),
-      "invalid duration \"30\": use a whole number and s, m, h or d, such as 90m, 12h or 30d");
-  EXPECT_EQ(ParseDuration("4000d").error().message(), "duration \"4000d\" is longer than 10 years");
+  EXPECT_EQ(ParseDuration("30").error().message(),
+            "invalid duration '30': use a whole number and s, m, h or d, such as 90m, 12h or 30d");
+  EXPECT_EQ(ParseDuration("4000d").error().message(), "duration '4000d' is longer than 10 years");
+  EXPECT_EQ(ParseDuration("\xdf\x1b[2J").error().message(),
+            "invalid duration: use a whole number and s, m, h or d, such as 90m, 12h or 30d");
 }
 
 TEST(FormatDurationTest, UsesTheLargestExactUnit) {

@@ -85,7 +85,7 @@ TEST_F(WebAuthTest, LoginLogoutAndTokensThroughTheGateway) {
   auto bad = Ssh("alice", "token new --expires 30");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.err,
-            "vmctl: invalid duration \"30\": use a whole number and s, m, h or d, such as 90m, 12h "
+            "vmctl: invalid duration '30': use a whole number and s, m, h or d, such as 90m, 12h "
             "or 30d\n");
 
   auto removed = Ssh("alice", "token rm " + id);
