@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -25,10 +26,12 @@ void AddLogin(CLI::App& app, const GlobalsPtr& g, const Done& done) {
   login->callback([g, done] {
     auto r = Client(*g).Call("POST", "/v1/login-link");
     if (!r.ok()) return done(Fail(*g, r.error()));
-    int64_t left = r->value("expires_at", int64_t{0}) - std::time(nullptr);
+    // To the nearest minute: the clock has moved on by a second or so since the link was made.
+    int64_t left = std::max<int64_t>(r->value("expires_at", int64_t{0}) - std::time(nullptr), 0);
+    if (left >= 60) left = (left + 30) / 60 * 60;
     Print(*g, "{}\n", r->value("url", ""));
     Print(*g, "Open it in your browser within {}; it works once.\n",
-          FormatDuration(std::chrono::seconds(std::max<int64_t>(left, 0))));
+          FormatDuration(std::chrono::seconds(left)));
     done(0);
   });
   auto* logout = app.add_subcommand("logout", "end every browser session of yours");
