@@ -312,7 +312,7 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
     auto inserted = store_.InsertVm(vm);
     if (!inserted.ok()) {
       if (inserted.error().code() == ErrorCode::kAlreadyExists) {
-        return AlreadyExists(fmt::format("a VM named '{}' already exists", request.name));
+        return AlreadyExists(fmt::format("VM name '{}' is taken", request.name));
       }
       return inserted.error();
     }

@@ -402,6 +402,23 @@ TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {
   ASSERT_TRUE(service_->Remove("u-me", "web").ok());
 }
 
+TEST_F(VmServiceTest, AVmNameIsTakenForEveryUserOnceAnyoneHasIt) {
+  ASSERT_TRUE(store_->CreateUser(User{"u-bob", "bob", "bob@example.com", 1}).ok());
+  ASSERT_TRUE(service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
+  for (const char* who : {"u-bob", "admin"}) {
+    auto taken = service_->Create(who, {.name = "web", .data_disk_mib = 0}, nullptr);
+    ASSERT_FALSE(taken.ok());
+    EXPECT_EQ(taken.error().code(), ErrorCode::kAlreadyExists);
+    EXPECT_EQ(taken.error().message(), "VM name 'web' is taken");
+  }
+  EXPECT_TRUE(service_->List("u-bob")->empty());
+  ASSERT_TRUE(service_->Remove("admin", "web").ok());
+  // Free again once removed.
+  auto bobs = service_->Create("u-bob", {.name = "web", .data_disk_mib = 0}, nullptr);
+  ASSERT_TRUE(bobs.ok()) << bobs.error().message();
+  ASSERT_TRUE(service_->Remove("u-bob", "web").ok());
+}
+
 TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {
   ASSERT_TRUE(store_->SetQuota(Quota{"admin", 20, 64, 65536, 1 << 20}).ok());
   std::vector<std::string> addresses;
