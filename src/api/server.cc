@@ -72,11 +72,13 @@ bool ConnectionEnded(const beast::error_code& ec) {
 }  // namespace
 
 struct Server::Impl {
-  Impl(controller::VmService& v, controller::ImageService& i, ServerOptions o)
-      : vms(v), images(i), options(std::move(o)) {}
+  Impl(controller::VmService& v, controller::ImageService& i, controller::SharingService& s,
+       ServerOptions o)
+      : vms(v), images(i), sharing(s), options(std::move(o)) {}
 
   controller::VmService& vms;
   controller::ImageService& images;
+  controller::SharingService& sharing;
   ServerOptions options;
   net::io_context ioc;
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
@@ -98,8 +100,9 @@ struct Server::Impl {
   bool Dispatch(Socket& socket, beast::flat_buffer& buffer, const Request& req);
 };
 
-Server::Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options)
-    : impl_(std::make_unique<Impl>(vms, images, std::move(options))) {}
+Server::Server(controller::VmService& vms, controller::ImageService& images,
+               controller::SharingService& sharing, ServerOptions options)
+    : impl_(std::make_unique<Impl>(vms, images, sharing, std::move(options))) {}
 
 Server::~Server() { Stop(); }
 
@@ -234,6 +237,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
     return ex.Ok({{"ok", true}, {"backend", options.backend_name}});
   }
   // Each route group owns a part of /v1/ (exchange.h).
+  if (auto routed = RouteSharing(sharing, ex)) return *routed;
   if (auto routed = RouteVms(vms, ex)) return *routed;
   if (auto routed = RouteImages(images, ex)) return *routed;
   return ex.NoEndpoint();

@@ -10,6 +10,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "controller/image_service.h"
+#include "controller/sharing_service.h"
 #include "controller/vm_service.h"
 
 namespace vmctl::api {
@@ -36,7 +37,9 @@ struct ServerOptions {
 // its boundary.
 class Server {
  public:
-  Server(controller::VmService& vms, controller::ImageService& images, ServerOptions options);
+  // Does not take ownership; the services must outlive the server.
+  Server(controller::VmService& vms, controller::ImageService& images,
+         controller::SharingService& sharing, ServerOptions options);
   ~Server();
 
   // Binds the socket. kAlreadyExists if another daemon answers on it.

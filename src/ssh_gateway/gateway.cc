@@ -44,8 +44,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
-const std::set<std::string> kCliCommands = {"ls",   "show",    "rm",     "start",
-                                            "stop", "restart", "resize", "share"};
+const std::set<std::string> kCliCommands = {"ls",      "show",   "rm",    "start", "stop",
+                                            "restart", "resize", "share", "domain"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -657,7 +657,9 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  start|stop|restart NAME\n"
                     "  resize NAME --disk SIZE\n"
                     "  rm NAME\n"
-                    "  share ls NAME | share add NAME EMAIL | share rm NAME EMAIL\n"
+                    "  share ls|set-public|set-private|add-link NAME\n"
+                    "  share add NAME EMAIL | share rm NAME EMAIL|LINK-ID | share port NAME PORT\n"
+                    "  domain ls NAME | domain add|rm NAME DOMAIN\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"
                     "  known-hosts             the gateway's known_hosts line, for every VM name\n"
                     "  whoami\n"
