@@ -53,6 +53,7 @@ std::string Sha256Hex(std::string_view text) {
 // 128 bits as 32 lowercase hex characters.
 constexpr size_t kSecretBytes = 16;
 constexpr size_t kLinkIdBytes = 4;
+constexpr size_t kMaxTrackedSources = 4096;
 
 bool LooksLikeSecret(std::string_view secret) {
   return secret.size() == kSecretBytes * 2 && std::all_of(secret.begin(), secret.end(), [](char c) {
@@ -271,6 +272,11 @@ void VmSharing::CountWrongSecret(const std::string& source) {
   std::erase_if(attempts_, [&](const auto& entry) {
     return now - entry.second.window_start >= options_.wrong_secret_window.count();
   });
+  // Many sources within one window (an IPv6 prefix) must not grow it without bound either: the
+  // limit then holds for most of them, not all.
+  if (attempts_.size() >= kMaxTrackedSources && !attempts_.contains(source)) {
+    attempts_.erase(attempts_.begin());
+  }
   auto [it, fresh] = attempts_.try_emplace(source, Attempts{now, 0});
   ++it->second.wrong;
 }
