@@ -17,6 +17,7 @@
 #include "base/result.h"
 #include "controller/auth_service.h"
 #include "controller/image_service.h"
+#include "controller/sharing_service.h"
 #include "controller/vm_service.h"
 #include "http/http.h"
 
@@ -78,8 +79,8 @@ struct Exchange {
 // may carry another request, or nullopt when the path is none of its.
 using Routed = std::optional<bool>;
 Routed RouteVms(controller::VmService& vms, const Exchange& ex);
-// /v1/vms/NAME/shares
-Routed RouteShares(controller::VmService& vms, const Exchange& ex);
+// /v1/vms/NAME/sharing, /shares, /share-links, /domains (sharing_routes.cc).
+Routed RouteSharing(controller::SharingService& sharing, const Exchange& ex);
 // /v1/vms/NAME/exec and /v1/vms/NAME/logs: the connection ends after them.
 Routed RouteVmStreams(controller::VmService& vms, const Exchange& ex);
 Routed RouteImages(controller::ImageService& images, const Exchange& ex);

@@ -171,6 +171,35 @@ Result<std::string> ParseShareRequest(std::string_view body) {
   return email;
 }
 
+Result<SharingUpdate> ParseSharingUpdate(std::string_view body) {
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"public", "web_port"}));
+  SharingUpdate update;
+  if (object.contains("public")) {
+    bool is_public = false;
+    VMCTL_TRY(Field(object, "public", &is_public));
+    update.is_public = is_public;
+  }
+  if (object.contains("web_port")) {
+    uint16_t port = 0;
+    VMCTL_TRY(Field(object, "web_port", &port));
+    update.web_port = port;
+  }
+  if (!update.is_public && !update.web_port) {
+    return InvalidArgument("give 'public' or 'web_port'");
+  }
+  return update;
+}
+
+Result<std::string> ParseDomainRequest(std::string_view body) {
+  VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
+  VMCTL_TRY(OnlyKnownFields(object, {"domain"}));
+  std::string domain;
+  VMCTL_TRY(Field(object, "domain", &domain));
+  if (domain.empty()) return InvalidArgument("field 'domain' is required");
+  return domain;
+}
+
 Result<VmRequest> ParseVmRequest(std::string_view body) {
   VMCTL_ASSIGN_OR_RETURN(json object, ParseObject(body));
   VMCTL_TRY(OnlyKnownFields(

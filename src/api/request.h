@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,18 @@ Result<Target> ParseTarget(std::string_view target);
 
 // Body of POST /v1/vms/NAME/shares: {"email": str}. Returns the email.
 Result<std::string> ParseShareRequest(std::string_view body);
+
+// Body of PUT /v1/vms/NAME/sharing: {"public"?: bool, "web_port"?: 0-65535 (0: the image's
+// default)}, at least one of them.
+struct SharingUpdate {
+  std::optional<bool> is_public;
+  std::optional<uint16_t> web_port;
+};
+Result<SharingUpdate> ParseSharingUpdate(std::string_view body);
+
+// Body of POST /v1/vms/NAME/domains: {"domain": str}. Returns the domain as given (the sharing
+// service validates it).
+Result<std::string> ParseDomainRequest(std::string_view body);
 
 // Body of POST /v1/vms: {"name": str, "image"?: str, "cpus"?: int, "memory_mib"?: int,
 // "root_disk_mib"?: int, "disk_mib"?: int (data disk, 0 for none), "bandwidth"?: str}.

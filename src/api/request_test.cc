@@ -113,6 +113,31 @@ TEST(ParseShareRequestTest, OneEmail) {
   }
 }
 
+TEST(ParseSharingUpdateTest, PublicAndOrWebPort) {
+  auto both = ParseSharingUpdate(R"({"public":true,"web_port":8080})");
+  ASSERT_TRUE(both.ok()) << both.error().message();
+  EXPECT_EQ(both->is_public, true);
+  EXPECT_EQ(both->web_port, 8080);
+  auto reset = ParseSharingUpdate(R"({"web_port":0})");
+  ASSERT_TRUE(reset.ok());
+  EXPECT_FALSE(reset->is_public.has_value());
+  EXPECT_EQ(reset->web_port, 0);
+  for (const char* bad :
+       {"", "{}", "[]", R"({"public":1})", R"({"web_port":65536})", R"({"web_port":-1})",
+        R"({"web_port":"80"})", R"({"public":true,"x":1})"}) {
+    EXPECT_EQ(ParseSharingUpdate(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ParseSharingUpdate("{}").error().message(), "give 'public' or 'web_port'");
+}
+
+TEST(ParseDomainRequestTest, OneDomain) {
+  EXPECT_EQ(*ParseDomainRequest(R"({"domain":"example.com"})"), "example.com");
+  for (const char* bad :
+       {"", "{}", R"({"domain":1})", R"({"domain":""})", R"({"domain":"a.b","x":1})"}) {
+    EXPECT_EQ(ParseDomainRequest(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ParseExecRequestTest, ParsesAndValidates) {
   auto r = ParseExecRequest(R"({"argv":["sh","-c","exit 7"],"env":{"A":"b"},"tty":true})");
   ASSERT_TRUE(r.ok());

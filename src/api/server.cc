@@ -56,12 +56,13 @@ class DeadlineReader {
 }  // namespace
 
 struct Server::Impl {
-  Impl(controller::VmService& v, controller::ImageService& i, controller::AuthService& a,
-       ServerOptions o)
-      : vms(v), images(i), auth(a), options(std::move(o)) {}
+  Impl(controller::VmService& v, controller::ImageService& i, controller::SharingService& s,
+       controller::AuthService& a, ServerOptions o)
+      : vms(v), images(i), sharing(s), auth(a), options(std::move(o)) {}
 
   controller::VmService& vms;
   controller::ImageService& images;
+  controller::SharingService& sharing;
   controller::AuthService& auth;
   ServerOptions options;
   net::io_context ioc;
@@ -93,8 +94,9 @@ struct Server::Impl {
 };
 
 Server::Server(controller::VmService& vms, controller::ImageService& images,
-               controller::AuthService& auth, ServerOptions options)
-    : impl_(std::make_unique<Impl>(vms, images, auth, std::move(options))) {}
+               controller::SharingService& sharing, controller::AuthService& auth,
+               ServerOptions options)
+    : impl_(std::make_unique<Impl>(vms, images, sharing, auth, std::move(options))) {}
 
 Server::~Server() { Stop(); }
 
@@ -248,6 +250,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
     return ex.Ok({{"ok", true}, {"backend", options.backend_name}});
   }
   // Each route group owns a part of /v1/ (exchange.h).
+  if (auto routed = RouteSharing(sharing, ex)) return *routed;
   if (auto routed = RouteVms(vms, ex)) return *routed;
   if (auto routed = RouteImages(images, ex)) return *routed;
   if (auto routed = RouteAuth(auth, ex)) return *routed;

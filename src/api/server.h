@@ -11,6 +11,7 @@
 #include "base/unique_fd.h"
 #include "controller/auth_service.h"
 #include "controller/image_service.h"
+#include "controller/sharing_service.h"
 #include "controller/vm_service.h"
 
 namespace vmctl::api {
@@ -37,8 +38,10 @@ struct ServerOptions {
 // its boundary.
 class Server {
  public:
+  // Does not take ownership; the services must outlive the server.
   Server(controller::VmService& vms, controller::ImageService& images,
-         controller::AuthService& auth, ServerOptions options);
+         controller::SharingService& sharing, controller::AuthService& auth,
+         ServerOptions options);
   ~Server();
 
   // Binds the socket. kAlreadyExists if another daemon answers on it.

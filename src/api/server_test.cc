@@ -14,6 +14,7 @@
 
 #include "base/io.h"
 #include "controller/auth.h"
+#include "controller/sharing.h"
 #include "storage/backends.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -82,7 +83,9 @@ class ServerTest : public ::testing::Test {
     volumes_ = storage::NewCopyBackend(dir_ / "disks");
     controller::VmServiceOptions options;
     options.state_dir = dir_;
-    vms_ = std::make_unique<controller::VmService>(*store_, backend_, *volumes_, network_, options);
+    vms_ = std::make_unique<controller::VmService>(*store_, backend_, *volumes_, network_, locks_,
+                                                   options);
+    sharing_ = std::move(controller::VmSharing::Create(*store_, locks_, {})).value();
     images_ = std::make_unique<controller::ImageService>(
         *store_, *volumes_,
         [this](const controller::ImageBuildRequest&,
@@ -98,7 +101,7 @@ class ServerTest : public ::testing::Test {
     ServerOptions options;
     options.socket_path = dir_ / "api.sock";
     options.max_connections = max_connections;
-    server_ = std::make_unique<Server>(*vms_, *images_, *auth_, options);
+    server_ = std::make_unique<Server>(*vms_, *images_, *sharing_, *auth_, options);
     auto listening = server_->Listen();
     ASSERT_TRUE(listening.ok()) << listening.error().message();
     serving_ = std::async(std::launch::async, [this] { server_->Serve(); });
@@ -111,6 +114,7 @@ class ServerTest : public ::testing::Test {
     if (serving_.valid()) serving_.wait();
     server_.reset();
     images_.reset();
+    sharing_.reset();
     vms_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -145,7 +149,9 @@ class ServerTest : public ::testing::Test {
   NoBackend backend_;
   NoNetwork network_;
   Gate gate_;
+  controller::VmLocks locks_;
   std::unique_ptr<controller::VmService> vms_;
+  std::unique_ptr<controller::VmSharing> sharing_;
   std::unique_ptr<controller::ImageService> images_;
   std::unique_ptr<controller::Auth> auth_;
   std::unique_ptr<Server> server_;

@@ -96,7 +96,6 @@ Routed RouteVms(controller::VmService& vms, const Exchange& ex) {
   if (parts.size() == 2) return ListOrCreate(vms, ex);
   if (parts.size() > 4) return ex.NoEndpoint();
   if (parts.size() == 3) return ShowOrRemove(vms, ex, parts[2]);
-  if (auto routed = RouteShares(vms, ex)) return routed;
   if (auto routed = RouteVmStreams(vms, ex)) return routed;
   return Act(vms, ex, parts[2], parts[3]);
 }

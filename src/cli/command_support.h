@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "cli/api_client.h"
@@ -49,6 +51,15 @@ Result<int64_t> ParseMib(const std::string& text);
 // The command groups AddCommands is made of.
 void AddVmCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddShareCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
+void AddDomainCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
+
+// What the share commands print, which `show` prints too (share_commands.cc). The web port of a
+// sharing object (GET /v1/vms/NAME/sharing): "8080", or "80 (the image's default)".
+std::string WebPortText(const nlohmann::json& sharing);
+// `share ls VM`: visibility, web port and URL on the first line, then users, links and domains.
+void PrintSharing(const Globals& g, const nlohmann::json& sharing);
+// `share port VM PORT`: 0-65535, or "default" (0). Pure; callable on any byte string.
+Result<uint16_t> ParseWebPortArgument(std::string_view text);
 void AddExecCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddImageCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddAuthCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);

@@ -28,6 +28,7 @@ void AddCommands(CLI::App& app, int* exit_code, const CommandOptions& options) {
   Done done = [exit_code](int code) { *exit_code = code; };
   AddVmCommands(app, g, done);
   AddShareCommands(app, g, done);
+  AddDomainCommands(app, g, done);
   AddExecCommands(app, g, done);
   AddImageCommands(app, g, done);
   AddAuthCommands(app, g, done);

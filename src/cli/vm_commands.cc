@@ -1,3 +1,5 @@
+#include <fmt/ranges.h>
+
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -39,6 +41,14 @@ void PrintVm(const Globals& g, const json& vm) {
                                       : fmt::format("{} kbit", kbit)) +
                         " each way");
   if (vm.value("pid", 0) != 0) Print(g, "pid:      {}\n", vm.value("pid", 0));
+  if (vm.contains("sharing")) {
+    const json& s = vm["sharing"];
+    Print(g, "web:      {} ({}, web port {})\n", s.value("url", ""),
+          s.value("public", false) ? "public" : "private", WebPortText(s));
+    std::vector<std::string> domains = s.value("domains", std::vector<std::string>{});
+    if (!domains.empty()) Print(g, "domains:  {}\n", fmt::join(domains, ", "));
+  }
+  if (vm.contains("sharing_error")) Print(g, "web:      {}\n", vm.value("sharing_error", ""));
   Print(g, "created:  {} ago\n", Age(vm.value("created_at", int64_t{0})));
   if (!vm.value("error", "").empty()) Print(g, "error:    {}\n", vm.value("error", ""));
 }
@@ -121,6 +131,12 @@ void AddListCommands(CLI::App& app, const GlobalsPtr& g, const Done& done) {
     cmd->callback([g, o, done] {
       auto vm = Client(*g).Call("GET", "/v1/vms/" + PathSegment(o->name));
       if (!vm.ok()) return done(Fail(*g, vm.error()));
+      auto sharing = Client(*g).Call("GET", "/v1/vms/" + PathSegment(o->name) + "/sharing");
+      if (sharing.ok()) {
+        (*vm)["sharing"] = *sharing;
+      } else {
+        (*vm)["sharing_error"] = sharing.error().message();
+      }
       if (o->json) {
         Print(*g, "{}\n", vm->dump(2));
       } else {

@@ -22,6 +22,7 @@ struct ShareLink {
 
 // Everything `share ls` shows.
 struct SharingInfo {
+  std::string url;  // https://VM.DOMAIN[:port]/, where the web app is
   bool is_public = false;
   std::vector<User> users;       // email shares, oldest first
   std::vector<ShareLink> links;  // unused links (url empty: the secret is not kept)

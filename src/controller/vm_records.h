@@ -16,10 +16,12 @@
 // derive from a VM's row. Internal to the controller.
 namespace vmctl::controller {
 
-// Per-VM state that is not persisted: the live VMM handle and the agent connection. `mu`
-// serializes lifecycle operations on the VM.
+// Per-VM state that is not persisted: the live VMM handle and the agent connection. `mu`, the
+// VM's mutex in VmLocks, serializes lifecycle operations on the VM and sharing changes to it.
 struct VmService::Slot {
-  std::mutex mu;
+  explicit Slot(std::shared_ptr<std::mutex> lock) : lock_owner(std::move(lock)), mu(*lock_owner) {}
+  std::shared_ptr<std::mutex> lock_owner;
+  std::mutex& mu;
   std::unique_ptr<vmm::Instance> instance;
   std::shared_ptr<agent::AgentClient> agent;
   // Gateway keys installed in this boot of the guest (its agent connection): "user\nkey".

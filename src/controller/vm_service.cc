@@ -16,7 +16,6 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "controller/vm_records.h"
-#include "model/email.h"
 
 namespace vmctl::controller {
 namespace {
@@ -105,11 +104,12 @@ network::VmNic NicOf(const VmRecord& vm) {
 }
 
 VmService::VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
-                     network::Network& network, VmServiceOptions options)
+                     network::Network& network, VmLocks& locks, VmServiceOptions options)
     : store_(store),
       backend_(backend),
       volumes_(volumes),
       network_(network),
+      locks_(locks),
       options_(std::move(options)) {}
 
 VmService::~VmService() {
@@ -128,7 +128,7 @@ std::filesystem::path VmService::RuntimeDir(const std::string& vm_id) const {
 std::shared_ptr<VmService::Slot> VmService::SlotFor(const std::string& vm_id) {
   std::lock_guard lock(slots_mu_);
   auto& slot = slots_[vm_id];
-  if (!slot) slot = std::make_shared<Slot>();
+  if (!slot) slot = std::make_shared<Slot>(locks_.For(vm_id));
   return slot;
 }
 
@@ -150,57 +150,6 @@ Result<VmRecord> VmService::Get(const std::string& owner, const std::string& nam
 
 Result<std::vector<VmRecord>> VmService::List(const std::string& owner) {
   return store_.ListVms(owner);
-}
-
-namespace {
-
-Result<User> UserByEmail(Store& store, const std::string& email) {
-  auto user = store.GetUserByEmail(email);
-  if (!user.ok() && user.error().code() == ErrorCode::kNotFound) {
-    return NotFound(fmt::format("no user with the email {} (they register first)", email));
-  }
-  return user;
-}
-
-}  // namespace
-
-Result<void> VmService::Share(const std::string& owner, const std::string& name,
-                              const std::string& email) {
-  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
-  VMCTL_ASSIGN_OR_RETURN(std::string normalized, NormalizeEmail(email));
-  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, normalized));
-  if (user.id == owner) return InvalidArgument("you own this VM already");
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  auto added = store_.AddShare(vmctl::Share{vm.id, user.id, now});
-  if (!added.ok() && added.error().code() == ErrorCode::kAlreadyExists) {
-    return AlreadyExists(fmt::format("VM '{}' is already shared with {}", name, email));
-  }
-  return added;
-}
-
-Result<void> VmService::Unshare(const std::string& owner, const std::string& name,
-                                const std::string& email) {
-  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
-  VMCTL_ASSIGN_OR_RETURN(std::string normalized, NormalizeEmail(email));
-  VMCTL_ASSIGN_OR_RETURN(User user, UserByEmail(store_, normalized));
-  auto removed = store_.RemoveShare(vm.id, user.id);
-  if (!removed.ok() && removed.error().code() == ErrorCode::kNotFound) {
-    return NotFound(fmt::format("VM '{}' is not shared with {}", name, email));
-  }
-  return removed;
-}
-
-Result<std::vector<User>> VmService::SharedWith(const std::string& owner, const std::string& name) {
-  VMCTL_ASSIGN_OR_RETURN(VmRecord vm, Lookup(owner, name));
-  VMCTL_ASSIGN_OR_RETURN(auto shares, store_.ListShares(vm.id));
-  std::vector<User> users;
-  for (const auto& share : shares) {
-    VMCTL_ASSIGN_OR_RETURN(User user, store_.GetUser(share.user_id));
-    users.push_back(std::move(user));
-  }
-  return users;
 }
 
 Result<void> VmService::CheckQuota(const std::string& owner, const VmRequest& request) {
@@ -312,7 +261,7 @@ Result<VmRecord> VmService::Create(const std::string& owner, const VmRequest& re
     auto inserted = store_.InsertVm(vm);
     if (!inserted.ok()) {
       if (inserted.error().code() == ErrorCode::kAlreadyExists) {
-        return AlreadyExists(fmt::format("a VM named '{}' already exists", request.name));
+        return AlreadyExists(fmt::format("VM name '{}' is taken", request.name));
       }
       return inserted.error();
     }
@@ -822,6 +771,7 @@ Result<void> VmService::Remove(const std::string& owner, const std::string& name
   std::filesystem::remove_all(vm.runtime_dir, ec);
   if (ec) return Internal(fmt::format("cannot remove {}: {}", vm.runtime_dir, ec.message()));
   VMCTL_TRY(store_.DeleteVm(vm.id));
+  locks_.Forget(vm.id);
   std::lock_guard slots_lock(slots_mu_);
   slots_.erase(vm.id);
   return Ok();

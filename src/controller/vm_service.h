@@ -15,6 +15,7 @@
 
 #include "agent/client.h"
 #include "base/result.h"
+#include "controller/vm_locks.h"
 #include "model/vm.h"
 #include "network/network.h"
 #include "storage/volume.h"
@@ -60,9 +61,10 @@ struct VmServiceOptions {
 // tail in the message).
 class VmService {
  public:
-  // Does not take ownership; store, backend, volumes and network must outlive the service.
+  // Does not take ownership; store, backend, volumes, network and locks must outlive the
+  // service. `locks` is shared with the other controllers that change VMs (Sharing).
   VmService(Store& store, vmm::Backend& backend, storage::VolumeBackend& volumes,
-            network::Network& network, VmServiceOptions options);
+            network::Network& network, VmLocks& locks, VmServiceOptions options);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
@@ -97,15 +99,6 @@ class VmService {
 
   Result<VmRecord> Get(const std::string& owner, const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& owner);
-
-  // Sharing a VM with other users, named by their email (the SSH gateway lets them in; the
-  // HTTPS proxy will). kNotFound (no such VM, or no user with that email: they register first),
-  // kInvalidArgument (the owner's own email), kAlreadyExists / kNotFound for a share that is
-  // already there / not there.
-  Result<void> Share(const std::string& owner, const std::string& name, const std::string& email);
-  Result<void> Unshare(const std::string& owner, const std::string& name, const std::string& email);
-  // The users the VM is shared with, oldest share first.
-  Result<std::vector<User>> SharedWith(const std::string& owner, const std::string& name);
 
   // The user's own VM of that name, else the one shared with them. kNotFound "no VM named" (the
   // same for other users' VMs not shared with `user`), kFailedPrecondition if several VMs of that
@@ -207,6 +200,7 @@ class VmService {
   vmm::Backend& backend_;
   storage::VolumeBackend& volumes_;
   network::Network& network_;
+  VmLocks& locks_;
   VmServiceOptions options_;
 
   std::mutex slots_mu_;

@@ -222,7 +222,7 @@ class VmServiceTest : public ::testing::Test {
     o.boot_timeout = seconds(10);
     o.stop_timeout = seconds(5);
     o.monitor_interval = milliseconds(50);
-    return std::make_unique<VmService>(*store_, backend_, volumes_, network_, o);
+    return std::make_unique<VmService>(*store_, backend_, volumes_, network_, locks_, o);
   }
   // A stand-in `systemctl is-system-running --wait`: blocks until the test creates dir_/booted.
   fs::path BlockingSystemctl() {
@@ -255,6 +255,7 @@ class VmServiceTest : public ::testing::Test {
   FakeBackend backend_;
   FakeVolumes volumes_;
   FakeNetwork network_{"10.9.0.1/29"};  // five addresses for VMs
+  VmLocks locks_;
   std::unique_ptr<VmService> service_;
 };
 
@@ -368,38 +369,36 @@ TEST_F(VmServiceTest, AVmAdoptedWhileStartingIsFinishedLikeANormalBoot) {
   EXPECT_EQ((*session)->Next()->exit_code, 0);
 }
 
-TEST_F(VmServiceTest, VmsAreSharedByEmailWithRegisteredUsersOnly) {
+TEST_F(VmServiceTest, ASharedVmIsVisibleToTheUserItIsSharedWith) {
   ASSERT_TRUE(store_->CreateUser(User{"u-bob", "bob", "bob@example.com", 1}).ok());
   ASSERT_TRUE(store_->CreateUser(User{"u-me", "me", "me@example.com", 1}).ok());
-  ASSERT_TRUE(service_->Create("u-me", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
-  EXPECT_TRUE(service_->SharedWith("u-me", "web")->empty());
+  auto web = service_->Create("u-me", {.name = "web", .data_disk_mib = 0}, nullptr);
+  ASSERT_TRUE(web.ok()) << web.error().message();
   // Not yet shared, bob sees no such VM; then he sees the owner's.
   EXPECT_EQ(service_->FindVisible("u-bob", "web").error().message(), "no VM named 'web'");
-  ASSERT_TRUE(service_->Share("u-me", "web", "bob@example.com").ok());
+  ASSERT_TRUE(store_->AddShare(Share{web->id, "u-bob", 1}).ok());
   EXPECT_EQ(service_->FindVisible("u-bob", "web")->owner, "u-me");
   EXPECT_EQ(service_->FindVisible("u-me", "web")->owner, "u-me");
-  auto shared = service_->SharedWith("u-me", "web");
-  ASSERT_EQ(shared->size(), 1u);
-  EXPECT_EQ((*shared)[0].name, "bob");
-  EXPECT_EQ(service_->Share("u-me", "web", "bob@EXAMPLE.com").error().code(),
-            ErrorCode::kAlreadyExists)
-      << "the domain compares case-insensitively";
-  auto bad = service_->Share("u-me", "web", "bob\xff@example.com");
-  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(bad.error().message(),
-            "'bob\\xff@example.com' is not an email address (invalid UTF-8)");
-  auto stranger = service_->Share("u-me", "web", "nobody@example.com");
-  EXPECT_EQ(stranger.error().code(), ErrorCode::kNotFound);
-  EXPECT_NE(stranger.error().message().find("register first"), std::string::npos);
-  EXPECT_EQ(service_->Share("u-me", "web", "me@example.com").error().code(),
-            ErrorCode::kInvalidArgument);
-  // Only the owner shares: to bob, "web" is a VM that does not exist.
-  EXPECT_EQ(service_->Share("u-bob", "web", "me@example.com").error().message(),
-            "no VM named 'web'");
-  ASSERT_TRUE(service_->Unshare("u-me", "web", "bob@example.com").ok());
-  EXPECT_EQ(service_->Unshare("u-me", "web", "bob@example.com").error().code(),
-            ErrorCode::kNotFound);
+  // Sharing is not ownership: to bob, "web" is still not his.
+  EXPECT_EQ(service_->Get("u-bob", "web").error().message(), "no VM named 'web'");
   ASSERT_TRUE(service_->Remove("u-me", "web").ok());
+}
+
+TEST_F(VmServiceTest, AVmNameIsTakenForEveryUserOnceAnyoneHasIt) {
+  ASSERT_TRUE(store_->CreateUser(User{"u-bob", "bob", "bob@example.com", 1}).ok());
+  ASSERT_TRUE(service_->Create("admin", {.name = "web", .data_disk_mib = 0}, nullptr).ok());
+  for (const char* who : {"u-bob", "admin"}) {
+    auto taken = service_->Create(who, {.name = "web", .data_disk_mib = 0}, nullptr);
+    ASSERT_FALSE(taken.ok());
+    EXPECT_EQ(taken.error().code(), ErrorCode::kAlreadyExists);
+    EXPECT_EQ(taken.error().message(), "VM name 'web' is taken");
+  }
+  EXPECT_TRUE(service_->List("u-bob")->empty());
+  ASSERT_TRUE(service_->Remove("admin", "web").ok());
+  // Free again once removed.
+  auto bobs = service_->Create("u-bob", {.name = "web", .data_disk_mib = 0}, nullptr);
+  ASSERT_TRUE(bobs.ok()) << bobs.error().message();
+  ASSERT_TRUE(service_->Remove("u-bob", "web").ok());
 }
 
 TEST_F(VmServiceTest, AddressPoolExhaustsCleanlyAndReusesFreedAddresses) {

@@ -20,6 +20,8 @@
 #include "controller/accounts.h"
 #include "controller/auth.h"
 #include "controller/image_service.h"
+#include "controller/sharing.h"
+#include "controller/vm_locks.h"
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
 #include "daemon/serve_setup.h"
@@ -72,7 +74,9 @@ class Daemon {
   std::unique_ptr<network::Network> network_;
   std::string network_line_;
   std::vector<std::string> ssh_pool_;
+  controller::VmLocks vm_locks_;
   std::unique_ptr<controller::VmService> vms_;
+  std::unique_ptr<controller::VmSharing> sharing_;
   std::unique_ptr<controller::Auth> auth_;
   std::unique_ptr<api::Server> server_;
   std::unique_ptr<controller::Accounts> accounts_;
@@ -164,7 +168,9 @@ Result<void> Daemon::BuildVmService() {
   vm_options_.boot_timeout = std::chrono::seconds(o_.core.boot_timeout_s);
   vm_options_.ssh_address_pool = ssh_pool_;
   vms_ = std::make_unique<controller::VmService>(*store_, *backend_, *volumes_, *network_,
-                                                 vm_options_);
+                                                 vm_locks_, vm_options_);
+  VMCTL_ASSIGN_OR_RETURN(
+      sharing_, controller::VmSharing::Create(*store_, vm_locks_, SharingOptions(o_.core)));
   auto actions = vms_->Reconcile();
   if (!actions.ok()) return actions.error().WithContext("reconciling");
   for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
@@ -177,7 +183,7 @@ Result<void> Daemon::StartApi() {
   options.socket_path = socket_;
   options.backend_name = backend_->name();
   options.max_connections = o_.api.max_connections;
-  server_ = std::make_unique<api::Server>(*vms_, *images_, *auth_, options);
+  server_ = std::make_unique<api::Server>(*vms_, *images_, *sharing_, *auth_, options);
   VMCTL_TRY(server_->Listen());
   vms_->StartMonitor();
   return Ok();

@@ -109,6 +109,12 @@ network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_di
   return options;
 }
 
+controller::SharingOptions SharingOptions(const CoreFlags& o) {
+  controller::SharingOptions options;
+  options.web_url = fmt::format("https://{}:8443", o.domain.empty() ? "vmctl.localhost" : o.domain);
+  return options;
+}
+
 std::filesystem::path SelfDir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -13,6 +13,7 @@
 #include "controller/accounts.h"
 #include "controller/auth.h"
 #include "controller/mailer.h"
+#include "controller/sharing.h"
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
 #include "network/host_network.h"
@@ -34,6 +35,9 @@ Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const WebAuth
 Result<void> SetHostCapacity(const CapacityFlags& o, controller::VmServiceOptions& vm_options);
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
                                            const NetworkFlags& o);
+// Sharing's options: VM URLs are https://VM.DOMAIN:8443 (--domain, else vmctl.localhost; 8443 is
+// the HTTPS proxy's default port).
+controller::SharingOptions SharingOptions(const CoreFlags& o);
 // The directory of the running vmctl binary.
 std::filesystem::path SelfDir();
 // Picks the VMM per --backend; *why says why, for the log.

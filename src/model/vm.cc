@@ -89,6 +89,10 @@ Result<void> ValidateVmName(std::string_view name) {
   if (name.back() == '-') {
     return InvalidArgument(fmt::format("invalid VM name '{}': must not end with '-'", name));
   }
+  // VM--PORT.DOMAIN names a VM's other ports, so no VM name may look like one.
+  if (name.find("--") != std::string_view::npos) {
+    return InvalidArgument(fmt::format("invalid VM name '{}': must not contain '--'", name));
+  }
   return Ok();
 }
 

@@ -47,8 +47,9 @@ struct VmLimits {
 };
 
 // VM names are DNS labels (they become myvm.host): 1-32 chars of [a-z0-9-], starting with a
-// letter, not ending with '-'. Host-side names (TAP, sockets) derive from the VM id, never the
-// name, so the limit is about DNS and readability rather than IFNAMSIZ.
+// letter, not ending with '-', without "--" (VM--PORT.host is the VM's other ports). Host-side
+// names (TAP, sockets) derive from the VM id, never the name, so the limit is about DNS and
+// readability rather than IFNAMSIZ.
 Result<void> ValidateVmName(std::string_view name);
 
 // What a user asks for; validated by ValidateVmRequest.
@@ -76,7 +77,7 @@ Result<int64_t> ParseBandwidthKbit(std::string_view text);
 struct VmRecord {
   std::string id;     // 12 lowercase hex chars, random, immutable
   std::string owner;  // user id
-  std::string name;   // unique per owner
+  std::string name;   // unique across owners (a host name)
   std::string image;
   VmState state = VmState::kCreating;
   int cpus = 1;

@@ -21,6 +21,13 @@ TEST(VmNameTest, RejectsBadNamesWithClearErrors) {
   }
 }
 
+TEST(VmNameTest, RejectsADoubleDashWhichNamesAPort) {
+  EXPECT_TRUE(ValidateVmName("a-b-c").ok());
+  auto r = ValidateVmName("web--8080");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "invalid VM name 'web--8080': must not contain '--'");
+}
+
 TEST(VmRequestTest, RangeChecks) {
   VmRequest r{.name = "ok"};
   EXPECT_TRUE(ValidateVmRequest(r).ok());

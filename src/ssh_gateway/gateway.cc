@@ -44,8 +44,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
-const std::set<std::string> kCliCommands = {"ls",     "show",  "rm",    "start",  "stop", "restart",
-                                            "resize", "share", "login", "logout", "token"};
+const std::set<std::string> kCliCommands = {"ls",    "show",   "rm",    "start", "stop",
+                                            "restart", "resize", "share", "domain", "login",
+                                            "logout", "token"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -657,7 +658,9 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  start|stop|restart NAME\n"
                     "  resize NAME --disk SIZE\n"
                     "  rm NAME\n"
-                    "  share ls NAME | share add NAME EMAIL | share rm NAME EMAIL\n"
+                    "  share ls|set-public|set-private|add-link NAME\n"
+                    "  share add NAME EMAIL | share rm NAME EMAIL|LINK-ID | share port NAME PORT\n"
+                    "  domain ls NAME | domain add|rm NAME DOMAIN\n"
                     "  login | logout          a browser login link | end browser sessions\n"
                     "  token new [--vm VM] [--expires 30d] | token ls | token rm ID\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"

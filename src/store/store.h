@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "model/event.h"
 #include "model/image.h"
+#include "model/sharing.h"
 #include "model/user.h"
 #include "model/vm.h"
 #include "model/web_auth.h"
@@ -73,7 +74,7 @@ class Store {
   using AddressPicker =
       std::function<Result<std::string>(const std::set<std::string>& addresses_in_use)>;
   virtual Result<std::string> AssignAddress(std::string_view id, const AddressPicker& pick) = 0;
-  // Deletes the row, its shares and its events.
+  // Deletes the row, its shares, share links, custom domains and events.
   virtual Result<void> DeleteVm(std::string_view id) = 0;
 
   // Images, keyed by name.
@@ -112,6 +113,28 @@ class Store {
   virtual Result<void> TouchApiToken(std::string_view id, int64_t last_used_at) = 0;
   // Drops login links, host tickets, sessions and tokens with 0 < expires_at <= now.
   virtual Result<void> DeleteExpiredWebAuth(int64_t now) = 0;
+  // ---- Sharing: web visibility and port, share links, custom domains. ----
+  // VM names are host names, unique across users: the VM of that name, whoever owns it.
+  virtual Result<VmRecord> GetVmByHostName(std::string_view name) = 0;
+  virtual Result<VmWebSettings> GetVmWebSettings(std::string_view vm_id) = 0;
+  virtual Result<void> SetVmPublic(std::string_view vm_id, bool is_public) = 0;
+  // 0 goes back to the image's default; otherwise 1-65535 (kInvalidArgument).
+  virtual Result<void> SetVmWebPort(std::string_view vm_id, int port) = 0;
+  // kAlreadyExists for a clash of id or secret hash, kNotFound for no such VM.
+  virtual Result<void> AddShareLink(const ShareLinkRecord& link) = 0;
+  // Oldest first.
+  virtual Result<std::vector<ShareLinkRecord>> ListShareLinks(std::string_view vm_id) = 0;
+  virtual Result<void> RemoveShareLink(std::string_view vm_id, std::string_view link_id) = 0;
+  // In one transaction: deletes the link with that secret hash and shares its VM with `user_id`
+  // unless they own it or have a share already. kNotFound for no such link. Returns the VM.
+  virtual Result<VmRecord> RedeemShareLink(std::string_view secret_hash, std::string_view user_id,
+                                           int64_t now) = 0;
+  // kAlreadyExists when any VM has the domain, kNotFound for no such VM.
+  virtual Result<void> AddCustomDomain(const CustomDomain& domain) = 0;
+  virtual Result<void> RemoveCustomDomain(std::string_view vm_id, std::string_view domain) = 0;
+  // Sorted by domain.
+  virtual Result<std::vector<CustomDomain>> ListCustomDomains(std::string_view vm_id) = 0;
+  virtual Result<CustomDomain> GetCustomDomain(std::string_view domain) = 0;
 };
 
 }  // namespace vmctl

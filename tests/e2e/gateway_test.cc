@@ -206,13 +206,19 @@ TEST_F(SshGatewayTest, VmsThroughCommandModeBelongToTheirUser) {
   // Sharing by email, with registered users only.
   auto shared = Ssh({"alice"}, "share add web bob@example.com");
   EXPECT_EQ(shared.exit_code, 0) << shared.err;
-  EXPECT_EQ(Trim(Ssh({"alice"}, "share ls web").out), "bob@example.com (bob)");
+  EXPECT_NE(Ssh({"alice"}, "share ls web").out.find("\nuser    bob@example.com (bob)\n"),
+            std::string::npos);
   auto stranger = Ssh({"alice"}, "share add web carol@example.com");
   EXPECT_EQ(stranger.exit_code, 3);
   EXPECT_NE(stranger.err.find("register first"), std::string::npos) << stranger.err;
   EXPECT_EQ(Ssh({"bob"}, "share add web bob@example.com").err, "vmctl: no VM named 'web'\n");
   EXPECT_EQ(Ssh({"alice"}, "share rm web bob@example.com").exit_code, 0);
-  EXPECT_EQ(Trim(Ssh({"alice"}, "share ls web").out), "");
+  EXPECT_EQ(Ssh({"alice"}, "share ls web").out.find("\nuser "), std::string::npos);
+  // The web sharing vocabulary is the CLI's too.
+  EXPECT_EQ(Ssh({"alice"}, "share set-public web").exit_code, 0);
+  EXPECT_EQ(Ssh({"alice"}, "share ls web").out.substr(0, 7), "public,");
+  auto domains = Ssh({"alice"}, "domain ls web");
+  EXPECT_EQ(domains.exit_code, 0) << domains.err;
 
   // Validation is the CLI's: same messages.
   auto bad = Ssh({"alice"}, "new --name Web");

@@ -81,7 +81,7 @@ TEST(VmLifecycleTest, CreateExecStdinExitStatusLogsAndRmLeavesNothing) {
   // Duplicate names are refused while the first VM exists.
   auto dup = d.Vmctl({"create", "demo"});
   EXPECT_EQ(dup.exit_code, 4);
-  EXPECT_NE(dup.err.find("already exists"), std::string::npos) << dup.err;
+  EXPECT_NE(dup.err.find("is taken"), std::string::npos) << dup.err;
 
   EXPECT_EQ(d.Vmctl({"exec", "demo", "--", "cat", "/tmp/probe"}).out, "kept\n");
 

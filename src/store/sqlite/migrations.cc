@@ -179,7 +179,35 @@ CREATE INDEX api_tokens_user ON api_tokens(user_id);
 CREATE INDEX api_tokens_vm ON api_tokens(vm_id) WHERE vm_id IS NOT NULL;
 )sql";
 
-constexpr std::array<std::string_view, 7> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
+// Sharing: VM names become host names, unique
+// across users, so every duplicate but the oldest is renamed deterministically to
+// <name>-<first 4 chars of its id> (the name cut to keep within 32 characters); web visibility
+// and port; share links (only their secrets' hashes); custom domains.
+constexpr std::string_view kV8 = R"sql(
+UPDATE vms SET name = rtrim(substr(name, 1, 27), '-') || '-' || substr(id, 1, 4)
+  WHERE EXISTS (SELECT 1 FROM vms AS older WHERE older.name = vms.name AND
+    (older.created_at < vms.created_at OR
+     (older.created_at = vms.created_at AND older.rowid < vms.rowid)));
+CREATE UNIQUE INDEX vms_name ON vms(name);
+ALTER TABLE vms ADD COLUMN public INTEGER NOT NULL DEFAULT 0 CHECK (public IN (0, 1));
+ALTER TABLE vms ADD COLUMN web_port INTEGER NOT NULL DEFAULT 0
+  CHECK (web_port BETWEEN 0 AND 65535);
+CREATE TABLE share_links (
+  id TEXT PRIMARY KEY,
+  vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX share_links_vm ON share_links(vm_id);
+CREATE TABLE custom_domains (
+  domain TEXT PRIMARY KEY,
+  vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX custom_domains_vm ON custom_domains(vm_id);
+)sql";
+
+constexpr std::array<std::string_view, 8> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7, kV8};
 
 }  // namespace
 

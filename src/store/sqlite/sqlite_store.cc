@@ -241,6 +241,14 @@ Result<ApiToken> ReadApiToken(const Statement& s) {
   return ApiToken{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Int(6)};
 }
 
+Result<ShareLinkRecord> ReadShareLink(const Statement& s) {
+  return ShareLinkRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+Result<CustomDomain> ReadCustomDomain(const Statement& s) {
+  return CustomDomain{s.Text(0), s.Text(1), s.Int(2)};
+}
+
 Result<int64_t> ReadInt(const Statement& s) { return s.Int(0); }
 
 Result<std::string> ReadText(const Statement& s) { return s.Text(0); }
@@ -612,7 +620,8 @@ class SqliteStore final : public Store {
   Result<void> DeleteVm(std::string_view id) override {
     std::lock_guard lock(mu_);
     return InTransaction([&]() -> Result<void> {
-      // Shares go with the row (ON DELETE CASCADE); events carry no foreign key, so explicitly.
+      // Shares, share links and domains go with the row (ON DELETE CASCADE); events carry no
+      // foreign key, so explicitly.
       VMCTL_ASSIGN_OR_RETURN(int64_t deleted, Execute("DELETE FROM vms WHERE id = ?", id));
       if (deleted == 0) return NoVm(id);
       VMCTL_TRY(Execute("DELETE FROM events WHERE vm_id = ?", id));
@@ -870,12 +879,156 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Sharing.
+  Result<VmRecord> GetVmByHostName(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(), fmt::format("SELECT {} FROM vms WHERE name = ?", kVmColumns), name));
+    VMCTL_ASSIGN_OR_RETURN(auto vm, s.One(ReadVm));
+    if (!vm) return NoVm(name);
+    return *std::move(vm);
+  }
+
+  Result<VmWebSettings> GetVmWebSettings(std::string_view vm_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s, Prepare(db_.get(), "SELECT public, web_port FROM vms WHERE id = ?", vm_id));
+    VMCTL_ASSIGN_OR_RETURN(auto settings, s.One([](const Statement& row) -> Result<VmWebSettings> {
+      return VmWebSettings{row.Int(0) != 0, static_cast<int>(row.Int(1))};
+    }));
+    if (!settings) return NoVm(vm_id);
+    return *settings;
+  }
+
+  Result<void> SetVmPublic(std::string_view vm_id, bool is_public) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(int64_t changed, Execute("UPDATE vms SET public = ? WHERE id = ?",
+                                                    is_public ? 1 : 0, vm_id));
+    if (changed == 0) return NoVm(vm_id);
+    return Ok();
+  }
+
+  Result<void> SetVmWebPort(std::string_view vm_id, int port) override {
+    std::lock_guard lock(mu_);
+    if (port < 0 || port > 65535) {
+      return InvalidArgument(fmt::format("port {} is not between 0 and 65535", port));
+    }
+    VMCTL_ASSIGN_OR_RETURN(int64_t changed,
+                           Execute("UPDATE vms SET web_port = ? WHERE id = ?", port, vm_id));
+    if (changed == 0) return NoVm(vm_id);
+    return Ok();
+  }
+
+  Result<void> AddShareLink(const ShareLinkRecord& link) override {
+    std::lock_guard lock(mu_);
+    auto inserted =
+        Execute("INSERT INTO share_links (id, vm_id, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+                link.id, link.vm_id, link.secret_hash, link.created_at);
+    if (inserted.ok()) return Ok();
+    switch (inserted.error().code()) {
+      case ErrorCode::kAlreadyExists:
+        return AlreadyExists(fmt::format("share link '{}' exists already", link.id));
+      case ErrorCode::kNotFound:
+        return NoVm(link.vm_id);
+      default:
+        return inserted.error();
+    }
+  }
+
+  Result<std::vector<ShareLinkRecord>> ListShareLinks(std::string_view vm_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(Statement s,
+                           Prepare(db_.get(),
+                                   "SELECT id, vm_id, secret_hash, created_at FROM share_links "
+                                   "WHERE vm_id = ? ORDER BY created_at, rowid",
+                                   vm_id));
+    return s.All(ReadShareLink);
+  }
+
+  Result<void> RemoveShareLink(std::string_view vm_id, std::string_view link_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        int64_t removed,
+        Execute("DELETE FROM share_links WHERE vm_id = ? AND id = ?", vm_id, link_id));
+    if (removed == 0) return NotFound(fmt::format("no share link '{}'", link_id));
+    return Ok();
+  }
+
+  Result<VmRecord> RedeemShareLink(std::string_view secret_hash, std::string_view user_id,
+                                   int64_t now) override {
+    std::lock_guard lock(mu_);
+    return InTransaction([&]() -> Result<VmRecord> {
+      VMCTL_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare(db_.get(), "SELECT vm_id FROM share_links WHERE secret_hash = ?", secret_hash));
+      VMCTL_ASSIGN_OR_RETURN(auto vm_id, s.One(ReadText));
+      if (!vm_id) return NotFound("no such share link");
+      VMCTL_TRY(Execute("DELETE FROM share_links WHERE secret_hash = ?", secret_hash));
+      VMCTL_ASSIGN_OR_RETURN(VmRecord vm, GetVmLocked(*vm_id));
+      if (vm.owner != user_id) {
+        VMCTL_TRY(
+            Execute("INSERT OR IGNORE INTO shares (vm_id, user_id, created_at) VALUES (?, ?, ?)",
+                    vm.id, user_id, now));
+      }
+      return vm;
+    });
+  }
+
+  Result<void> AddCustomDomain(const CustomDomain& domain) override {
+    std::lock_guard lock(mu_);
+    auto inserted =
+        Execute("INSERT INTO custom_domains (domain, vm_id, created_at) VALUES (?, ?, ?)",
+                domain.domain, domain.vm_id, domain.created_at);
+    if (inserted.ok()) return Ok();
+    switch (inserted.error().code()) {
+      case ErrorCode::kAlreadyExists:
+        return AlreadyExists(fmt::format("the domain {} is taken", domain.domain));
+      case ErrorCode::kNotFound:
+        return NoVm(domain.vm_id);
+      default:
+        return inserted.error();
+    }
+  }
+
+  Result<void> RemoveCustomDomain(std::string_view vm_id, std::string_view domain) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        int64_t removed,
+        Execute("DELETE FROM custom_domains WHERE vm_id = ? AND domain = ?", vm_id, domain));
+    if (removed == 0) return NoDomain(domain);
+    return Ok();
+  }
+
+  Result<std::vector<CustomDomain>> ListCustomDomains(std::string_view vm_id) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(Statement s, Prepare(db_.get(),
+                                                "SELECT domain, vm_id, created_at FROM "
+                                                "custom_domains WHERE vm_id = ? ORDER BY domain",
+                                                vm_id));
+    return s.All(ReadCustomDomain);
+  }
+
+  Result<CustomDomain> GetCustomDomain(std::string_view domain) override {
+    std::lock_guard lock(mu_);
+    VMCTL_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare(db_.get(), "SELECT domain, vm_id, created_at FROM custom_domains WHERE domain = ?",
+                domain));
+    VMCTL_ASSIGN_OR_RETURN(auto found, s.One(ReadCustomDomain));
+    if (!found) return NoDomain(domain);
+    return *std::move(found);
+  }
+
  private:
   explicit SqliteStore(DbPtr db) : db_(std::move(db)) {}
 
   static Error NoUser(std::string_view id) { return NotFound(fmt::format("no user '{}'", id)); }
   static Error NoVm(std::string_view id_or_name) {
     return NotFound(fmt::format("no VM '{}'", id_or_name));
+  }
+  static Error NoDomain(std::string_view domain) {
+    return NotFound(fmt::format("no domain {}", domain));
   }
   static Error NoImage(std::string_view name) {
     return NotFound(fmt::format("no image '{}'", name));

@@ -126,8 +126,9 @@ TEST_F(SqliteStoreTest, AFreshDatabaseGetsEveryMigration) {
   EXPECT_EQ(raw.Query("SELECT version FROM schema_migrations ORDER BY version"), expected);
   EXPECT_EQ(raw.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                       "'sqlite_%' ORDER BY name"),
-            "api_tokens,events,host_tickets,images,login_links,pending_registrations,quotas,"
-            "schema_migrations,shares,ssh_keys,users,vms,web_sessions");
+            "api_tokens,custom_domains,events,host_tickets,images,login_links,"
+            "pending_registrations,quotas,schema_migrations,share_links,shares,ssh_keys,users,vms,"
+            "web_sessions");
 }
 
 TEST_F(SqliteStoreTest, ReopeningAnUpToDateDatabaseAppliesNothing) {
@@ -464,7 +465,7 @@ TEST_F(SqliteStoreTest, AVmRoundTripsAndUpdatesEveryMutableColumn) {
   EXPECT_EQ(store_->GetVmByName("u1", "nope").error().message(), "no VM 'nope'");
 }
 
-TEST_F(SqliteStoreTest, VmNamesAreUniquePerOwner) {
+TEST_F(SqliteStoreTest, VmNamesAreUniqueAcrossOwners) {
   ASSERT_TRUE(store_->InsertVm(Vm("v1", "web")).ok());
   auto dup = store_->InsertVm(Vm("v2", "web"));
   ASSERT_FALSE(dup.ok());
@@ -475,9 +476,12 @@ TEST_F(SqliteStoreTest, VmNamesAreUniquePerOwner) {
   EXPECT_EQ(same_id.error().message(), "a VM with id 'v1' already exists");
 
   ASSERT_TRUE(store_->CreateUser(User{"u2", "bob", "", 1}).ok());
-  ASSERT_TRUE(store_->InsertVm(Vm("v3", "web", "u2")).ok());
-  EXPECT_EQ(store_->GetVmByName("u2", "web")->id, "v3");
+  EXPECT_EQ(store_->InsertVm(Vm("v3", "web", "u2")).error().code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(store_->InsertVm(Vm("v4", "db", "u2")).ok());
   EXPECT_EQ(store_->GetVmByName("u1", "web")->id, "v1");
+  EXPECT_EQ(store_->GetVmByName("u1", "db").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetVmByHostName("db")->id, "v4");
+  EXPECT_EQ(store_->GetVmByHostName("nope").error().message(), "no VM 'nope'");
 }
 
 TEST_F(SqliteStoreTest, ListVmsIsInCreationOrderAndFiltersByOwner) {
@@ -905,6 +909,135 @@ TEST_F(SqliteStoreTest, ExpiredWebAuthRowsAreDropped) {
   auto tokens = store_->ListApiTokens("u1");
   ASSERT_EQ(tokens->size(), 1u);
   EXPECT_EQ((*tokens)[0].id, "k2");  // never expires
+}
+
+// ---- Sharing: host names, web settings, share links, custom domains. ----
+
+TEST_F(SqliteStoreTest, DuplicateVmNamesFromBeforeHostNamesAreRenamedButTheOldest) {
+  fs::path old = dir_ / "v6.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(old.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT "
+        "NULL);";
+    for (size_t v = 0; v < 6; ++v) sql += std::string(sqlite::Migrations()[v]);
+    auto vm = [](const char* id, const char* owner, const char* name, int created) {
+      return fmt::format(
+          "INSERT INTO vms (id, owner, name, image, state, cpus, memory_mib, root_disk_mib, "
+          "backend, created_at, updated_at) VALUES ('{}', '{}', '{}', 'default', 'stopped', 1, "
+          "512, 2048, 'qemu', {}, 0);",
+          id, owner, name, created);
+    };
+    sql +=
+        "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0);"
+        "INSERT INTO users VALUES ('u1', 'alice', '', 0), ('u2', 'bob', '', 0), "
+        "('u3', 'carol', '', 0);" +
+        vm("bbbb00000001", "u2", "web", 20) + vm("aaaa00000001", "u1", "web", 10) +
+        vm("cccc00000001", "u3", "web", 10) + vm("dddd00000001", "u2", "db", 5) +
+        vm("eeee00000001", "u1", "abcdefghijklmnopqrstuvwxyz-bcdef", 1) +
+        vm("ffff00000001", "u2", "abcdefghijklmnopqrstuvwxyz-bcdef", 2);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto store = OpenSqliteStore(old);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  // The oldest keeps the name (insertion order breaks the tie of aaaa and cccc).
+  EXPECT_EQ((*store)->GetVm("aaaa00000001")->name, "web");
+  EXPECT_EQ((*store)->GetVm("cccc00000001")->name, "web-cccc");
+  EXPECT_EQ((*store)->GetVm("bbbb00000001")->name, "web-bbbb");
+  EXPECT_EQ((*store)->GetVm("dddd00000001")->name, "db");
+  EXPECT_EQ((*store)->GetVm("eeee00000001")->name, "abcdefghijklmnopqrstuvwxyz-bcdef");
+  // Cut to stay within 32 characters, without a dangling '-'.
+  EXPECT_EQ((*store)->GetVm("ffff00000001")->name, "abcdefghijklmnopqrstuvwxyz-ffff");
+  EXPECT_FALSE((*store)->GetVmWebSettings("aaaa00000001")->is_public);
+  EXPECT_EQ((*store)->GetVmWebSettings("aaaa00000001")->web_port, 0);
+}
+
+TEST_F(SqliteStoreTest, WebVisibilityAndPortArePerVm) {
+  ASSERT_TRUE(store_->InsertVm(Vm("v1", "web")).ok());
+  ASSERT_TRUE(store_->InsertVm(Vm("v2", "db")).ok());
+  ASSERT_TRUE(store_->SetVmPublic("v1", true).ok());
+  ASSERT_TRUE(store_->SetVmWebPort("v1", 8080).ok());
+  EXPECT_TRUE(store_->GetVmWebSettings("v1")->is_public);
+  EXPECT_EQ(store_->GetVmWebSettings("v1")->web_port, 8080);
+  EXPECT_FALSE(store_->GetVmWebSettings("v2")->is_public);
+  EXPECT_EQ(store_->GetVmWebSettings("v2")->web_port, 0);
+  // UpdateVm, which the lifecycle calls with rows it read earlier, leaves them alone.
+  ASSERT_TRUE(store_->UpdateVm(*store_->GetVm("v1")).ok());
+  EXPECT_TRUE(store_->GetVmWebSettings("v1")->is_public);
+  ASSERT_TRUE(store_->SetVmPublic("v1", false).ok());
+  ASSERT_TRUE(store_->SetVmWebPort("v1", 0).ok());
+  EXPECT_FALSE(store_->GetVmWebSettings("v1")->is_public);
+  EXPECT_EQ(store_->GetVmWebSettings("v1")->web_port, 0);
+  EXPECT_EQ(store_->SetVmWebPort("v1", 65536).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->SetVmPublic("v9", true).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->SetVmWebPort("v9", 80).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetVmWebSettings("v9").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, AShareLinkIsRedeemedOnceIntoAShare) {
+  ASSERT_TRUE(store_->CreateUser(User{"u2", "bob", "", 1}).ok());
+  ASSERT_TRUE(store_->InsertVm(Vm("v1", "web")).ok());
+  ASSERT_TRUE(store_->AddShareLink(ShareLinkRecord{"l2", "v1", "h2", 6}).ok());
+  ASSERT_TRUE(store_->AddShareLink(ShareLinkRecord{"l1", "v1", "h1", 5}).ok());
+  ASSERT_TRUE(store_->AddShareLink(ShareLinkRecord{"l3", "v1", "h3", 7}).ok());
+  EXPECT_EQ(store_->AddShareLink(ShareLinkRecord{"l4", "v1", "h1", 8}).error().code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->AddShareLink(ShareLinkRecord{"l5", "v9", "h5", 8}).error().code(),
+            ErrorCode::kNotFound);
+  auto links = store_->ListShareLinks("v1");
+  ASSERT_TRUE(links.ok());
+  ASSERT_EQ(links->size(), 3u);
+  EXPECT_EQ((*links)[0].id, "l1");
+  EXPECT_EQ((*links)[0].secret_hash, "h1");
+  EXPECT_EQ((*links)[1].id, "l2");
+
+  auto vm = store_->RedeemShareLink("h1", "u2", 9);
+  ASSERT_TRUE(vm.ok()) << vm.error().message();
+  EXPECT_EQ(vm->id, "v1");
+  ASSERT_EQ(store_->ListShares("v1")->size(), 1u);
+  EXPECT_EQ(store_->ListShares("v1")->front().user_id, "u2");
+  EXPECT_EQ(store_->ListShares("v1")->front().created_at, 9);
+  EXPECT_EQ(store_->RedeemShareLink("h1", "u2", 10).error().code(), ErrorCode::kNotFound);
+  // A second link for someone who has the share, and the owner's own: used up, nothing added.
+  ASSERT_TRUE(store_->RedeemShareLink("h2", "u2", 11).ok());
+  ASSERT_TRUE(store_->RedeemShareLink("h3", "u1", 12).ok());
+  EXPECT_EQ(store_->ListShares("v1")->size(), 1u);
+  EXPECT_TRUE(store_->ListShareLinks("v1")->empty());
+
+  ASSERT_TRUE(store_->AddShareLink(ShareLinkRecord{"l6", "v1", "h6", 13}).ok());
+  EXPECT_EQ(store_->RemoveShareLink("v2", "l6").error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->RemoveShareLink("v1", "l6").ok());
+  EXPECT_EQ(store_->RemoveShareLink("v1", "l6").error().message(), "no share link 'l6'");
+  ASSERT_TRUE(store_->AddShareLink(ShareLinkRecord{"l7", "v1", "h7", 14}).ok());
+  ASSERT_TRUE(store_->DeleteVm("v1").ok());
+  EXPECT_EQ(RawDb(db_path_).Query("SELECT COUNT(*) FROM share_links"), "0");
+}
+
+TEST_F(SqliteStoreTest, CustomDomainsAreUniqueAcrossVmsAndGoWithTheVm) {
+  ASSERT_TRUE(store_->InsertVm(Vm("v1", "web")).ok());
+  ASSERT_TRUE(store_->InsertVm(Vm("v2", "db")).ok());
+  ASSERT_TRUE(store_->AddCustomDomain(CustomDomain{"www.example.com", "v1", 5}).ok());
+  ASSERT_TRUE(store_->AddCustomDomain(CustomDomain{"example.com", "v1", 6}).ok());
+  auto taken = store_->AddCustomDomain(CustomDomain{"example.com", "v2", 7});
+  EXPECT_EQ(taken.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(taken.error().message(), "the domain example.com is taken");
+  EXPECT_EQ(store_->AddCustomDomain(CustomDomain{"a.example", "v9", 7}).error().code(),
+            ErrorCode::kNotFound);
+  auto domains = store_->ListCustomDomains("v1");
+  ASSERT_TRUE(domains.ok());
+  ASSERT_EQ(domains->size(), 2u);
+  EXPECT_EQ((*domains)[0].domain, "example.com");
+  EXPECT_EQ((*domains)[1].domain, "www.example.com");
+  EXPECT_EQ(store_->GetCustomDomain("www.example.com")->vm_id, "v1");
+  EXPECT_EQ(store_->GetCustomDomain("nope.example").error().message(), "no domain nope.example");
+  EXPECT_EQ(store_->RemoveCustomDomain("v2", "example.com").error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->RemoveCustomDomain("v1", "example.com").ok());
+  EXPECT_EQ(store_->ListCustomDomains("v1")->size(), 1u);
+  ASSERT_TRUE(store_->DeleteVm("v1").ok());
+  EXPECT_EQ(store_->GetCustomDomain("www.example.com").error().code(), ErrorCode::kNotFound);
 }
 
 }  // namespace
