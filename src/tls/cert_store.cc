@@ -72,15 +72,16 @@ void CertStore::LoadFile(const fs::path& crt) {
     return;
   }
   const CertificateInfo& info = (*entry)->info;
+  std::lock_guard lock(mu_);
   for (const std::string& name : info.names) {
     // Two files for one name (an old custom-domain certificate and a newer wildcard): the one
     // valid longest wins.
-    if (auto current = Find(name); current && current->info.not_after > info.not_after) {
+    auto& slot = by_name_[name];
+    if (slot && slot->info.not_after > info.not_after) {
       problems_.push_back(crt.string() + ": " + name + " is served from a newer certificate");
       continue;
     }
-    std::lock_guard lock(mu_);
-    by_name_[name] = *entry;
+    slot = *entry;
   }
 }
 

@@ -158,6 +158,22 @@ TEST_F(CertStoreTest, OpenSkipsAndReportsUnusableFiles) {
   EXPECT_EQ(store->ForServerName("a.example"), nullptr);
 }
 
+TEST_F(CertStoreTest, OfTwoFilesForANameTheOneValidLongestServes) {
+  IssuedCertificate longer = Issue({"*.vmctl.localhost"});
+  IssuedCertificate shorter = Issue({kDomain, "*.vmctl.localhost"}, std::chrono::hours(24 * 30));
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "certs/_.vmctl.localhost.crt", longer.chain_pem).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "certs/_.vmctl.localhost.key", longer.key_pem).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "certs/vmctl.localhost.crt", shorter.chain_pem).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "certs/vmctl.localhost.key", shorter.key_pem).ok());
+  auto store = OpenStore();
+  EXPECT_EQ(Served(store->ForServerName("web.vmctl.localhost")), "*.vmctl.localhost");
+  EXPECT_EQ(Served(store->ForServerName(kDomain)), kDomain);
+  ASSERT_EQ(store->problems().size(), 1u);
+  EXPECT_NE(store->problems()[0].find("*.vmctl.localhost is served from a newer certificate"),
+            std::string::npos)
+      << store->problems()[0];
+}
+
 TEST_F(CertStoreTest, RenewalIsDueWithAThirdOfTheLifetimeLeft) {
   Install({kDomain, "*.vmctl.localhost"});
   Install({"example.com"});

@@ -120,7 +120,8 @@ Result<LocalCa> LocalCa::Open(const fs::path& dir, std::string_view domain) {
   VMCTL_TRY(ValidateCertificateName(domain));
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || ::chmod(dir.c_str(), 0700) != 0) return ErrnoError("create " + dir.string(), errno);
+  if (ec) return Internal("create " + dir.string() + ": " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod " + dir.string(), errno);
   fs::path key_path = dir / "ca.key";
   fs::path cert_path = dir / "ca.crt";
   bool have_key = fs::exists(key_path);
