@@ -1,5 +1,5 @@
-// Real handshakes against a CertStore: a small Boost.Asio TLS server that picks its context by SNI
-// the way the proxy does, with curl and `openssl s_client` as clients.
+// Real handshakes against a CertStore: a small Boost.Asio TLS server on NewSniServerContext, as
+// the proxy's listener, with curl and `openssl s_client` as clients.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -19,19 +19,6 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 constexpr char kDomain[] = "vmctl.localhost";
-
-// Moves each connection onto the context the source has for its SNI; none fails the handshake.
-int SelectBySni(SSL* ssl, int* alert, void* arg) {
-  auto* source = static_cast<CertificateSource*>(arg);
-  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  std::shared_ptr<SSL_CTX> ctx = source->ForServerName(name ? name : "");
-  if (!ctx) {
-    *alert = SSL_AD_UNRECOGNIZED_NAME;
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-  }
-  SSL_set_SSL_CTX(ssl, ctx.get());  // takes its own reference
-  return SSL_TLSEXT_ERR_OK;
-}
 
 // Answers every request on 127.0.0.1:port() with "ok", one event-loop thread.
 class TestServer {
@@ -53,12 +40,10 @@ class TestServer {
   using Stream = asio::ssl::stream<tcp::socket>;
 
   static asio::ssl::context MakeContext(CertificateSource& source) {
-    auto base = NewBaseServerContext();
-    EXPECT_TRUE(base.ok());
-    SSL_CTX_set_tlsext_servername_callback(base->get(), SelectBySni);
-    SSL_CTX_set_tlsext_servername_arg(base->get(), &source);
-    SSL_CTX_up_ref(base->get());  // asio's context frees its own reference
-    return asio::ssl::context(base->get());
+    auto listener = NewSniServerContext(source);
+    EXPECT_TRUE(listener.ok());
+    SSL_CTX_up_ref(listener->get());  // asio's context frees its own reference
+    return asio::ssl::context(listener->get());
   }
 
   void Accept() {

@@ -38,6 +38,19 @@ int AlpnSlot() {
   return slot;
 }
 
+int SelectBySni(SSL* ssl, int* alert, void* arg) {
+  auto* source = static_cast<CertificateSource*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  std::shared_ptr<SSL_CTX> ctx = source->ForServerName(name ? name : "");
+  if (!ctx) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  // The connection takes its own reference, so a renewal may drop the source's meanwhile.
+  SSL_set_SSL_CTX(ssl, ctx.get());
+  return SSL_TLSEXT_ERR_OK;
+}
+
 }  // namespace
 
 Result<SharedSslCtx> NewBaseServerContext() {
@@ -53,6 +66,13 @@ Result<SharedSslCtx> NewBaseServerContext() {
       SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof(kSessionIdContext) - 1) != 1) {
     return OpenSslError("configure SSL_CTX");
   }
+  return ctx;
+}
+
+Result<SharedSslCtx> NewSniServerContext(CertificateSource& source) {
+  VMCTL_ASSIGN_OR_RETURN(SharedSslCtx ctx, NewBaseServerContext());
+  SSL_CTX_set_tlsext_servername_callback(ctx.get(), SelectBySni);
+  SSL_CTX_set_tlsext_servername_arg(ctx.get(), &source);
   return ctx;
 }
 

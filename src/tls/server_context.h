@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tls/certificate_source.h"
 #include "tls/openssl.h"
 
 namespace vmctl::tls {
@@ -19,6 +20,11 @@ inline constexpr std::string_view kAlpnHttp1 = "\x08http/1.1";
 // connections from one of these: OpenSSL keeps the protocol bounds, options, buffers and ticket
 // keys of the context a connection was created from when SNI moves it to a certificate's context.
 Result<SharedSslCtx> NewBaseServerContext();
+
+// The listener's context: a base context whose servername callback moves each connection to
+// source.ForServerName(its SNI, "" without one), or fails the handshake with unrecognized_name
+// when that is null. `source` must outlive the context.
+Result<SharedSslCtx> NewSniServerContext(CertificateSource& source);
 
 // A base context serving `chain` (leaf first) with `key`, selecting from `alpn` (a client offering
 // none of them goes on without ALPN). kInvalidArgument if the key does not match.
