@@ -84,6 +84,8 @@ Routed RouteShares(controller::VmService& vms, const Exchange& ex);
 // /v1/vms/NAME/exec and /v1/vms/NAME/logs: the connection ends after them.
 Routed RouteVmStreams(controller::VmService& vms, const Exchange& ex);
 Routed RouteImages(controller::ImageService& images, const Exchange& ex);
+// /v1/ca: the local CA's certificate (empty: there is none, the certificates come from ACME).
+Routed RouteCa(const std::string& local_ca_pem, const Exchange& ex);
 
 }  // namespace vmctl::api
 

@@ -236,6 +236,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
   // Each route group owns a part of /v1/ (exchange.h).
   if (auto routed = RouteVms(vms, ex)) return *routed;
   if (auto routed = RouteImages(images, ex)) return *routed;
+  if (auto routed = RouteCa(options.local_ca_pem, ex)) return *routed;
   return ex.NoEndpoint();
 }
 

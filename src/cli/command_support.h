@@ -51,6 +51,7 @@ void AddVmCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddShareCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddExecCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddImageCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
+void AddCaCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 
 }  // namespace vmctl::cli
 
