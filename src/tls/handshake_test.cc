@@ -190,6 +190,14 @@ TEST_F(HandshakeTest, OnlyTls12And13) {
   EXPECT_NE(out.exit_code, 0) << "no cipher without forward secrecy";
 }
 
+TEST_F(HandshakeTest, AlpnSelectsHttp1) {
+  RunOutput out = SClient("web.vmctl.localhost", {"-alpn", "h2,http/1.1"});
+  EXPECT_NE(out.out.find("ALPN protocol: http/1.1"), std::string::npos) << out.out;
+  out = SClient("web.vmctl.localhost", {"-alpn", "h2"});
+  EXPECT_EQ(out.exit_code, 0) << "no shared protocol: carries on without ALPN";
+  EXPECT_NE(out.out.find("No ALPN negotiated"), std::string::npos) << out.out;
+}
+
 TEST_F(HandshakeTest, SessionsResumeWithTickets) {
   std::string session = (dir_ / "session").string();
   RunOutput first = SClient("web.vmctl.localhost", {"-tls1_2", "-sess_out", session});
