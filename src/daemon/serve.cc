@@ -75,6 +75,7 @@ class Daemon {
   std::vector<std::string> ssh_pool_;
   std::unique_ptr<controller::VmService> vms_;
   tls::Certificates certificates_;
+  std::unique_ptr<tls::LocalRenewal> local_renewal_;
   std::unique_ptr<api::Server> server_;
   std::unique_ptr<controller::Accounts> accounts_;
   std::unique_ptr<ssh_gateway::Gateway> gateway_;
@@ -178,6 +179,10 @@ Result<void> Daemon::OpenCertificates() {
   if (!certificates.ok()) return certificates.error().WithContext("opening the TLS certificates");
   certificates_ = *std::move(certificates);
   for (const auto& problem : certificates_.store->problems()) spdlog::warn("tls: {}", problem);
+  if (certificates_.local_ca) {
+    local_renewal_ =
+        std::make_unique<tls::LocalRenewal>(*certificates_.local_ca, *certificates_.store, domain);
+  }
   return Ok();
 }
 

@@ -208,6 +208,22 @@ TEST_F(CertStoreTest, LocalCaReissuesOnlyWhenMissingOrDue) {
   EXPECT_EQ(Served(store_->ForServerName("web.vmctl.localhost")), kDomain);
 }
 
+TEST_F(CertStoreTest, LocalRenewalReplacesADueCertificateWhileRunning) {
+  // Six minutes long, from five minutes ago: a minute left, so due.
+  IssuedCertificate due = Issue({kDomain, "*.vmctl.localhost"}, std::chrono::minutes(6));
+  ASSERT_TRUE(store_->Install({kDomain}, due.chain_pem, due.key_pem).ok());
+  auto before = store_->NotAfter(kDomain);
+  {
+    LocalRenewal renewal(*ca_, *store_, kDomain, std::chrono::milliseconds(20));
+    for (int i = 0; i < 500 && store_->NotAfter(kDomain) == before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  auto after = store_->NotAfter(kDomain);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_GT(*after, Clock::now() + std::chrono::hours(24 * 89));
+}
+
 TEST_F(CertStoreTest, OpenCertificatesMakesTheCaAndTheDomainCertificateOnce) {
   auto certs = OpenCertificates(dir_ / "state", kDomain, /*use_local_ca=*/true);
   ASSERT_TRUE(certs.ok()) << certs.error().message();

@@ -1,5 +1,7 @@
 #include "tls/certificates.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 #include <vector>
 
@@ -33,6 +35,33 @@ Result<bool> RenewFromLocalCa(const LocalCa& ca, CertStore& store, std::string_v
   VMCTL_ASSIGN_OR_RETURN(IssuedCertificate issued, ca.Issue(names));
   VMCTL_TRY(store.Install(names, issued.chain_pem, issued.key_pem));
   return true;
+}
+
+LocalRenewal::LocalRenewal(const LocalCa& ca, CertStore& store, std::string domain,
+                           std::chrono::milliseconds interval) {
+  thread_ = std::thread([this, &ca, &store, domain = std::move(domain), interval] {
+    std::unique_lock lock(mu_);
+    while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
+      lock.unlock();
+      auto renewed = RenewFromLocalCa(ca, store, domain, std::chrono::system_clock::now());
+      if (!renewed.ok()) {
+        spdlog::error("tls: renewing the certificate for {}: {}", domain,
+                      renewed.error().message());
+      } else if (*renewed) {
+        spdlog::info("tls: renewed the certificate for {} from the local CA", domain);
+      }
+      lock.lock();
+    }
+  });
+}
+
+LocalRenewal::~LocalRenewal() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
 }
 
 }  // namespace vmctl::tls
