@@ -187,7 +187,10 @@ Result<void> Daemon::OpenCertificates() {
 }
 
 Result<void> Daemon::StartApi() {
-  api::ServerOptions options{socket_, 0660, "admin", backend_->name()};
+  api::ServerOptions options;
+  options.socket_path = socket_;
+  options.backend_name = backend_->name();
+  options.max_connections = o_.api.max_connections;
   if (certificates_.local_ca) options.local_ca_pem = certificates_.local_ca->certificate_pem();
   server_ = std::make_unique<api::Server>(*vms_, *images_, options);
   VMCTL_TRY(server_->Listen());
@@ -342,6 +345,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddCapacityFlags(cmd, o->capacity);
   AddNetworkFlags(cmd, o->network);
   AddStorageFlags(cmd, o->storage);
+  AddApiFlags(cmd, o->api);
   AddGatewayFlags(cmd, o->gateway);
   AddRegistrationFlags(cmd, o->registration);
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
