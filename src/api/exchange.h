@@ -86,6 +86,8 @@ Routed RouteVmStreams(controller::VmService& vms, const Exchange& ex);
 Routed RouteImages(controller::ImageService& images, const Exchange& ex);
 // /v1/login-link, /v1/logout, /v1/tokens[/ID]
 Routed RouteAuth(controller::AuthService& auth, const Exchange& ex);
+// /v1/ca: the local CA's certificate (empty: there is none, the certificates come from ACME).
+Routed RouteCa(const std::string& local_ca_pem, const Exchange& ex);
 
 }  // namespace vmctl::api
 

@@ -254,6 +254,7 @@ bool Server::Impl::Dispatch(Socket& socket, beast::flat_buffer& buffer, const Re
   if (auto routed = RouteVms(vms, ex)) return *routed;
   if (auto routed = RouteImages(images, ex)) return *routed;
   if (auto routed = RouteAuth(auth, ex)) return *routed;
+  if (auto routed = RouteCa(options.local_ca_pem, ex)) return *routed;
   return ex.NoEndpoint();
 }
 

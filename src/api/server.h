@@ -30,6 +30,8 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   // Connections served at once (exec and followed logs included); more are answered 503.
   int max_connections = 256;
+  // GET /v1/ca answers with this PEM (the HTTPS front end's local CA); empty: 404.
+  std::string local_ca_pem;
 };
 
 // The REST/JSON API on a Unix socket (docs/api.md). One thread per connection; handlers block on

@@ -63,6 +63,7 @@ Result<uint16_t> ParseWebPortArgument(std::string_view text);
 void AddExecCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddImageCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 void AddAuthCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
+void AddCaCommands(CLI::App& app, const GlobalsPtr& g, const Done& done);
 
 }  // namespace vmctl::cli
 

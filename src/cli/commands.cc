@@ -32,6 +32,7 @@ void AddCommands(CLI::App& app, int* exit_code, const CommandOptions& options) {
   AddExecCommands(app, g, done);
   AddImageCommands(app, g, done);
   AddAuthCommands(app, g, done);
+  AddCaCommands(app, g, done);
   if (!options.only.empty()) {
     for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
       if (!options.only.count(sub->get_name())) app.remove_subcommand(sub);

@@ -31,6 +31,7 @@
 #include "ssh_gateway/routing.h"
 #include "storage/backends.h"
 #include "store/sqlite/sqlite_store.h"
+#include "tls/certificates.h"
 
 namespace vmctl::daemon {
 namespace {
@@ -49,6 +50,8 @@ class Daemon {
   Result<std::string> PrepareDefaultImage();
   // The host network and the VM service, reconciled with what runs.
   Result<void> BuildVmService();
+  // STATE/tls: the HTTPS certificates, and the local CA that issues them.
+  Result<void> OpenCertificates();
   Result<void> StartApi();
   Result<void> StartGateway();
   // Serves until SIGINT/SIGTERM; VMs keep running and are re-adopted at the next start.
@@ -78,6 +81,8 @@ class Daemon {
   std::unique_ptr<controller::VmService> vms_;
   std::unique_ptr<controller::VmSharing> sharing_;
   std::unique_ptr<controller::Auth> auth_;
+  tls::Certificates certificates_;
+  std::unique_ptr<tls::LocalRenewal> local_renewal_;
   std::unique_ptr<api::Server> server_;
   std::unique_ptr<controller::Accounts> accounts_;
   std::unique_ptr<ssh_gateway::Gateway> gateway_;
@@ -177,12 +182,27 @@ Result<void> Daemon::BuildVmService() {
   return Ok();
 }
 
+Result<void> Daemon::OpenCertificates() {
+  // The issue's default HTTPS domain when --domain is not given.
+  std::string domain = o_.core.domain.empty() ? "vmctl.localhost" : o_.core.domain;
+  auto certificates = tls::OpenCertificates(state_dir_, domain, /*use_local_ca=*/true);
+  if (!certificates.ok()) return certificates.error().WithContext("opening the TLS certificates");
+  certificates_ = *std::move(certificates);
+  for (const auto& problem : certificates_.store->problems()) spdlog::warn("tls: {}", problem);
+  if (certificates_.local_ca) {
+    local_renewal_ =
+        std::make_unique<tls::LocalRenewal>(*certificates_.local_ca, *certificates_.store, domain);
+  }
+  return Ok();
+}
+
 Result<void> Daemon::StartApi() {
   auth_ = std::make_unique<controller::Auth>(*store_, auth_options_);
   api::ServerOptions options;
   options.socket_path = socket_;
   options.backend_name = backend_->name();
   options.max_connections = o_.api.max_connections;
+  if (certificates_.local_ca) options.local_ca_pem = certificates_.local_ca->certificate_pem();
   server_ = std::make_unique<api::Server>(*vms_, *images_, *sharing_, *auth_, options);
   VMCTL_TRY(server_->Listen());
   vms_->StartMonitor();
@@ -241,6 +261,10 @@ void Daemon::PrintReady() const {
   // Show the command as the user can type it: the full path unless vmctl is on PATH.
   std::string self = FindProgram("vmctl") ? "vmctl" : (SelfDir() / "vmctl").string();
   env += self;
+  if (certificates_.local_ca) {
+    std::cerr << fmt::format("Local CA: {} (trust it: {} ca > vmctl-ca.crt, or see docs/tls.md)\n",
+                             certificates_.local_ca->certificate_path().string(), env);
+  }
   std::cerr << fmt::format(
       "vmctl daemon ready: backend {}, state in {}, API on {}\n"
       "{}\n"
@@ -296,6 +320,7 @@ int Serve(const ServeOptions& o) {
     }
   }
   if (auto r = daemon.BuildVmService(); !r.ok()) return Fail(r.error());
+  if (auto r = daemon.OpenCertificates(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.StartApi(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.StartGateway(); !r.ok()) return Fail(r.error());
   return daemon.Run();

@@ -46,7 +46,7 @@ using Clock = std::chrono::steady_clock;
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
 const std::set<std::string> kCliCommands = {"ls",    "show",   "rm",    "start", "stop",
                                             "restart", "resize", "share", "domain", "login",
-                                            "logout", "token"};
+                                            "logout", "token", "ca"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -665,6 +665,7 @@ int Connection::Execute(const std::vector<std::string>& argv) {
                     "  token new [--vm VM] [--expires 30d] | token ls | token rm ID\n"
                     "  ssh-key ls|add KEY|rm FINGERPRINT\n"
                     "  known-hosts             the gateway's known_hosts line, for every VM name\n"
+                    "  ca                      the local CA's certificate, to trust for HTTPS\n"
                     "  whoami\n"
                     "Into a VM:  ssh VM@host, ssh VM+USER@host, ssh -J host VM.DOMAIN, or\n"
                     "ssh VM.DOMAIN where DNS points it at the VM's ssh address (`show VM`).\n"
