@@ -470,9 +470,13 @@ Decision Gatekeeper::Logout(const Request& request) const {
 // GET /auth?host=VMHOST&next=PATH: a VM host sends a browser here to get a session of its own.
 // Signed in on DOMAIN: a host ticket, and back to VMHOST. Not signed in: the login page, and a
 // continue cookie that brings the browser back here once the login link has set the session.
+// A public VM of another user learns who signs in on its host; since any page can send a browser
+// here, that takes the user's consent: a form that POSTs back here from DOMAIN's own page.
 Decision Gatekeeper::StartHostLogin(const Request& request) const {
   const Head& head = request.head;
-  if (head.method() != http::verb::get) return MethodNotAllowed(head, "GET");
+  if (head.method() != http::verb::get && head.method() != http::verb::post) {
+    return MethodNotAllowed(head, "GET, POST");
+  }
   std::optional<std::string> host = QueryParam(request.query, "host");
   if (!host || !IsLoginHost(*host)) {
     return Respond(Html(
@@ -480,23 +484,42 @@ Decision Gatekeeper::StartHostLogin(const Request& request) const {
         MessagePage("Not a vmctl host", "This sign-in request names no host of this vmctl.", "")));
   }
   std::string next = SafeNext(request.query);
+  std::string again = "/auth?host=" + PercentEncode(*host) + "&next=" + PercentEncode(next);
   std::string session = RequestCookie(head, kSessionCookie);
-  if (!session.empty()) {
+  std::optional<Identity> identity = DomainSession(request);
+  if (identity) {
+    bool consented = head.method() == http::verb::post && IsSameOrigin(request);
+    if (!consented && RevealsIdentity(*host, *identity)) {
+      return Respond(Html(head, http::status::ok, ConsentPage(*host, identity->email, again)));
+    }
     Result<std::string> ticket = auth_.CreateHostTicket(session, *host);
     if (ticket.ok()) {
-      return Respond(Redirect(head, http::status::found,
-                              origin_.For(*host) + "/__vmctl/auth?ticket=" +
-                                  PercentEncode(*ticket) + "&next=" + PercentEncode(next)));
+      return Respond(Redirect(
+          head, head.method() == http::verb::post ? http::status::see_other : http::status::found,
+          origin_.For(*host) + "/__vmctl/auth?ticket=" + PercentEncode(*ticket) +
+              "&next=" + PercentEncode(next)));
     }
-    if (ticket.error().code() == ErrorCode::kInternal) return InternalError(head, ticket.error());
+    if (ticket.error().code() != ErrorCode::kUnauthenticated) {
+      return InternalError(head, ticket.error());
+    }
   }
   Response response = Html(head, http::status::ok, LoginPage(options_.ssh_command, *host));
-  std::string again = "/auth?host=" + PercentEncode(*host) + "&next=" + PercentEncode(next);
   if (IsCookieValue(again)) {
     response.insert(http::field::set_cookie,
                     BuildSetCookie(kContinueCookie, again, kContinueLifetime));
   }
   return Respond(std::move(response));
+}
+
+// Whether a session on `host` would tell someone new who `identity` is: the host is a public VM
+// of another user (a private VM's app sees only its owner and the users it is shared with).
+bool Gatekeeper::RevealsIdentity(std::string_view host, const Identity& identity) const {
+  std::optional<HostName> name = Classify(host);
+  if (!name) return false;
+  Result<controller::WebRoute> route = name->kind == HostName::Kind::kVm
+                                           ? sharing_.RouteWeb(name->vm, name->port, &identity)
+                                           : sharing_.RouteDomain(host, &identity);
+  return route.ok() && route->is_public && !route->is_owner;
 }
 
 // VM hosts (VM.DOMAIN, VM--PORT.DOMAIN) and custom domains.

@@ -72,6 +72,7 @@ class Gatekeeper final : public Access {
   Decision RedeemLoginLink(const Request& request) const;
   Decision Logout(const Request& request) const;
   Decision StartHostLogin(const Request& request) const;
+  bool RevealsIdentity(std::string_view host, const controller::Identity& identity) const;
 
   Decision DecideVmHost(const Request& request, const HostName& name) const;
   Decision RedeemHostTicket(const Request& request) const;

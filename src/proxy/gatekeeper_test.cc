@@ -578,6 +578,39 @@ TEST_F(GatekeeperTest, PublicVmsAndCustomDomains) {
   EXPECT_EQ(Get("blog.vmctl.test", "/__vmctl/other").response.result(), http::status::not_found);
 }
 
+TEST_F(GatekeeperTest, SigningInOnAnotherUsersPublicVmTakesConsent) {
+  std::string bob = Login("u2");
+  std::string target = "/auth?host=blog.vmctl.test&next=/me";
+  Decision asked = Get(kDomain, target, WithCookie(bob));
+  EXPECT_EQ(asked.response.result(), http::status::ok);
+  EXPECT_TRUE(Header(asked, http::field::location).empty());
+  EXPECT_NE(asked.response.body().find("<form method=\"post\" action=\"/auth?host=blog.vmctl.test"
+                                       "&amp;next=/me\">"),
+            std::string::npos)
+      << asked.response.body();
+  EXPECT_NE(asked.response.body().find("bob@example.com"), std::string::npos);
+  // Only DOMAIN's own page can give the consent.
+  Headers cross = WithCookie(bob);
+  cross.emplace_back("Origin", "https://blog.vmctl.test:8443");
+  for (const Headers& headers : {WithCookie(bob), cross}) {
+    EXPECT_TRUE(
+        Header(Send(http::verb::post, kDomain, target, headers), http::field::location).empty());
+  }
+  Headers same = WithCookie(bob);
+  same.emplace_back("Origin", std::string(kOrigin));
+  Decision consented = Send(http::verb::post, kDomain, target, same);
+  EXPECT_EQ(consented.response.result(), http::status::see_other);
+  EXPECT_TRUE(Header(consented, http::field::location)
+                  .starts_with("https://blog.vmctl.test:8443/__vmctl/auth?ticket="));
+  // The owner, and hosts whose apps see only who may use them, need no question.
+  std::string alice = Login("u1");
+  EXPECT_EQ(Get(kDomain, target, WithCookie(alice)).response.result(), http::status::found);
+  EXPECT_EQ(Get(kDomain, "/auth?host=web.vmctl.test", WithCookie(bob)).response.result(),
+            http::status::found);
+  EXPECT_EQ(Send(http::verb::put, kDomain, target, same).response.result(),
+            http::status::method_not_allowed);
+}
+
 TEST_F(GatekeeperTest, WrongHostTicketsAreRateLimited) {
   for (int i = 0; i < testing::kMaxWrongSecrets; ++i) {
     EXPECT_EQ(Get("web.vmctl.test", "/__vmctl/auth?ticket=guess").response.result(),

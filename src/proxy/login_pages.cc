@@ -54,6 +54,16 @@ std::string LoginPage(std::string_view ssh_command, std::string_view then_host) 
   return Page("Sign in", content);
 }
 
+std::string ConsentPage(std::string_view host, std::string_view email, std::string_view action) {
+  return Page("Sign in to " + std::string(host),
+              "<p><strong>" + HtmlEscape(host) +
+                  "</strong> is another user&#39;s public VM. Signed in, its app sees that you are "
+                  "<strong>" +
+                  HtmlEscape(email) + "</strong>.</p>\n<form method=\"post\" action=\"" +
+                  HtmlEscape(action) + "\"><button type=\"submit\">Continue as " +
+                  HtmlEscape(email) + "</button></form>\n");
+}
+
 std::string MessagePage(std::string_view title, std::string_view message, std::string_view link) {
   std::string content = "<p>" + HtmlEscape(message) + "</p>\n";
   if (!link.empty()) content += "<p><a href=\"" + HtmlEscape(link) + "\">Try again</a></p>\n";
