@@ -157,6 +157,14 @@ TEST_F(GatekeeperTest, LoginLinkSetsAnExactSessionCookie) {
   EXPECT_EQ(Header(home, http::field::cache_control), "no-store");
 }
 
+TEST_F(GatekeeperTest, CookieLivesUntilTheSessionExpires) {
+  auth_.SetNow(kNow + 100);  // the session ends 100 s later than from the gatekeeper's clock
+  Result<controller::LoginLink> link = auth_.CreateLoginLink("u1");
+  Decision decision = Get(kDomain, link->url.substr(link->url.find("/login/")));
+  ASSERT_EQ(SetCookies(decision).size(), 1u);
+  EXPECT_NE(SetCookies(decision)[0].find("; Max-Age=604900;"), std::string::npos);
+}
+
 TEST_F(GatekeeperTest, ReplayedAndWrongLoginLinksAreRefusedThenRateLimited) {
   Result<controller::LoginLink> link = auth_.CreateLoginLink("u1");
   std::string path = link->url.substr(link->url.find("/login/"));
