@@ -16,6 +16,7 @@
 #include "acme/client.h"
 #include "acme/hook_publisher.h"
 #include "acme/renewal.h"
+#include "acme/rfc2136_publisher.h"
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
@@ -118,8 +119,11 @@ class ChallengeHttpServer {
 
 class PebbleTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartServers(false); }
+  // Pebble's validator asks challtestsrv, or with `knot` a real knotd serving the zone.
+  static void StartServers(bool knot) {
     env_ = new Env;
+    env_->knot = knot;
     Result<void> r = env_->Start();
     if (!r.ok()) {
       start_error_ = new std::string(r.error().message());
@@ -128,6 +132,8 @@ class PebbleTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete env_;
     env_ = nullptr;
+    delete start_error_;
+    start_error_ = nullptr;
   }
   void SetUp() override {
     ASSERT_EQ(start_error_, nullptr) << *start_error_;
@@ -159,13 +165,16 @@ class PebbleTest : public ::testing::Test {
   struct Env {
     fs::path dir;
     int pebble_port = 0, management_port = 0, dns_port = 0, challtest_port = 0, http01_port = 0;
-    Server challtestsrv, pebble;
+    bool knot = false;
+    Server challtestsrv, knotd, pebble;
 
     Result<void> Start();
+    Result<void> StartKnot();
     std::string Root();
     ~Env() {
       pebble.Stop();
       challtestsrv.Stop();
+      knotd.Stop();
       std::error_code ec;
       fs::remove_all(dir, ec);
     }
@@ -196,11 +205,15 @@ Result<void> PebbleTest::Env::Start() {
       "ocspResponderURL": "", "externalAccountBindingRequired": false}})";
   VMCTL_TRY(WriteFileAtomic(dir / "pebble.json", config));
   std::string dns = "127.0.0.1:" + std::to_string(dns_port);
-  VMCTL_TRY(StartServer(challtestsrv,
-                        {"pebble-challtestsrv", "-dns01", dns, "-management",
-                         "127.0.0.1:" + std::to_string(challtest_port), "-http01", "", "-https01",
-                         "", "-tlsalpn01", "", "-defaultIPv6", ""},
-                        dir / "challtestsrv.log", challtest_port));
+  if (knot) {
+    VMCTL_TRY(StartKnot());
+  } else {
+    VMCTL_TRY(StartServer(challtestsrv,
+                          {"pebble-challtestsrv", "-dns01", dns, "-management",
+                           "127.0.0.1:" + std::to_string(challtest_port), "-http01", "", "-https01",
+                           "", "-tlsalpn01", "", "-defaultIPv6", ""},
+                          dir / "challtestsrv.log", challtest_port));
+  }
   VMCTL_TRY(StartServer(pebble,
                         {"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0", "pebble", "-config",
                          (dir / "pebble.json").string(), "-dnsserver", dns},
@@ -221,6 +234,39 @@ Result<void> PebbleTest::Env::Start() {
           "  *) exit 2 ;;\n"
           "esac\n",
       0755);
+}
+
+// The TSIG key knot accepts updates of vmctl.localhost with, in bind's key file format.
+constexpr std::string_view kTsigSecret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+Result<void> PebbleTest::Env::StartKnot() {
+  fs::create_directories(dir / "knot");
+  std::string knot_dir = (dir / "knot").string();
+  std::string config = "server:\n  rundir: \"" + knot_dir + "\"\n  listen: 127.0.0.1@" +
+                       std::to_string(dns_port) +
+                       "\n  user: root:root\n"
+                       "database:\n  storage: \"" +
+                       knot_dir +
+                       "\"\n"
+                       "key:\n  - id: acme-key\n    algorithm: hmac-sha256\n    secret: " +
+                       std::string(kTsigSecret) +
+                       "\nacl:\n  - id: acme\n    key: acme-key\n    action: update\n"
+                       "template:\n  - id: default\n    storage: \"" +
+                       knot_dir +
+                       "\"\n    file: \"%s.zone\"\n"
+                       "zone:\n  - domain: vmctl.localhost\n    acl: acme\n"
+                       "log:\n  - target: stderr\n    any: info\n";
+  VMCTL_TRY(WriteFileAtomic(dir / "knot" / "knot.conf", config));
+  VMCTL_TRY(WriteFileAtomic(dir / "knot" / "vmctl.localhost.zone",
+                            "$ORIGIN vmctl.localhost.\n$TTL 60\n"
+                            "@ SOA ns admin 1 60 60 600 60\n@ NS ns\nns A 127.0.0.1\n"));
+  VMCTL_TRY(WriteFileAtomic(dir / "tsig.key",
+                            "key \"acme-key\" {\n  algorithm hmac-sha256;\n"
+                            "  secret \"" +
+                                std::string(kTsigSecret) + "\";\n};\n",
+                            0600));
+  return StartServer(knotd, {"knotd", "-c", (dir / "knot" / "knot.conf").string()},
+                     dir / "knotd.log", dns_port);
 }
 
 std::string PebbleTest::Env::Root() {
@@ -380,6 +426,62 @@ TEST_F(PebbleTest, RenewsWhenAThirdOfTheLifetimeIsLeft) {
   renewer.Stop();
   EXPECT_NE(installed[1].chain_pem, installed[0].chain_pem);
   EXPECT_THAT(Verify(installed[1]), HasSubstr(": OK"));
+}
+
+// RFC 2136 against a real knotd, and a full order whose DNS-01 records go there.
+class KnotTest : public PebbleTest {
+ protected:
+  static void SetUpTestSuite() { StartServers(true); }
+
+  Rfc2136Publisher Publisher(std::string secret = std::string(kTsigSecret)) {
+    auto key = ParseTsigKeyFile(*ReadFile(env_->dir / "tsig.key"));
+    EXPECT_TRUE(key.ok());
+    key->secret = secret == kTsigSecret ? key->secret : secret;
+    return Rfc2136Publisher("127.0.0.1", std::to_string(env_->dns_port), *key);
+  }
+  std::string Dig(const std::string& name) {
+    auto out = RunCommand(
+        {"kdig", "@127.0.0.1", "-p", std::to_string(env_->dns_port), "+short", "TXT", name});
+    return out.ok() ? out->out : out.error().message();
+  }
+};
+
+TEST_F(KnotTest, AddsAndRemovesOneValueAtATime) {
+  Rfc2136Publisher publisher = Publisher();
+  const std::string name = "_acme-challenge.vmctl.localhost";
+  ASSERT_TRUE(publisher.Add(name, "value-one").ok());
+  auto second = publisher.Add(name, "value-two");
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_THAT(Dig(name), HasSubstr("\"value-one\""));
+  EXPECT_THAT(Dig(name), HasSubstr("\"value-two\""));
+  ASSERT_TRUE(publisher.Remove(name, "value-one").ok());
+  EXPECT_EQ(Dig(name), "\"value-two\"\n");
+  ASSERT_TRUE(publisher.Remove(name, "value-two").ok());
+  EXPECT_EQ(Dig(name), "");
+}
+
+TEST_F(KnotTest, AWrongKeyIsRefused) {
+  Rfc2136Publisher publisher = Publisher("not the secret");
+  auto r = publisher.Add("_acme-challenge.vmctl.localhost", "v");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnauthenticated) << r.error().message();
+  EXPECT_EQ(Dig("_acme-challenge.vmctl.localhost"), "");
+  auto outside = Publisher().Add("_acme-challenge.other.test", "v");
+  ASSERT_FALSE(outside.ok());
+  EXPECT_THAT(outside.error().message(), HasSubstr("NOTAUTH"));
+}
+
+TEST_F(KnotTest, IssuesApexAndWildcardWithRecordsInKnot) {
+  Rfc2136Publisher publisher = Publisher();
+  auto client = Client(&publisher);
+  auto cert = client->Issue({"vmctl.localhost", "*.vmctl.localhost"}, ChallengeType::kDns01,
+                            [](const std::string&) {});
+  ASSERT_TRUE(cert.ok()) << cert.error().message() << "\n"
+                         << TailFile(env_->dir / "knotd.log", 2000);
+  EXPECT_THAT(Verify(*cert), HasSubstr(": OK"));
+  EXPECT_THAT(ParseChainLeaf(cert->chain_pem)->dns_names,
+              UnorderedElementsAre("vmctl.localhost", "*.vmctl.localhost"));
+  EXPECT_EQ(Dig("_acme-challenge.vmctl.localhost"), "");  // cleaned up
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ class Daemon {
   UniqueFd lock_;
   std::unique_ptr<controller::Mailer> mailer_;
   controller::AccountsOptions account_options_;
+  std::optional<acme::AcmeOptions> acme_options_;  // nullopt: certificates from the local CA
   controller::VmServiceOptions vm_options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<vmm::Backend> backend_;
@@ -90,6 +91,7 @@ Result<void> Daemon::OpenState() {
   // Bad flags are refused before anything is set up.
   VMCTL_ASSIGN_OR_RETURN(account_options_, AccountOptions(o_.registration, &mailer_));
   VMCTL_TRY(SetHostCapacity(o_.capacity, vm_options_));
+  VMCTL_ASSIGN_OR_RETURN(acme_options_, acme::ParseAcmeFlags(o_.acme));
   auto store = OpenSqliteStore(state_dir_ / "vmctl.db");
   if (!store.ok()) return store.error().WithContext("opening the state database");
   store_ = *std::move(store);
@@ -319,6 +321,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddStorageFlags(cmd, o->storage);
   AddGatewayFlags(cmd, o->gateway);
   AddRegistrationFlags(cmd, o->registration);
+  AddAcmeFlags(cmd, o->acme);
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "acme/options.h"
+
 namespace vmctl::daemon {
 
 // State directory, API socket, VMM and images.
@@ -74,6 +76,7 @@ struct ServeOptions {
   StorageFlags storage;
   GatewayFlags gateway;
   RegistrationFlags registration;
+  acme::AcmeFlags acme;
 };
 
 void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
@@ -82,6 +85,7 @@ void AddNetworkFlags(CLI::App* cmd, NetworkFlags& f);
 void AddStorageFlags(CLI::App* cmd, StorageFlags& f);
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
+void AddAcmeFlags(CLI::App* cmd, acme::AcmeFlags& f);
 
 }  // namespace vmctl::daemon
 
