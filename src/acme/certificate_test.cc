@@ -5,9 +5,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
+#include "acme/certificate_files.h"
 #include "base/io.h"
 #include "base/process.h"
 
@@ -67,6 +69,37 @@ TEST(ChainLeafTest, ReadsValidityAndNames) {
   EXPECT_EQ(ParseChainLeaf("").error().message(), "the certificate chain holds no PEM certificate");
   EXPECT_FALSE(
       ParseChainLeaf(pem + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
+}
+
+TEST(CertificateFilesTest, SaveLoadAndRefuseAMismatchedKey) {
+  auto dir = std::filesystem::temp_directory_path() / ("acme-files-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto run =
+      RunCommandChecked({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=a.test", "-days", "30",
+                         "-keyout", (dir / "k.pem").string(), "-out", (dir / "c.pem").string()});
+  ASSERT_TRUE(run.ok()) << run.error().message();
+  IssuedCertificate cert{*ReadFile(dir / "c.pem"), *ReadFile(dir / "k.pem"), {}, {}};
+
+  EXPECT_FALSE(LoadCertificate(dir / "certs", "vmctl.localhost")->has_value());
+  ASSERT_TRUE(SaveCertificate(dir / "certs", "vmctl.localhost", cert).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "certs" / "vmctl.localhost.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto loaded = LoadCertificate(dir / "certs", "vmctl.localhost");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->chain_pem, cert.chain_pem);
+  EXPECT_EQ((*loaded)->not_after - (*loaded)->not_before, std::chrono::hours(24 * 30));
+
+  cert.key_pem = MakeCsr({"x"})->key_pem;
+  ASSERT_TRUE(SaveCertificate(dir / "certs", "vmctl.localhost", cert).ok());
+  auto mismatched = LoadCertificate(dir / "certs", "vmctl.localhost");
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.error().message().find("is not the key of"), std::string::npos);
+  std::filesystem::remove(dir / "certs" / "vmctl.localhost.crt");
+  EXPECT_FALSE(LoadCertificate(dir / "certs", "vmctl.localhost").ok());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
