@@ -3,13 +3,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -24,60 +20,89 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-struct Exchange {
-  std::string stage = "resolving";
-  beast::error_code ec;
-  bool done = false;
-  HttpResponse response;
-};
-
 bool IsIpLiteral(const std::string& host) {
   beast::error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
 }
 
-asio::awaitable<void> Run(asio::ssl::context& ctx, const HttpsUrl& url,
-                          http::request<http::string_body> req, size_t max_body, Exchange& x) {
-  auto executor = co_await asio::this_coro::executor;
-  auto token = asio::redirect_error(asio::use_awaitable, x.ec);
-  tcp::resolver resolver(executor);
-  auto endpoints = co_await resolver.async_resolve(url.host, url.port, token);
-  if (x.ec) co_return;
-  beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
-  SSL* ssl = stream.native_handle();
-  if (IsIpLiteral(url.host)) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url.host.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl, url.host.c_str());
-    SSL_set1_host(ssl, url.host.c_str());
+// One request's resolve, connect, handshake, write and read, as chained completion handlers on
+// the caller's io_context. (Not a coroutine: clang 14 cannot compile Asio coroutines with the
+// sanitizer build's flags.)
+class Exchange {
+ public:
+  Exchange(asio::io_context& ioc, asio::ssl::context& ctx, HttpsUrl url,
+           http::request<http::string_body> req, size_t max_body)
+      : url_(std::move(url)), req_(std::move(req)), resolver_(ioc), stream_(ioc, ctx) {
+    parser_.body_limit(max_body);
+    if (req_.method() == http::verb::head) parser_.skip(true);
   }
-  x.stage = "connecting";
-  co_await beast::get_lowest_layer(stream).async_connect(endpoints, token);
-  if (x.ec) co_return;
-  x.stage = "TLS handshake";
-  co_await stream.async_handshake(asio::ssl::stream_base::client, token);
-  if (x.ec) co_return;
-  x.stage = "sending the request";
-  co_await http::async_write(stream, req, token);
-  if (x.ec) co_return;
-  x.stage = "reading the response";
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(max_body);
-  if (req.method() == http::verb::head) parser.skip(true);
-  co_await http::async_read(stream, buffer, parser, token);
-  if (x.ec) co_return;
-  auto& res = parser.get();
-  x.response.status = static_cast<int>(res.result_int());
-  for (const auto& field : res) {
-    std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    x.response.headers[name] = std::string(field.value());
+
+  void Start() {
+    SSL* ssl = stream_.native_handle();
+    if (IsIpLiteral(url_.host)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl, url_.host.c_str());
+      SSL_set1_host(ssl, url_.host.c_str());
+    }
+    resolver_.async_resolve(url_.host, url_.port,
+                            [this](beast::error_code ec, tcp::resolver::results_type endpoints) {
+                              if (Failed(ec, "connecting")) return;
+                              beast::get_lowest_layer(stream_).async_connect(
+                                  endpoints, [this](beast::error_code ec, const tcp::endpoint&) {
+                                    if (!Failed(ec, "TLS handshake")) Handshake();
+                                  });
+                            });
   }
-  x.response.body = std::move(res.body());
-  x.done = true;
-}
+
+  std::string stage = "resolving";
+  beast::error_code error;
+  bool done = false;
+  HttpResponse response;
+
+ private:
+  // Records a failure, or moves on to the next stage's name.
+  bool Failed(beast::error_code ec, const char* next) {
+    if (ec) {
+      error = ec;
+      return true;
+    }
+    stage = next;
+    return false;
+  }
+
+  void Handshake() {
+    stream_.async_handshake(asio::ssl::stream_base::client, [this](beast::error_code ec) {
+      if (Failed(ec, "sending the request")) return;
+      http::async_write(stream_, req_, [this](beast::error_code ec, size_t) {
+        if (Failed(ec, "reading the response")) return;
+        http::async_read(stream_, buffer_, parser_, [this](beast::error_code ec, size_t) {
+          if (!Failed(ec, "done")) Finish();
+        });
+      });
+    });
+  }
+
+  void Finish() {
+    auto& res = parser_.get();
+    response.status = static_cast<int>(res.result_int());
+    for (const auto& field : res) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      response.headers[name] = std::string(field.value());
+    }
+    response.body = std::move(res.body());
+    done = true;
+  }
+
+  HttpsUrl url_;
+  http::request<http::string_body> req_;
+  tcp::resolver resolver_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::string_body> parser_;
+};
 
 }  // namespace
 
@@ -172,14 +197,14 @@ Result<HttpResponse> HttpsClient::Request(std::string_view method, std::string_v
   req.body() = std::string(body);
   if (method != "GET" && method != "HEAD") req.prepare_payload();
 
-  Exchange x;  // declared first: a timed-out exchange's coroutine dies with `ioc`, before it
   asio::io_context ioc;
-  asio::co_spawn(ioc, Run(impl_->ctx, parsed, std::move(req), impl_->options.max_body, x),
-                 asio::detached);
+  // Destroyed before `ioc`; handlers still queued after a timeout are dropped, never run.
+  Exchange x(ioc, impl_->ctx, parsed, std::move(req), impl_->options.max_body);
+  x.Start();
   ioc.run_for(impl_->options.timeout);
   std::string where = " " + std::string(method) + " " + std::string(url);
   if (x.done) return std::move(x.response);
-  if (x.ec) return Unavailable(x.stage + where + ": " + x.ec.message());
+  if (x.error) return Unavailable(x.stage + where + ": " + x.error.message());
   return DeadlineExceeded(x.stage + where + ": timed out");
 }
 
