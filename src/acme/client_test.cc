@@ -1,6 +1,8 @@
 #include "acme/client.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include "acme/hook_publisher.h"
 #include "acme/https_client.h"
 #include "base/io.h"
+#include "base/unique_fd.h"
 
 namespace vmctl::acme {
 namespace {
@@ -102,6 +105,28 @@ TEST(HttpsClientTest, BadBundleIsAClearError) {
   auto c = HttpsClient::Create({"/nonexistent/bundle.pem"});
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message().find("/nonexistent/bundle.pem"), std::string::npos);
+}
+
+TEST(HttpsClientTest, AServerThatNeverAnswersTimesOut) {
+  // A listening socket nobody accepts on: the kernel completes the TCP handshake, TLS never.
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd.get(), 4), 0);
+  ASSERT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto client = HttpsClient::Create({.timeout = std::chrono::milliseconds(300)});
+  ASSERT_TRUE(client.ok());
+  auto start = std::chrono::steady_clock::now();
+  auto res = (*client)->Request(
+      "GET", "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir");
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.error().code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_NE(res.error().message().find("TLS handshake GET https://127.0.0.1:"), std::string::npos)
+      << res.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 }  // namespace
