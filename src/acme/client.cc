@@ -40,19 +40,27 @@ std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
+  // Anything longer is capped: a server asking for more than a day is as good as down, and the
+  // cap keeps later conversions to finer units from overflowing.
+  constexpr long kMaxSeconds = 24 * 3600;
   long seconds = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
   if (ec == std::errc() && end == value.data() + value.size() && seconds >= 0) {
-    return std::chrono::seconds(seconds);
+    return std::chrono::seconds(std::min(seconds, kMaxSeconds));
+  }
+  if (ec == std::errc::result_out_of_range &&
+      value.find_first_not_of("0123456789") == std::string_view::npos) {
+    return std::chrono::seconds(kMaxSeconds);
   }
   // IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
   struct tm tm = {};
   std::string text(value);
   const char* rest = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (rest == nullptr || *rest != '\0') return std::nullopt;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  if (at <= now) return std::chrono::seconds(0);
-  return std::chrono::duration_cast<std::chrono::seconds>(at - now);
+  time_t at = timegm(&tm);
+  time_t now_t = std::chrono::system_clock::to_time_t(now);
+  if (at <= now_t) return std::chrono::seconds(0);
+  return std::chrono::seconds(std::min<time_t>(at - now_t, kMaxSeconds));
 }
 
 // One order's state: the challenges it published (removed again when it ends, whatever the

@@ -47,7 +47,7 @@ enum class ChallengeType {
 using Progress = std::function<void(const std::string&)>;
 
 // Seconds from a Retry-After header (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date
-// relative to `now`); nullopt if absent or unparseable. Pure.
+// relative to `now`), at most a day; nullopt if absent or unparseable. Pure.
 std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
                                                     std::chrono::system_clock::time_point now);
 

@@ -47,6 +47,8 @@ TEST(RetryAfterTest, SecondsOrDate) {
   EXPECT_EQ(ParseRetryAfter(" 0 ", now), std::chrono::seconds(0));
   EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", now), std::chrono::seconds(30));
   EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:00:00 GMT", now), std::chrono::seconds(0));
+  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 3988 08:09:37 GMT", now), std::chrono::hours(24));
+  EXPECT_EQ(ParseRetryAfter("99999999999999999999999", now), std::chrono::hours(24));
   EXPECT_FALSE(ParseRetryAfter("", now));
   EXPECT_FALSE(ParseRetryAfter("-1", now));
   EXPECT_FALSE(ParseRetryAfter("soon", now));
