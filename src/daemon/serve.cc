@@ -67,6 +67,7 @@ class Daemon {
   std::unique_ptr<controller::Mailer> mailer_;
   controller::AccountsOptions account_options_;
   controller::AuthOptions auth_options_;
+  std::optional<acme::AcmeOptions> acme_options_;  // nullopt: certificates from the local CA
   controller::VmServiceOptions vm_options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<vmm::Backend> backend_;
@@ -103,6 +104,7 @@ Result<void> Daemon::OpenState() {
   VMCTL_ASSIGN_OR_RETURN(account_options_, AccountOptions(o_.registration, &mailer_));
   VMCTL_ASSIGN_OR_RETURN(auth_options_, AuthOptions(o_.core, o_.web_auth));
   VMCTL_TRY(SetHostCapacity(o_.capacity, vm_options_));
+  VMCTL_ASSIGN_OR_RETURN(acme_options_, acme::ParseAcmeFlags(o_.acme));
   auto store = OpenSqliteStore(state_dir_ / "vmctl.db");
   if (!store.ok()) return store.error().WithContext("opening the state database");
   store_ = *std::move(store);
@@ -360,6 +362,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddGatewayFlags(cmd, o->gateway);
   AddRegistrationFlags(cmd, o->registration);
   AddWebAuthFlags(cmd, o->web_auth);
+  AddAcmeFlags(cmd, o->acme);
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -115,4 +115,20 @@ void AddWebAuthFlags(CLI::App* cmd, WebAuthFlags& f) {
       ->capture_default_str();
 }
 
+void AddAcmeFlags(CLI::App* cmd, acme::AcmeFlags& f) {
+  cmd->add_option("--acme-directory", f.directory_url,
+                  "ACME directory URL for the DOMAIN and *.DOMAIN certificate (e.g. "
+                  "https://acme-v02.api.letsencrypt.org/directory); default: the local CA");
+  cmd->add_option("--acme-email", f.email, "contact address of the ACME account");
+  cmd->add_option("--acme-ca-bundle", f.ca_bundle,
+                  "PEM roots to trust for the ACME server instead of the system's (e.g. pebble)");
+  cmd->add_option("--acme-dns-hook", f.dns_hook,
+                  "publish DNS-01 TXT records by running CMD add|del NAME VALUE");
+  cmd->add_option("--acme-dns-rfc2136", f.dns_rfc2136,
+                  "publish DNS-01 TXT records by RFC 2136 update to HOST:PORT (knot, bind...)");
+  cmd->add_option("--acme-tsig-key", f.tsig_key,
+                  "TSIG key file for --acme-dns-rfc2136 (key \"NAME\" { algorithm hmac-sha256; "
+                  "secret \"...\"; };)");
+}
+
 }  // namespace vmctl::daemon

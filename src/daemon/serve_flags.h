@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "acme/options.h"
+
 namespace vmctl::daemon {
 
 // State directory, API socket, VMM and images.
@@ -87,6 +89,7 @@ struct ServeOptions {
   GatewayFlags gateway;
   RegistrationFlags registration;
   WebAuthFlags web_auth;
+  acme::AcmeFlags acme;
 };
 
 void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
@@ -97,6 +100,7 @@ void AddApiFlags(CLI::App* cmd, ApiFlags& f);
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
 void AddWebAuthFlags(CLI::App* cmd, WebAuthFlags& f);
+void AddAcmeFlags(CLI::App* cmd, acme::AcmeFlags& f);
 
 }  // namespace vmctl::daemon
 
