@@ -58,6 +58,12 @@ struct GatewayFlags {
   bool on() const { return !(ssh_listen.size() == 1 && ssh_listen[0] == "off"); }
 };
 
+// The HTTPS proxy's listeners ("off" turns one off).
+struct ProxyFlags {
+  std::vector<std::string> https_listen = {"127.0.0.1:8443"};
+  std::string http_listen = "127.0.0.1:8080";
+};
+
 struct RegistrationFlags {
   std::string registration = "closed";
   std::string allow_email;
@@ -74,6 +80,7 @@ struct ServeOptions {
   StorageFlags storage;
   GatewayFlags gateway;
   RegistrationFlags registration;
+  ProxyFlags proxy;
 };
 
 void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
@@ -82,6 +89,7 @@ void AddNetworkFlags(CLI::App* cmd, NetworkFlags& f);
 void AddStorageFlags(CLI::App* cmd, StorageFlags& f);
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
+void AddProxyFlags(CLI::App* cmd, ProxyFlags& f);
 
 }  // namespace vmctl::daemon
 

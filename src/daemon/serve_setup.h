@@ -15,6 +15,7 @@
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
 #include "network/host_network.h"
+#include "proxy/server.h"
 #include "store/store.h"
 #include "vmm/vmm.h"
 
@@ -28,6 +29,9 @@ Result<controller::AccountsOptions> AccountOptions(const RegistrationFlags& o,
 Result<void> SetHostCapacity(const CapacityFlags& o, controller::VmServiceOptions& vm_options);
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
                                            const NetworkFlags& o);
+// The HTTPS proxy's options from its flags and the domain; kInvalidArgument for a bad address.
+Result<proxy::ProxyOptions> ProxyOptionsFromFlags(const ProxyFlags& o, const std::string& domain,
+                                                  const std::filesystem::path& api_socket);
 // The directory of the running vmctl binary.
 std::filesystem::path SelfDir();
 // Picks the VMM per --backend; *why says why, for the log.

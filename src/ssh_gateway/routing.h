@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "base/result.h"
-#include "model/host_name.h"
 
 namespace vmctl::ssh_gateway {
 
@@ -25,10 +24,6 @@ Result<void> ValidateUsername(std::string_view username);
 // "127.0.1.1-127.0.1.20" (or one address): the gateway's routing address pool, in order.
 // kInvalidArgument for anything but IPv4 addresses in order, or more than 4096 of them.
 Result<std::vector<std::string>> ParseAddressRange(std::string_view text);
-
-// Domains and VM host names are model/host_name.h's; the daemon still names this one here until
-// its flags move (room's split of serve.cc).
-using ::vmctl::ValidateDomain;
 
 }  // namespace vmctl::ssh_gateway
 
