@@ -323,7 +323,9 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
     case Decision::Kind::kRespond:
       decision.response.version(version);
       decision.response.keep_alive(keep_alive);
-      co_return co_await Send(stream, decision.response);
+      if (co_await Send(stream, decision.response)) co_return true;
+      if (!parser.is_done()) co_await Linger(stream);  // the unread body must not cause a reset
+      co_return false;
     case Decision::Kind::kForwardToVm:
       if (decision.route.vm.state != VmState::kRunning) {
         Page page = VmNotRunningPage(decision.route, options.ssh_command, WantsHtml(head), version,

@@ -482,6 +482,8 @@ TEST_F(ServerTest, PagesForStoppedVmsClosedPortsAndSilentApps) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   auto [other, s4] = Curl("other.vmctl.localhost", "/", "-i");
   EXPECT_NE(other.find("HTTP/1.1 404"), std::string::npos) << other;
+  auto [posted, s5] = Curl("other.vmctl.localhost", "/", "-i --data-binary @/etc/services");
+  EXPECT_NE(posted.find("HTTP/1.1 404"), std::string::npos) << "the unread body ends quietly";
 }
 
 TEST_F(ServerTest, RefusesSmugglingAndMalformedRequests) {
