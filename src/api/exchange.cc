@@ -7,20 +7,12 @@ namespace vmctl::api {
 namespace net = boost::asio;
 using nlohmann::json;
 
-json ErrorBody(const Error& error) {
-  return {{"error", {{"code", ErrorCodeName(error.code())}, {"message", error.message()}}}};
-}
-
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 bool SendJson(Socket& socket, unsigned version, http::status status, const json& body,
               bool keep_alive) {
   http::response<http::string_body> res{status, version};
-  res.set(http::field::content_type, "application/json");
+  res.set(http::field::content_type, ::vmctl::http::kJsonType);
   res.keep_alive(keep_alive);
-  res.body() = Dump(body) + "\n";
+  res.body() = DumpJson(body) + "\n";
   res.prepare_payload();
   beast::error_code ec;
   http::write(socket, res, ec);
@@ -71,12 +63,12 @@ bool Exchange::NoEndpoint() const { return Fail(NotFound("no such endpoint: " + 
 bool Exchange::WithProgress(
     http::status ok_status,
     const std::function<Result<json>(const controller::Progress&)>& op) const {
-  if (req[http::field::accept].find(kNdjson) == std::string_view::npos) {
+  if (req[http::field::accept].find(::vmctl::http::kNdjsonType) == std::string_view::npos) {
     auto result = op(nullptr);
     if (!result.ok()) return Fail(result.error());
     return Json(ok_status, *result);
   }
-  ChunkedWriter out(socket, req.version(), kNdjson);
+  ChunkedWriter out(socket, req.version(), ::vmctl::http::kNdjsonType);
   auto result = op([&](const std::string& line) { out.Line({{"progress", line}}); });
   if (result.ok()) {
     out.Line({{"result", *result}});

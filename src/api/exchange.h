@@ -17,6 +17,7 @@
 #include "base/result.h"
 #include "controller/image_service.h"
 #include "controller/vm_service.h"
+#include "http/http.h"
 
 namespace vmctl::api {
 
@@ -25,12 +26,9 @@ namespace http = beast::http;
 using Socket = boost::asio::local::stream_protocol::socket;
 using Request = http::request<http::string_body>;
 
-inline constexpr std::string_view kNdjson = "application/x-ndjson";
-
-// {"error": {"code": NAME, "message": TEXT}}, the body of every failed request.
-nlohmann::json ErrorBody(const Error& error);
-// Messages may carry bytes from outside (a guest's console tail, a name): never a reason to throw.
-std::string Dump(const nlohmann::json& value);
+// The shared HTTP pieces (http/http.h), by their short names here.
+using ::vmctl::http::DumpJson;
+using ::vmctl::http::ErrorBody;
 
 // Each returns whether the connection may carry another request.
 bool SendJson(Socket& socket, unsigned version, http::status status, const nlohmann::json& body,
@@ -44,7 +42,7 @@ class ChunkedWriter {
   ChunkedWriter(Socket& socket, unsigned version, std::string_view content_type);
   // False once the client has gone.
   bool Write(std::string_view data);
-  bool Line(const nlohmann::json& line) { return Write(Dump(line) + "\n"); }
+  bool Line(const nlohmann::json& line) { return Write(DumpJson(line) + "\n"); }
   void End();
 
  private:

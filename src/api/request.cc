@@ -4,8 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/frame.h"
-
 namespace vmctl::api {
 namespace {
 
@@ -265,66 +263,6 @@ Result<agent::ExecRequest> ParseExecRequest(std::string_view body) {
     return InvalidArgument("rows and cols must be between 1 and 1000");
   }
   return request;
-}
-
-Result<ExecInput> ParseExecInput(const json& frame) {
-  auto type = frame.find("type");
-  if (type == frame.end() || !type->is_string()) {
-    return InvalidArgument("exec stream frame needs a string 'type'");
-  }
-  const std::string& t = type->get_ref<const std::string&>();
-  ExecInput input;
-  auto integer = [&](const char* key, int lo, int hi, int* out) -> Result<void> {
-    auto it = frame.find(key);
-    if (it == frame.end() || !it->is_number_integer()) {
-      return InvalidArgument(fmt::format("exec stream '{}' frame needs an integer '{}'", t, key));
-    }
-    bool in_range = it->is_number_unsigned() ? it->get<uint64_t>() >= static_cast<uint64_t>(lo) &&
-                                                   it->get<uint64_t>() <= static_cast<uint64_t>(hi)
-                                             : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
-    if (!in_range) {
-      return InvalidArgument(
-          fmt::format("exec stream '{}' frame: '{}' must be between {} and {} (got {})", t, key, lo,
-                      hi, it->dump()));
-    }
-    *out = static_cast<int>(it->get<int64_t>());
-    return Ok();
-  };
-  if (t == "stdin") {
-    input.kind = ExecInput::Kind::kStdin;
-    auto data = frame.find("data");
-    if (data == frame.end() || !data->is_string()) {
-      return InvalidArgument("exec stream 'stdin' frame needs a string 'data'");
-    }
-    auto decoded = Base64Decode(data->get_ref<const std::string&>());
-    if (!decoded.ok()) return InvalidArgument("exec stream 'stdin' frame: 'data' is not base64");
-    input.data = std::move(decoded).value();
-  } else if (t == "stdin_close") {
-    input.kind = ExecInput::Kind::kStdinClose;
-  } else if (t == "resize") {
-    input.kind = ExecInput::Kind::kResize;
-    // A terminal may report 0 x 0; anything a struct winsize holds is passed on.
-    VMCTL_TRY(integer("rows", 0, 65535, &input.rows));
-    VMCTL_TRY(integer("cols", 0, 65535, &input.cols));
-  } else if (t == "signal") {
-    input.kind = ExecInput::Kind::kSignal;
-    VMCTL_TRY(integer("signal", 1, 64, &input.signal));
-  } else {
-    return InvalidArgument(fmt::format("unknown exec stream frame type '{}'", t));
-  }
-  return input;
-}
-
-Result<std::vector<ExecInput>> DecodeExecInputs(std::string_view bytes) {
-  FrameDecoder decoder;
-  decoder.Feed(bytes);
-  std::vector<ExecInput> out;
-  for (;;) {
-    VMCTL_ASSIGN_OR_RETURN(auto frame, decoder.Next());
-    if (!frame) return out;
-    VMCTL_ASSIGN_OR_RETURN(ExecInput input, ParseExecInput(*frame));
-    out.push_back(std::move(input));
-  }
 }
 
 }  // namespace vmctl::api

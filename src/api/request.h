@@ -32,18 +32,6 @@ struct Target {
 // text without control characters.
 Result<Target> ParseTarget(std::string_view target);
 
-// One frame of an exec stream from the client (docs/api.md, "exec").
-struct ExecInput {
-  enum class Kind { kStdin, kStdinClose, kResize, kSignal } kind;
-  std::string data;        // kStdin, decoded
-  int rows = 0, cols = 0;  // kResize
-  int signal = 0;          // kSignal
-};
-// kInvalidArgument naming what is wrong for a frame of the wrong shape; the stream then ends.
-Result<ExecInput> ParseExecInput(const nlohmann::json& frame);
-// Every frame in a byte string of an exec stream, stopping at the first bad one. For fuzzing.
-Result<std::vector<ExecInput>> DecodeExecInputs(std::string_view bytes);
-
 // Body of POST /v1/vms/NAME/shares: {"email": str}. Returns the email.
 Result<std::string> ParseShareRequest(std::string_view body);
 

@@ -6,11 +6,13 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "api/exec_frames.h"
 #include "api/request.h"
 
 namespace {
 
 using vmctl::api::DecodeExecInputs;
+using vmctl::api::DecodeExecOutputs;
 using vmctl::api::ParseExecRequest;
 using vmctl::api::ParseImageSource;
 using vmctl::api::ParseResizeRequest;
@@ -58,8 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto exec = ParseExecRequest(input); exec.ok() && exec->argv.empty()) std::abort();
       break;
     case 6:
-      // The frames a client sends on an upgraded exec stream.
+      // The frames either side sends on an upgraded exec stream.
       (void)DecodeExecInputs(input);
+      (void)DecodeExecOutputs(input);
       break;
   }
   return 0;

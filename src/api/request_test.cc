@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "base/frame.h"
-
 namespace vmctl::api {
 namespace {
 
@@ -29,47 +27,6 @@ TEST(ParseTargetTest, RejectsMalformedEscapesAndNonText) {
     auto t = ParseTarget(bad);
     ASSERT_FALSE(t.ok()) << bad;
     EXPECT_EQ(t.error().code(), ErrorCode::kInvalidArgument) << bad;
-  }
-}
-
-TEST(ParseExecInputTest, TakesTheFourFrameTypes) {
-  auto inputs = DecodeExecInputs(EncodeFrame({{"type", "stdin"}, {"data", "aGk="}}) +
-                                 EncodeFrame({{"type", "stdin_close"}}) +
-                                 EncodeFrame({{"type", "resize"}, {"rows", 0}, {"cols", 120}}) +
-                                 EncodeFrame({{"type", "signal"}, {"signal", 15}}));
-  ASSERT_TRUE(inputs.ok()) << inputs.error().message();
-  ASSERT_EQ(inputs->size(), 4u);
-  EXPECT_EQ((*inputs)[0].data, "hi");
-  EXPECT_EQ((*inputs)[1].kind, ExecInput::Kind::kStdinClose);
-  EXPECT_EQ((*inputs)[2].cols, 120);
-  EXPECT_EQ((*inputs)[3].signal, 15);
-}
-
-TEST(ParseExecInputTest, RejectsFramesOfTheWrongShape) {
-  struct Case {
-    nlohmann::json frame;
-    const char* message;
-  };
-  for (const auto& c : std::vector<Case>{
-           {{{"type", 5}}, "string 'type'"},
-           {nlohmann::json::object(), "string 'type'"},
-           {{{"type", "stdin"}}, "'data'"},
-           {{{"type", "stdin"}, {"data", 7}}, "'data'"},
-           {{{"type", "stdin"}, {"data", "!"}}, "base64"},
-           {{{"type", "resize"}, {"rows", "40"}, {"cols", 80}}, "integer 'rows'"},
-           {{{"type", "resize"}, {"rows", 40}, {"cols", 1e9}}, "integer 'cols'"},
-           {{{"type", "resize"}, {"rows", -1}, {"cols", 80}}, "(got -1)"},
-           {{{"type", "resize"}, {"rows", 40}, {"cols", uint64_t{1} << 63}},
-            "(got 9223372036854775808)"},
-           {{{"type", "signal"}, {"signal", 0}}, "between 1 and 64 (got 0)"},
-           {{{"type", "signal"}}, "integer 'signal'"},
-           {{{"type", "reboot"}}, "unknown exec stream frame type 'reboot'"},
-       }) {
-    auto r = ParseExecInput(c.frame);
-    ASSERT_FALSE(r.ok()) << c.frame.dump();
-    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(r.error().message().find(c.message), std::string::npos)
-        << c.frame.dump() << " -> " << r.error().message();
   }
 }
 

@@ -7,7 +7,10 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "api/exchange.h"
@@ -50,25 +53,6 @@ class DeadlineReader {
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 
-// RFC 9112 section 6: a body is framed by exactly one of Content-Length and
-// "Transfer-Encoding: chunked"; anything else could be read differently by a proxy in front.
-Result<void> CheckFraming(const http::request_header<>& header) {
-  size_t encodings = header.count(http::field::transfer_encoding);
-  if (encodings == 0) return Ok();
-  if (encodings > 1 || !beast::iequals(header[http::field::transfer_encoding], "chunked")) {
-    return InvalidArgument("unsupported Transfer-Encoding: only 'chunked' is accepted");
-  }
-  if (header.count(http::field::content_length) > 0) {
-    return InvalidArgument("a request must not carry both Transfer-Encoding and Content-Length");
-  }
-  return Ok();
-}
-
-bool ConnectionEnded(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == net::error::eof ||
-         ec == net::error::connection_reset || ec == net::error::broken_pipe;
-}
-
 }  // namespace
 
 struct Server::Impl {
@@ -81,7 +65,15 @@ struct Server::Impl {
   net::io_context ioc;
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor;
   std::atomic<bool> stopping{false};
-  std::atomic<int> connections{0};
+  // The open connections' sockets, so Stop can end them; a connection leaves the set and closes
+  // its socket under mu, so Stop never shuts down a descriptor number already reused.
+  std::mutex mu;
+  std::condition_variable all_closed;
+  std::set<int> open;
+
+  // Registers an accepted connection; false when it is not to be served (stopping, or full).
+  bool Admit(int fd);
+  void Close(std::unique_ptr<Socket> socket);
 
   // The user a request acts as: the X-Vmctl-User header (set by the SSH gateway, which
   // authenticated the user), else the local admin. The socket's file mode is the access control.
@@ -90,7 +82,7 @@ struct Server::Impl {
     return user == req.end() ? options.owner : std::string(user->value());
   }
 
-  void HandleConnection(Socket socket);
+  void HandleConnection(Socket& socket);
   void ServeConnection(Socket& socket);
   // Reads the next request within the timeouts; nullopt when the connection is to end (having
   // answered what needed an answer).
@@ -124,8 +116,7 @@ void Server::Serve() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
-    if (impl_->connections.fetch_add(1) >= impl_->options.max_connections) {
-      impl_->connections.fetch_sub(1);
+    if (!impl_->Admit(socket.native_handle())) {
       static constexpr std::string_view kBusy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
           "Connection: close\r\nContent-Length: 77\r\n\r\n"
@@ -134,22 +125,42 @@ void Server::Serve() {
       (void)::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       continue;
     }
-    std::thread([impl = impl_.get(), s = std::move(socket)]() mutable {
-      impl->HandleConnection(std::move(s));
-      impl->connections.fetch_sub(1);
+    // The socket is destroyed inside Close: once Stop has seen the last connection go, the
+    // thread touches nothing of the server (whose io_context the socket belongs to) again.
+    std::thread([impl = impl_.get(), s = std::make_unique<Socket>(std::move(socket))]() mutable {
+      impl->HandleConnection(*s);
+      impl->Close(std::move(s));
     }).detach();
   }
 }
 
 void Server::Stop() {
-  if (impl_->stopping.exchange(true)) return;
-  if (impl_->acceptor && impl_->acceptor->is_open()) {
+  if (!impl_->stopping.exchange(true) && impl_->acceptor && impl_->acceptor->is_open()) {
     // shutdown(2) on a listening socket wakes a thread blocked in accept(2).
     ::shutdown(impl_->acceptor->native_handle(), SHUT_RDWR);
   }
+  std::unique_lock lock(impl_->mu);
+  // Wakes every connection blocked reading or writing; a handler blocked in a service call
+  // (a VM booting) finishes it first, and its answer then fails to send.
+  for (int fd : impl_->open) ::shutdown(fd, SHUT_RDWR);
+  impl_->all_closed.wait(lock, [&] { return impl_->open.empty(); });
 }
 
-void Server::Impl::HandleConnection(Socket socket) {
+bool Server::Impl::Admit(int fd) {
+  std::lock_guard lock(mu);
+  if (stopping || open.size() >= static_cast<size_t>(options.max_connections)) return false;
+  open.insert(fd);
+  return true;
+}
+
+void Server::Impl::Close(std::unique_ptr<Socket> socket) {
+  std::lock_guard lock(mu);
+  open.erase(socket->native_handle());
+  socket.reset();
+  if (open.empty()) all_closed.notify_all();
+}
+
+void Server::Impl::HandleConnection(Socket& socket) {
   try {
     ServeConnection(socket);
   } catch (const std::exception& e) {
@@ -168,7 +179,7 @@ std::optional<Request> Server::Impl::ReadRequest(Socket& socket, beast::flat_buf
   http::request_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
   auto failed = [&](const beast::error_code& ec) {
-    if (ConnectionEnded(ec)) return;
+    if (::vmctl::http::ConnectionEnded(ec)) return;
     if (ec == net::error::timed_out) {
       SendJson(
           socket, 11, http::status::request_timeout,
@@ -187,7 +198,7 @@ std::optional<Request> Server::Impl::ReadRequest(Socket& socket, beast::flat_buf
     return std::nullopt;
   }
   const auto& header = parser.get();
-  if (auto framing = CheckFraming(header); !framing.ok()) {
+  if (auto framing = ::vmctl::http::CheckFraming(header); !framing.ok()) {
     SendError(socket, header.version(), framing.error(), false);
     return std::nullopt;
   }
@@ -214,7 +225,7 @@ void Server::Impl::ServeConnection(Socket& socket) {
       keep_alive = Dispatch(socket, buffer, *req);
     } catch (const std::exception& e) {
       spdlog::error("api: {} {}: {}", std::string(req->method_string()),
-                    Dump(std::string(req->target())), e.what());
+                    DumpJson(std::string(req->target())), e.what());
       SendError(socket, req->version(), Internal("the request failed; see the daemon's log"),
                 false);
       return;

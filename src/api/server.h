@@ -42,7 +42,9 @@ class Server {
   // Binds the socket. kAlreadyExists if another daemon answers on it.
   Result<void> Listen();
   void Serve();
-  // Makes Serve() return; in-flight requests finish on their own threads.
+  // Makes Serve() return, closes every connection and waits until their threads are done with
+  // the services (a request in a service call, such as a VM booting, finishes it first), so the
+  // services may be destroyed after. Idempotent; callable from any thread.
   void Stop();
 
  private:

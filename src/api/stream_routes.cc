@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "api/exchange.h"
+#include "api/exec_frames.h"
 #include "base/frame.h"
 #include "base/io.h"
 
@@ -17,10 +19,6 @@ namespace vmctl::api {
 namespace {
 
 using nlohmann::json;
-
-json ErrorFrame(const Error& error) {
-  return {{"type", "error"}, {"code", ErrorCodeName(error.code())}, {"message", error.message()}};
-}
 
 // The client's half of an exec stream: its frames, to the process, until it hangs up or sends a
 // frame of the wrong shape (then `fail` ends the stream with that error).
@@ -66,9 +64,10 @@ bool HandleExec(controller::VmService& vms, const Exchange& ex, const std::strin
   const Request& req = ex.req;
   beast::flat_buffer& buffer = ex.buffer;
   const unsigned v = req.version();
-  if (!beast::iequals(req[http::field::upgrade], "vmctl-exec")) {
-    return SendError(socket, v, InvalidArgument("exec needs the header Upgrade: vmctl-exec"),
-                     false);
+  if (!beast::iequals(req[http::field::upgrade], kExecUpgrade)) {
+    return SendError(
+        socket, v, InvalidArgument(fmt::format("exec needs the header Upgrade: {}", kExecUpgrade)),
+        false);
   }
   auto request = ParseExecRequest(req.body());
   if (!request.ok()) return SendError(socket, v, request.error(), false);
@@ -77,7 +76,7 @@ bool HandleExec(controller::VmService& vms, const Exchange& ex, const std::strin
   std::unique_ptr<agent::ExecSession> session = std::move(started).value();
 
   http::response<http::empty_body> res{http::status::switching_protocols, v};
-  res.set(http::field::upgrade, "vmctl-exec");
+  res.set(http::field::upgrade, kExecUpgrade);
   res.set(http::field::connection, "Upgrade");
   beast::error_code ec;
   http::write(socket, res, ec);
@@ -100,7 +99,7 @@ bool HandleExec(controller::VmService& vms, const Exchange& ex, const std::strin
   auto end_stream = [&](const Error& error) {
     {
       std::lock_guard lock(write_mu);
-      if (!broken) (void)WriteFrame(fd, ErrorFrame(error));
+      if (!broken) (void)WriteFrame(fd, EncodeExecOutput(ExecError(error)));
       broken = true;
     }
     (void)session->Signal(SIGKILL);
@@ -115,18 +114,20 @@ bool HandleExec(controller::VmService& vms, const Exchange& ex, const std::strin
   });
   for (;;) {
     auto event = session->Next();
-    json frame;
+    ExecOutput output;
     if (!event.ok()) {
-      frame = ErrorFrame(event.error());
+      output = ExecError(event.error());
     } else if (event->kind == agent::ExecEvent::Kind::kExit) {
-      frame = {{"type", "exit"}, {"code", event->exit_code}};
+      output.kind = ExecOutput::Kind::kExit;
+      output.exit_code = event->exit_code;
     } else {
-      frame = {{"type", event->kind == agent::ExecEvent::Kind::kStdout ? "stdout" : "stderr"},
-               {"data", Base64Encode(event->data)}};
+      output.kind = event->kind == agent::ExecEvent::Kind::kStdout ? ExecOutput::Kind::kStdout
+                                                                   : ExecOutput::Kind::kStderr;
+      output.data = std::move(event->data);
     }
     bool last = !event.ok() || event->kind == agent::ExecEvent::Kind::kExit;
     if (last) finished = true;
-    if (!send(frame)) {
+    if (!send(EncodeExecOutput(output))) {
       (void)session->Signal(SIGKILL);
       if (!last) {
         // Drain until the exit so the agent's stream is released.

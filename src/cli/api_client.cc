@@ -8,6 +8,9 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "api/exec_frames.h"
+#include "http/http.h"
+
 namespace vmctl::cli {
 namespace {
 
@@ -16,16 +19,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using Socket = net::local::stream_protocol::socket;
 using nlohmann::json;
-
-Error ErrorFromBody(unsigned status, const std::string& body) {
-  json parsed = json::parse(body, nullptr, false);
-  if (!parsed.is_discarded() && parsed.is_object() && parsed.contains("error") &&
-      parsed["error"].is_object()) {
-    return Error(ErrorCodeFromName(parsed["error"].value("code", "internal")),
-                 parsed["error"].value("message", "unknown error"));
-  }
-  return Internal(fmt::format("daemon answered HTTP {}: {}", status, body));
-}
 
 struct Connection {
   net::io_context ioc;
@@ -59,7 +52,7 @@ Result<http::request<http::string_body>> MakeRequest(const std::string& method,
   if (!user.empty()) req.set(kUserHeader, user);
   req.keep_alive(false);
   if (body) {
-    req.set(http::field::content_type, "application/json");
+    req.set(http::field::content_type, ::vmctl::http::kJsonType);
     try {
       req.body() = body->dump();
     } catch (const json::type_error&) {
@@ -127,7 +120,7 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& targe
   http::read(conn->socket, buffer, parser, ec);
   if (ec) return Broken(ec);
   auto& res = parser.get();
-  if (res.result_int() >= 300) return ErrorFromBody(res.result_int(), res.body());
+  if (res.result_int() >= 300) return ::vmctl::http::ErrorFromBody(res.result_int(), res.body());
   json parsed = json::parse(res.body(), nullptr, false);
   if (parsed.is_discarded()) return Internal("daemon sent invalid JSON: " + res.body());
   return parsed;
@@ -138,7 +131,7 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
                                          const std::function<void(const std::string&)>& progress) {
   VMCTL_ASSIGN_OR_RETURN(auto req, MakeRequest(method, target, body, user_));
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
-  req.set(http::field::accept, "application/x-ndjson");
+  req.set(http::field::accept, ::vmctl::http::kNdjsonType);
   beast::error_code ec;
   http::write(conn->socket, req, ec);
   if (ec) return Broken(ec);
@@ -157,11 +150,11 @@ Result<json> ApiClient::CallWithProgress(const std::string& method, const std::s
                              } else if (line.contains("result")) {
                                outcome = line["result"];
                              } else if (line.contains("error")) {
-                               outcome = ErrorFromBody(200, line.dump());
+                               outcome = ::vmctl::http::ErrorFromBody(200, line.dump());
                              }
                            }
                          }));
-  if (status >= 300) return ErrorFromBody(status, whole);
+  if (status >= 300) return ::vmctl::http::ErrorFromBody(status, whole);
   if (!outcome) return Unavailable("the daemon closed the connection before the operation ended");
   return *outcome;
 }
@@ -184,7 +177,7 @@ Result<void> ApiClient::Logs(const std::string& name, bool follow, std::ostream&
     error_body.append(data.substr(0, 4096 - std::min<size_t>(4096, error_body.size())));
   });
   if (!read.ok()) return read.error();
-  if (*read >= 300) return ErrorFromBody(*read, error_body);
+  if (*read >= 300) return ::vmctl::http::ErrorFromBody(*read, error_body);
   return Ok();
 }
 
@@ -196,7 +189,7 @@ Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::Exec
       auto req, MakeRequest("POST", "/v1/vms/" + PathSegment(name) + "/exec", body, user_));
   VMCTL_ASSIGN_OR_RETURN(auto conn, Connect(socket_));
   req.set(http::field::connection, "Upgrade");
-  req.set(http::field::upgrade, "vmctl-exec");
+  req.set(http::field::upgrade, api::kExecUpgrade);
   beast::error_code ec;
   http::write(conn->socket, req, ec);
   if (ec) return Broken(ec);
@@ -206,7 +199,7 @@ Result<UniqueFd> ApiClient::StartExec(const std::string& name, const agent::Exec
   if (ec) return Broken(ec);
   if (parser.get().result() != http::status::switching_protocols) {
     http::read(conn->socket, buffer, parser, ec);
-    return ErrorFromBody(parser.get().result_int(), parser.get().body());
+    return ::vmctl::http::ErrorFromBody(parser.get().result_int(), parser.get().body());
   }
   *early_bytes = beast::buffers_to_string(buffer.data());
   return UniqueFd(conn->socket.release());

@@ -6,18 +6,16 @@
 
 #include <atomic>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
+#include "api/exec_frames.h"
 #include "base/frame.h"
 #include "base/io.h"
 #include "cli/command_support.h"
 
 namespace vmctl::cli {
 namespace {
-
-using nlohmann::json;
 
 // Raw terminal mode for `exec -t`, restored on destruction.
 class RawTerminal {
@@ -77,12 +75,11 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
       ssize_t n = ::read(0, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        (void)WriteFrame(fd, {{"type", "stdin_close"}});
+        (void)WriteFrame(fd, api::EncodeExecInput({api::ExecInput::Kind::kStdinClose}));
         return;
       }
-      if (!WriteFrame(fd, {{"type", "stdin"},
-                           {"data", Base64Encode(std::string_view(buf, static_cast<size_t>(n)))}})
-               .ok()) {
+      api::ExecInput input{api::ExecInput::Kind::kStdin, std::string(buf, static_cast<size_t>(n))};
+      if (!WriteFrame(fd, api::EncodeExecInput(input)).ok()) {
         return;
       }
     }
@@ -94,25 +91,29 @@ int RunExec(const Globals& g, const std::string& name, const std::vector<std::st
       auto frame = decoder.Next();
       if (!frame.ok()) return Fail(g, frame.error());
       if (!frame->has_value()) break;
-      const json& f = **frame;
-      std::string type = f.value("type", "");
-      if (type == "stdout" || type == "stderr") {
-        auto data = Base64Decode(f.value("data", ""));
-        if (!data.ok()) return Fail(g, data.error());
-        (void)WriteAll(type == "stdout" ? 1 : 2, *data);
-      } else if (type == "exit") {
+      auto output = api::ParseExecOutput(**frame);
+      if (!output.ok()) {
         raw.reset();
-        return f.value("code", 1);
-      } else if (type == "error") {
-        raw.reset();
-        return Fail(g, Error(ErrorCodeFromName(f.value("code", "internal")),
-                             f.value("message", "exec failed")));
+        return Fail(g, output.error().WithContext("from the daemon"));
+      }
+      switch (output->kind) {
+        case api::ExecOutput::Kind::kStdout:
+        case api::ExecOutput::Kind::kStderr:
+          (void)WriteAll(output->kind == api::ExecOutput::Kind::kStdout ? 1 : 2, output->data);
+          break;
+        case api::ExecOutput::Kind::kExit:
+          raw.reset();
+          return output->exit_code;
+        case api::ExecOutput::Kind::kError:
+          raw.reset();
+          return Fail(g, Error(output->code, output->message));
       }
     }
     if (g_winch.exchange(false)) {
       winsize ws{};
       if (::ioctl(1, TIOCGWINSZ, &ws) == 0) {
-        (void)WriteFrame(fd, {{"type", "resize"}, {"rows", ws.ws_row}, {"cols", ws.ws_col}});
+        (void)WriteFrame(
+            fd, api::EncodeExecInput({api::ExecInput::Kind::kResize, "", ws.ws_row, ws.ws_col}));
       }
     }
     pollfd p{fd, POLLIN, 0};

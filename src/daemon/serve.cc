@@ -173,8 +173,11 @@ Result<void> Daemon::BuildVmService() {
 }
 
 Result<void> Daemon::StartApi() {
-  server_ = std::make_unique<api::Server>(
-      *vms_, *images_, api::ServerOptions{socket_, 0660, "admin", backend_->name()});
+  api::ServerOptions options;
+  options.socket_path = socket_;
+  options.backend_name = backend_->name();
+  options.max_connections = o_.api.max_connections;
+  server_ = std::make_unique<api::Server>(*vms_, *images_, options);
   VMCTL_TRY(server_->Listen());
   vms_->StartMonitor();
   return Ok();
@@ -322,6 +325,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddCapacityFlags(cmd, o->capacity);
   AddNetworkFlags(cmd, o->network);
   AddStorageFlags(cmd, o->storage);
+  AddApiFlags(cmd, o->api);
   AddGatewayFlags(cmd, o->gateway);
   AddRegistrationFlags(cmd, o->registration);
   AddProxyFlags(cmd, o->proxy);

@@ -59,6 +59,14 @@ void AddStorageFlags(CLI::App* cmd, StorageFlags& f) {
   cmd->add_option("--lvm-pool", f.lvm_pool, "thin pool (in --lvm-vg) of the lvm-thin backend");
 }
 
+void AddApiFlags(CLI::App* cmd, ApiFlags& f) {
+  cmd->add_option("--api-max-connections", f.max_connections,
+                  "API connections served at once (exec and followed logs included); more are "
+                  "answered 503")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+}
+
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f) {
   cmd->add_option("--ssh-listen", f.ssh_listen,
                   "SSH gateway address(es), ADDRESS:PORT (repeat for several), or off")

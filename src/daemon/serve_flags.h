@@ -49,6 +49,11 @@ struct StorageFlags {
   std::string lvm_pool;
 };
 
+// The REST API on the Unix socket.
+struct ApiFlags {
+  int max_connections = 256;
+};
+
 struct GatewayFlags {
   std::vector<std::string> ssh_listen = {"127.0.0.1:2222"};
   std::string ssh_host_key;
@@ -78,6 +83,7 @@ struct ServeOptions {
   CapacityFlags capacity;
   NetworkFlags network;
   StorageFlags storage;
+  ApiFlags api;
   GatewayFlags gateway;
   RegistrationFlags registration;
   ProxyFlags proxy;
@@ -87,6 +93,7 @@ void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
 void AddCapacityFlags(CLI::App* cmd, CapacityFlags& f);
 void AddNetworkFlags(CLI::App* cmd, NetworkFlags& f);
 void AddStorageFlags(CLI::App* cmd, StorageFlags& f);
+void AddApiFlags(CLI::App* cmd, ApiFlags& f);
 void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
 void AddProxyFlags(CLI::App* cmd, ProxyFlags& f);

@@ -1,0 +1,55 @@
+#include "http/http.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+
+namespace vmctl::http {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using nlohmann::json;
+
+json ErrorBody(const Error& error) {
+  return {{"error", {{"code", ErrorCodeName(error.code())}, {"message", error.message()}}}};
+}
+
+Error ErrorFromBody(unsigned status, std::string_view body) {
+  json parsed = json::parse(body, nullptr, false);
+  if (!parsed.is_discarded() && parsed.is_object() && parsed.contains("error") &&
+      parsed["error"].is_object()) {
+    const json& error = parsed["error"];
+    auto text = [&](const char* key, const char* fallback) {
+      auto it = error.find(key);
+      return it != error.end() && it->is_string() ? it->get<std::string>() : fallback;
+    };
+    return Error(ErrorCodeFromName(text("code", "internal")), text("message", "unknown error"));
+  }
+  return Internal(fmt::format("daemon answered HTTP {}: {}", status, body));
+}
+
+std::string DumpJson(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<void> CheckFraming(const beast::http::request_header<>& header) {
+  size_t encodings = header.count(beast::http::field::transfer_encoding);
+  if (encodings == 0) return Ok();
+  if (encodings > 1 || !beast::iequals(header[beast::http::field::transfer_encoding], "chunked")) {
+    return InvalidArgument("unsupported Transfer-Encoding: only 'chunked' is accepted");
+  }
+  if (header.count(beast::http::field::content_length) > 0) {
+    return InvalidArgument("a request must not carry both Transfer-Encoding and Content-Length");
+  }
+  return Ok();
+}
+
+bool ConnectionEnded(const beast::error_code& ec) {
+  return ec == beast::http::error::end_of_stream || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe;
+}
+
+}  // namespace vmctl::http
