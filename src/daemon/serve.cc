@@ -26,6 +26,7 @@
 #include "daemon/serve_flags.h"
 #include "daemon/serve_setup.h"
 #include "image/builder.h"
+#include "model/host_name.h"
 #include "network/host_network.h"
 #include "ssh_gateway/gateway.h"
 #include "ssh_gateway/routing.h"
@@ -88,6 +89,9 @@ class Daemon {
   std::unique_ptr<controller::Accounts> accounts_;
   std::unique_ptr<ssh_gateway::Gateway> gateway_;
   std::string gateway_line_ = "SSH gateway off (--ssh-listen off)";
+  // What proxy::Server is built from once its CertificateSource and Access exist (the lead's
+  // wiring of issue 12).
+  proxy::ProxyOptions proxy_options_;
 };
 
 Result<void> Daemon::OpenState() {
@@ -105,6 +109,7 @@ Result<void> Daemon::OpenState() {
   VMCTL_ASSIGN_OR_RETURN(auth_options_, AuthOptions(o_.core, o_.web_auth));
   VMCTL_TRY(SetHostCapacity(o_.capacity, vm_options_));
   VMCTL_ASSIGN_OR_RETURN(acme_options_, acme::ParseAcmeFlags(o_.acme));
+  VMCTL_ASSIGN_OR_RETURN(proxy_options_, ProxyOptionsFromFlags(o_.proxy, o_.core.domain, socket_));
   auto store = OpenSqliteStore(state_dir_ / "vmctl.db");
   if (!store.ok()) return store.error().WithContext("opening the state database");
   store_ = *std::move(store);
@@ -164,7 +169,7 @@ Result<void> Daemon::BuildVmService() {
   network_line_ = network::Describe(network_->info());
   spdlog::info("{}", network_line_);
 
-  if (!o_.core.domain.empty()) VMCTL_TRY(ssh_gateway::ValidateDomain(o_.core.domain));
+  if (!o_.core.domain.empty()) VMCTL_TRY(ValidateDomain(o_.core.domain));
   if (!o_.gateway.ssh_address_pool.empty() && o_.gateway.on()) {
     auto pool = ssh_gateway::ParseAddressRange(o_.gateway.ssh_address_pool);
     if (!pool.ok()) return pool.error().WithContext("--ssh-address-pool");
@@ -363,6 +368,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   AddRegistrationFlags(cmd, o->registration);
   AddWebAuthFlags(cmd, o->web_auth);
   AddAcmeFlags(cmd, o->acme);
+  AddProxyFlags(cmd, o->proxy);
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 
   auto* net = app.add_subcommand("network", "manage the host network vmctl owns");

@@ -131,4 +131,14 @@ void AddAcmeFlags(CLI::App* cmd, acme::AcmeFlags& f) {
                   "secret \"...\"; };)");
 }
 
+void AddProxyFlags(CLI::App* cmd, ProxyFlags& f) {
+  cmd->add_option("--https-listen", f.https_listen,
+                  "HTTPS proxy address(es), ADDRESS:PORT (repeat for several), or off")
+      ->capture_default_str();
+  cmd->add_option("--http-listen", f.http_listen,
+                  "plain HTTP address, ADDRESS:PORT, or off: redirects to HTTPS and answers ACME "
+                  "HTTP-01 challenges")
+      ->capture_default_str();
+}
+
 }  // namespace vmctl::daemon

@@ -65,6 +65,12 @@ struct GatewayFlags {
   bool on() const { return !(ssh_listen.size() == 1 && ssh_listen[0] == "off"); }
 };
 
+// The HTTPS proxy's listeners ("off" turns one off).
+struct ProxyFlags {
+  std::vector<std::string> https_listen = {"127.0.0.1:8443"};
+  std::string http_listen = "127.0.0.1:8080";
+};
+
 struct RegistrationFlags {
   std::string registration = "closed";
   std::string allow_email;
@@ -90,6 +96,7 @@ struct ServeOptions {
   RegistrationFlags registration;
   WebAuthFlags web_auth;
   acme::AcmeFlags acme;
+  ProxyFlags proxy;
 };
 
 void AddCoreFlags(CLI::App* cmd, CoreFlags& f);
@@ -101,6 +108,7 @@ void AddGatewayFlags(CLI::App* cmd, GatewayFlags& f);
 void AddRegistrationFlags(CLI::App* cmd, RegistrationFlags& f);
 void AddWebAuthFlags(CLI::App* cmd, WebAuthFlags& f);
 void AddAcmeFlags(CLI::App* cmd, acme::AcmeFlags& f);
+void AddProxyFlags(CLI::App* cmd, ProxyFlags& f);
 
 }  // namespace vmctl::daemon
 

@@ -207,4 +207,25 @@ Result<void> CheckAddressesInSubnet(Store& store, const network::NetworkInfo& in
   return Ok();
 }
 
+Result<proxy::ProxyOptions> ProxyOptionsFromFlags(const ProxyFlags& o, const std::string& domain,
+                                                  const std::filesystem::path& api_socket) {
+  proxy::ProxyOptions options;
+  options.https_listen.clear();
+  if (!(o.https_listen.size() == 1 && o.https_listen[0] == "off")) {
+    for (const std::string& address : o.https_listen) {
+      auto parsed = proxy::ParseListenAddress(address);
+      if (!parsed.ok()) return parsed.error().WithContext("--https-listen");
+      options.https_listen.push_back(address);
+    }
+  }
+  options.http_listen = o.http_listen == "off" ? "" : o.http_listen;
+  if (!options.http_listen.empty()) {
+    auto parsed = proxy::ParseListenAddress(options.http_listen);
+    if (!parsed.ok()) return parsed.error().WithContext("--http-listen");
+  }
+  if (!domain.empty()) options.domain = domain;
+  options.api_socket = api_socket.string();
+  return options;
+}
+
 }  // namespace vmctl::daemon

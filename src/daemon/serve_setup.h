@@ -17,6 +17,7 @@
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
 #include "network/host_network.h"
+#include "proxy/server.h"
 #include "store/store.h"
 #include "vmm/vmm.h"
 
@@ -38,6 +39,9 @@ network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_di
 // Sharing's options: VM URLs are https://VM.DOMAIN:8443 (--domain, else vmctl.localhost; 8443 is
 // the HTTPS proxy's default port).
 controller::SharingOptions SharingOptions(const CoreFlags& o);
+// The HTTPS proxy's options from its flags and the domain; kInvalidArgument for a bad address.
+Result<proxy::ProxyOptions> ProxyOptionsFromFlags(const ProxyFlags& o, const std::string& domain,
+                                                  const std::filesystem::path& api_socket);
 // The directory of the running vmctl binary.
 std::filesystem::path SelfDir();
 // Picks the VMM per --backend; *why says why, for the log.

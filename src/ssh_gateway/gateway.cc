@@ -28,6 +28,7 @@
 #include "base/io.h"
 #include "base/unique_fd.h"
 #include "cli/commands.h"
+#include "model/host_name.h"
 #include "model/vm.h"
 #include "ssh_gateway/accounts.h"
 #include "ssh_gateway/admission.h"

@@ -3,8 +3,6 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
-#include <algorithm>
-
 #include "model/vm.h"
 #include "ssh_gateway/text.h"
 
@@ -37,34 +35,6 @@ Result<void> ValidateUsername(std::string_view username) {
   if (username.size() > 256)
     return InvalidArgument("the SSH user name is too long (256 bytes at most)");
   return ValidateText(username, "the SSH user name", false);
-}
-
-std::string VmForDestination(std::string_view host) {
-  if (host.size() > 256 || !ValidateText(host, "", false).ok()) return "";
-  std::string_view label = host.substr(0, host.find('.'));
-  return ValidateVmName(label).ok() ? std::string(label) : std::string();
-}
-
-Result<void> ValidateDomain(std::string_view domain) {
-  auto bad = [&] {
-    return InvalidArgument(fmt::format(
-        "bad domain '{}' (expected a DNS name such as vm.example.com: labels of a-z, 0-9 and -)",
-        domain));
-  };
-  if (domain.empty() || domain.size() > 200) return bad();
-  size_t start = 0;
-  while (start <= domain.size()) {
-    size_t end = std::min(domain.find('.', start), domain.size());
-    std::string_view label = domain.substr(start, end - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-      return bad();
-    }
-    for (char c : label) {
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return bad();
-    }
-    start = end + 1;
-  }
-  return Ok();
 }
 
 Result<std::vector<std::string>> ParseAddressRange(std::string_view text) {

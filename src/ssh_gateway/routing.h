@@ -21,17 +21,9 @@ Route RouteForUsername(std::string_view username);
 // it is not UTF-8, holds a control character or is longer than 256 bytes.
 Result<void> ValidateUsername(std::string_view username);
 
-// The VM a ProxyJump (direct-tcpip) destination names: "web" or "web.DOMAIN" (any domain: DNS
-// decides which names reach the gateway). Empty if the first label is not a VM name, or the
-// destination is not UTF-8 text without control characters.
-std::string VmForDestination(std::string_view host);
-
 // "127.0.1.1-127.0.1.20" (or one address): the gateway's routing address pool, in order.
 // kInvalidArgument for anything but IPv4 addresses in order, or more than 4096 of them.
 Result<std::vector<std::string>> ParseAddressRange(std::string_view text);
-
-// A DNS domain VMs live under ("vm.example.com"): dot-separated labels of [a-z0-9-].
-Result<void> ValidateDomain(std::string_view domain);
 
 }  // namespace vmctl::ssh_gateway
 

@@ -20,20 +20,6 @@ TEST(RoutingTest, AnythingElseIsCommandMode) {
   }
 }
 
-TEST(RoutingTest, JumpDestinationsNameTheVmByItsFirstLabel) {
-  EXPECT_EQ(VmForDestination("web"), "web");
-  EXPECT_EQ(VmForDestination("web.vm.example.com"), "web");
-  EXPECT_EQ(VmForDestination("127.0.0.1"), "");
-  EXPECT_EQ(VmForDestination("Web.example.com"), "");
-  EXPECT_EQ(VmForDestination(""), "");
-  EXPECT_EQ(VmForDestination("web.ex\xff"
-                             "ample.com"),
-            "")
-      << "not UTF-8";
-  EXPECT_EQ(VmForDestination("web.example.com\x1b[2J"), "") << "a control character";
-  EXPECT_EQ(VmForDestination("web." + std::string(300, 'a')), "") << "too long";
-}
-
 TEST(RoutingTest, UsernamesMustBeText) {
   EXPECT_TRUE(ValidateUsername("web+alice").ok());
   EXPECT_TRUE(ValidateUsername("J\xc3\xb6rg").ok());
@@ -43,15 +29,6 @@ TEST(RoutingTest, UsernamesMustBeText) {
   EXPECT_FALSE(ValidateUsername("web\n").ok());
   EXPECT_FALSE(ValidateUsername("web\x7f").ok());
   EXPECT_FALSE(ValidateUsername(std::string(257, 'a')).ok());
-}
-
-TEST(RoutingTest, Domains) {
-  EXPECT_TRUE(ValidateDomain("vm.example.com").ok());
-  EXPECT_TRUE(ValidateDomain("localhost").ok());
-  for (const char* bad : {"", ".", "vm..example", "-vm.example", "vm.example.", "Vm.example",
-                          "vm_1.example", "*.example"}) {
-    EXPECT_EQ(ValidateDomain(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
-  }
 }
 
 TEST(RoutingTest, AddressPools) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "model/host_name.h"
 #include "model/vm.h"
 #include "ssh_gateway/command_line.h"
 #include "ssh_gateway/routing.h"
@@ -36,7 +37,7 @@ void CheckRoute(std::string_view username) {
 }
 
 void CheckDestination(std::string_view host) {
-  auto vm = gw::VmForDestination(host);
+  auto vm = vmctl::VmForDestination(host);
   if (!vm.empty() && !vmctl::ValidateVmName(vm).ok()) std::abort();
 }
 
@@ -73,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CheckDestination(input);
       break;
     case 3:
-      (void)gw::ValidateDomain(input);
+      (void)vmctl::ValidateDomain(input);
       break;
     case 4:
       CheckAddressRange(input);

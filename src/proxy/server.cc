@@ -1,0 +1,586 @@
+#include "proxy/server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/ssl.hpp>
+#include <charconv>
+#include <thread>
+
+#include "model/host_name.h"
+#include "proxy/forward_headers.h"
+#include "proxy/pages.h"
+#include "proxy/relay.h"
+#include "proxy/request_checks.h"
+#include "proxy/tracker.h"
+#include "proxy/upstream_pool.h"
+
+namespace vmctl::proxy {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using relay::kTuple;
+using relay::Outcome;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using UnixStream = beast::basic_stream<net::local::stream_protocol>;
+using RequestParser = http::request_parser<http::buffer_body>;
+
+// Where the servername callback leaves the context it chose, so that it outlives the handshake.
+int CertificateSlot() {
+  static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return slot;
+}
+
+template <class Stream>
+int FdOf(Stream& stream) {
+  return beast::get_lowest_layer(stream).socket().native_handle();
+}
+
+bool WantsHtml(const http::request_header<>& head) {
+  return head[http::field::accept].find("text/html") != std::string_view::npos;
+}
+
+// How one forwarded exchange ended.
+enum class Exchanged {
+  kKeepAlive,  // the client may send the next request
+  kClose,      // the client connection must end (something was cut off)
+  kRetry,      // a pooled upstream connection failed before anything happened: try a fresh one
+  kRefused,    // the upstream broke off before its response: 502
+  kTimedOut,   // no response head in time: 504
+};
+
+struct ExchangeResult {
+  Exchanged how = Exchanged::kClose;
+  bool upstream_reusable = false;
+  bool client_body_pending = false;  // a 502/504 must close: the request body was not all read
+};
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument(
+        fmt::format("bad listen address '{}' (expected ADDR:PORT, e.g. 127.0.0.1:8443)", text));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return bad();
+  std::string_view host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return bad();
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad();
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return bad();
+  }
+  beast::error_code address_ec;
+  net::ip::make_address(std::string(host), address_ec);
+  if (address_ec) return bad();
+  return std::pair{std::string(host), static_cast<uint16_t>(value)};
+}
+
+struct Server::Impl {
+  Impl(ProxyOptions o, tls::CertificateSource& c, Access& a, AcmeHttpChallenges* ch)
+      : options(std::move(o)),
+        certificates(c),
+        access(a),
+        challenges(ch),
+        io(options.threads),
+        decide_pool(options.decide_threads),
+        tls(ssl::context::tls_server),
+        pool(options.pool_size, options.upstream_idle_timeout),
+        tracker(options.max_connections) {}
+
+  Result<void> Listen();
+  void ConfigureTls();
+  static int OnServerName(SSL* ssl, int* alert, void* arg);
+
+  net::awaitable<void> Accept(tcp::acceptor acceptor, bool https);
+  net::awaitable<void> ServeTls(tcp::socket socket);
+  net::awaitable<void> ServeHttp(tcp::socket socket);
+  template <class Stream>
+  net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
+                                                     RequestParser& parser);
+  template <class Stream>
+  net::awaitable<void> ServeRequests(Stream& stream, Registration& registration,
+                                     const std::string& client);
+  template <class Stream>
+  net::awaitable<bool> Handle(Stream& stream, beast::flat_buffer& buffer, RequestParser& parser,
+                              const WebHost& host, Registration& registration,
+                              const std::string& client);
+  template <class Stream>
+  net::awaitable<bool> ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
+                                   RequestParser& parser, const Decision& decision,
+                                   Registration& registration);
+  template <class Stream>
+  net::awaitable<bool> ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
+                                    RequestParser& parser, Registration& registration);
+  template <class Client, class Upstream>
+  net::awaitable<ExchangeResult> Exchange(Client& client, beast::flat_buffer& buffer,
+                                          RequestParser& parser, Upstream& upstream,
+                                          unsigned version, bool keep_alive, bool expect_continue);
+  template <class Stream>
+  net::awaitable<bool> Send(Stream& stream, Page& page);
+
+  ProxyOptions options;
+  tls::CertificateSource& certificates;
+  Access& access;
+  AcmeHttpChallenges* challenges;
+  net::io_context io;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  net::thread_pool decide_pool;
+  ssl::context tls;
+  UpstreamPool pool;
+  Tracker tracker;
+  std::vector<tcp::acceptor> acceptors;  // bound, until Start hands them to their loops
+  std::vector<uint16_t> https_ports;
+  uint16_t http_port = 0;
+  bool started = false;
+};
+
+Result<void> Server::Impl::Listen() {
+  auto bind = [&](const std::string& text) -> Result<tcp::acceptor> {
+    VMCTL_ASSIGN_OR_RETURN(auto address, ParseListenAddress(text));
+    tcp::endpoint endpoint(net::ip::make_address(address.first), address.second);
+    tcp::acceptor acceptor(net::make_strand(io));
+    beast::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Unavailable(fmt::format("cannot listen on {}: {}", text, ec.message()));
+    return acceptor;
+  };
+  for (const std::string& text : options.https_listen) {
+    VMCTL_ASSIGN_OR_RETURN(tcp::acceptor acceptor, bind(text));
+    https_ports.push_back(acceptor.local_endpoint().port());
+    acceptors.push_back(std::move(acceptor));
+  }
+  if (!options.http_listen.empty()) {
+    VMCTL_ASSIGN_OR_RETURN(tcp::acceptor acceptor, bind(options.http_listen));
+    http_port = acceptor.local_endpoint().port();
+    acceptors.push_back(std::move(acceptor));
+  }
+  return Ok();
+}
+
+void Server::Impl::ConfigureTls() {
+  SSL_CTX* ctx = tls.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_tlsext_servername_callback(ctx, &Impl::OnServerName);
+  SSL_CTX_set_tlsext_servername_arg(ctx, this);
+}
+
+// OpenSSL calls this for every ClientHello, with or without SNI (since 1.1.1).
+int Server::Impl::OnServerName(SSL* ssl, int* alert, void* arg) {
+  auto* impl = static_cast<Impl*>(arg);
+  const char* sent = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  std::string name;
+  if (sent != nullptr) {
+    auto host = ParseWebHost(sent, impl->options.domain);
+    if (!host.ok()) {
+      *alert = SSL_AD_UNRECOGNIZED_NAME;
+      return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    name = host->host;
+  }
+  std::shared_ptr<SSL_CTX> chosen = impl->certificates.ForServerName(name);
+  if (!chosen) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  SSL_set_SSL_CTX(ssl, chosen.get());
+  *static_cast<std::shared_ptr<SSL_CTX>*>(SSL_get_ex_data(ssl, CertificateSlot())) =
+      std::move(chosen);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
+  Registration registration(tracker, acceptor.native_handle(), false);
+  if (!registration) co_return;
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), kTuple);
+    if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+      // Out of fds: back off instead of spinning; the connection waits in the backlog.
+      net::steady_timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await timer.async_wait(kTuple);
+      continue;
+    }
+    if (ec == net::error::connection_aborted) continue;
+    if (ec) break;
+    auto executor = socket.get_executor();
+    if (https) {
+      net::co_spawn(executor, ServeTls(std::move(socket)), net::detached);
+    } else {
+      net::co_spawn(executor, ServeHttp(std::move(socket)), net::detached);
+    }
+  }
+}
+
+net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket) {
+  beast::error_code ec;
+  std::string client = socket.remote_endpoint(ec).address().to_string();
+  if (ec) co_return;
+  TlsStream stream(std::move(socket), tls);
+  Registration registration(tracker, FdOf(stream), true);
+  if (!registration) co_return;
+  std::shared_ptr<SSL_CTX> certificate;
+  SSL_set_ex_data(stream.native_handle(), CertificateSlot(), &certificate);
+  beast::get_lowest_layer(stream).expires_after(options.header_timeout);
+  auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
+  if (handshake_ec) co_return;
+  co_await ServeRequests(stream, registration, client);
+}
+
+// After refusing a request, reads what the client still sends for a moment before closing:
+// closing with unread bytes makes the kernel send a reset, which may destroy the refusal before
+// the client reads it.
+template <class Stream>
+net::awaitable<void> Linger(Stream& stream) {
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+  std::array<char, 4096> sink;
+  for (size_t total = 0; total < 256 * 1024;) {
+    auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), kTuple);
+    if (ec) break;
+    total += n;
+  }
+}
+
+template <class Stream>
+net::awaitable<bool> Server::Impl::Send(Stream& stream, Page& page) {
+  beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
+  bool keep_alive = page.keep_alive();
+  auto [ec, n] = co_await http::async_write(stream, page, kTuple);
+  co_return !ec && keep_alive;
+}
+
+// The next request head and the host it names; nothing when the connection ends (the client
+// left, or its request was refused: the refusal is sent first).
+template <class Stream>
+net::awaitable<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream,
+                                                                 beast::flat_buffer& buffer,
+                                                                 RequestParser& parser) {
+  auto read = co_await relay::ReadHead(stream, buffer, parser, options.header_limit,
+                                       options.idle_timeout, options.header_timeout);
+  if (read.closed) co_return std::nullopt;
+  std::optional<Refusal> refusal = read.refusal;
+  if (!refusal) refusal = CheckRequestHead(parser.get());
+  if (!refusal) {
+    auto host = ParseWebHost(parser.get()[http::field::host], options.domain);
+    if (host.ok()) co_return std::move(*host);
+    refusal = Refusal{http::status::bad_request, host.error().message()};
+  }
+  Page page = ErrorPage(refusal->status, refusal->why, 11, false);
+  co_await Send(stream, page);
+  co_await Linger(stream);
+  co_return std::nullopt;
+}
+
+template <class Stream>
+net::awaitable<void> Server::Impl::ServeRequests(Stream& stream, Registration& registration,
+                                                 const std::string& client) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    RequestParser parser;
+    parser.body_limit(boost::none);
+    std::optional<WebHost> host = co_await ReadRequest(stream, buffer, parser);
+    if (!host) co_return;
+    if (!co_await Handle(stream, buffer, parser, *host, registration, client)) co_return;
+  }
+}
+
+template <class Stream>
+net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& buffer,
+                                          RequestParser& parser, const WebHost& host,
+                                          Registration& registration, const std::string& client) {
+  const auto& head = parser.get().base();
+  // Decide may block on the store: it runs on its own threads, never on the event loop.
+  Decision decision = co_await net::co_spawn(
+      decide_pool,
+      [&]() -> net::awaitable<Decision> { co_return access.Decide(head, host.host, client); },
+      net::use_awaitable);
+  // A body nobody reads would be taken for the next request: such a connection ends.
+  bool keep_alive = parser.get().keep_alive() && parser.is_done();
+  unsigned version = parser.get().version();
+  switch (decision.kind) {
+    case Decision::Kind::kRespond:
+      decision.response.version(version);
+      decision.response.keep_alive(keep_alive);
+      if (co_await Send(stream, decision.response)) co_return true;
+      if (!parser.is_done()) co_await Linger(stream);  // the unread body must not cause a reset
+      co_return false;
+    case Decision::Kind::kForwardToVm:
+      if (decision.route.vm.state != VmState::kRunning) {
+        Page page = VmNotRunningPage(decision.route, options.ssh_command, WantsHtml(head), version,
+                                     keep_alive);
+        co_return co_await Send(stream, page);
+      }
+      PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
+      co_return co_await ForwardToVm(stream, buffer, parser, decision, registration);
+    case Decision::Kind::kForwardToApi:
+      PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
+      co_return co_await ForwardToApi(stream, buffer, parser, registration);
+  }
+  co_return false;
+}
+
+template <class Stream>
+net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
+                                               RequestParser& parser, const Decision& decision,
+                                               Registration& registration) {
+  auto& request = parser.get();
+  const controller::WebRoute& route = decision.route;
+  bool html = WantsHtml(request);
+  unsigned version = request.version();
+  bool keep_alive = request.keep_alive();
+  bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
+  request.erase(http::field::expect);
+  request.version(11);
+  std::string key = fmt::format("{}:{}", route.vm.address, route.port);
+  ExchangeResult result;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::optional<beast::tcp_stream> upstream =
+        attempt == 0 ? pool.Take(key) : std::optional<beast::tcp_stream>();
+    bool reused = upstream.has_value();
+    if (!upstream) {
+      beast::error_code address_ec;
+      tcp::endpoint endpoint(net::ip::make_address(route.vm.address, address_ec), route.port);
+      if (address_ec) {
+        Page page = NotListeningPage(route, html, version, false);
+        co_return co_await Send(stream, page);
+      }
+      upstream.emplace(co_await net::this_coro::executor);
+      upstream->expires_after(options.upstream_connect_timeout);
+      auto [ec] = co_await upstream->async_connect(endpoint, kTuple);
+      if (ec) {
+        bool timed_out = ec == beast::error::timeout;
+        bool keep = keep_alive && parser.is_done();
+        Page page = timed_out ? UpstreamTimeoutPage(route, html, version, keep)
+                              : NotListeningPage(route, html, version, keep);
+        co_return co_await Send(stream, page);
+      }
+    }
+    registration.SetUpstream(FdOf(*upstream));
+    result =
+        co_await Exchange(stream, buffer, parser, *upstream, version, keep_alive, expect_continue);
+    registration.SetUpstream(-1);
+    if (result.upstream_reusable) pool.Put(key, std::move(*upstream));
+    if (result.how != Exchanged::kRetry) break;
+    if (!reused) {
+      result.how = Exchanged::kRefused;
+      break;
+    }
+  }
+  if (result.how == Exchanged::kKeepAlive) co_return true;
+  if (result.how == Exchanged::kClose) co_return false;
+  bool keep = keep_alive && !result.client_body_pending;
+  Page page = result.how == Exchanged::kTimedOut ? UpstreamTimeoutPage(route, html, version, keep)
+                                                 : NotListeningPage(route, html, version, keep);
+  co_return co_await Send(stream, page);
+}
+
+template <class Stream>
+net::awaitable<bool> Server::Impl::ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
+                                                RequestParser& parser, Registration& registration) {
+  auto& request = parser.get();
+  unsigned version = request.version();
+  bool keep_alive = request.keep_alive();
+  bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
+  request.erase(http::field::expect);
+  request.version(11);
+  UnixStream upstream(co_await net::this_coro::executor);
+  upstream.expires_after(options.upstream_connect_timeout);
+  net::local::stream_protocol::endpoint endpoint(options.api_socket);
+  auto [ec] = co_await upstream.async_connect(endpoint, kTuple);
+  if (ec) {
+    Page page =
+        ErrorPage(http::status::bad_gateway, "the daemon's API does not answer", version, false);
+    co_return co_await Send(stream, page);
+  }
+  registration.SetUpstream(FdOf(upstream));
+  ExchangeResult result =
+      co_await Exchange(stream, buffer, parser, upstream, version, keep_alive, expect_continue);
+  registration.SetUpstream(-1);
+  if (result.how == Exchanged::kKeepAlive) co_return true;
+  if (result.how == Exchanged::kClose) co_return false;
+  Page page = ErrorPage(http::status::bad_gateway, "the daemon's API broke off", version, false);
+  co_return co_await Send(stream, page);
+}
+
+template <class Client, class Upstream>
+net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::flat_buffer& buffer,
+                                                      RequestParser& parser, Upstream& upstream,
+                                                      unsigned version, bool keep_alive,
+                                                      bool expect_continue) {
+  bool has_body = !parser.is_done();
+  bool head_request = parser.get().method() == http::verb::head;
+  http::request_serializer<http::buffer_body> request_writer{parser.get()};
+  beast::get_lowest_layer(upstream).expires_after(options.idle_timeout);
+  if (auto [ec, n] = co_await http::async_write_header(upstream, request_writer, kTuple); ec) {
+    co_return ExchangeResult{Exchanged::kRetry, false, has_body};
+  }
+  if (has_body && expect_continue) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [ec, n] = co_await net::async_write(client, net::buffer(kContinue), kTuple);
+    if (ec) co_return ExchangeResult{};
+  }
+  Outcome sent = co_await relay::RelayBody(client, buffer, parser, upstream, request_writer,
+                                           options.idle_timeout);
+  if (sent == Outcome::kReadFailed) co_return ExchangeResult{};  // the client left or lied
+  if (sent == Outcome::kWriteFailed) co_return ExchangeResult{Exchanged::kRefused, false, true};
+
+  beast::flat_buffer upstream_buffer;
+  std::optional<http::response_parser<http::buffer_body>> response;
+  for (;;) {
+    response.emplace();
+    response->body_limit(boost::none);
+    response->header_limit(64 * 1024);
+    if (head_request) response->skip(true);
+    beast::get_lowest_layer(upstream).expires_after(options.upstream_response_timeout);
+    auto [ec, n] = co_await http::async_read_header(upstream, upstream_buffer, *response, kTuple);
+    if (ec == beast::error::timeout) co_return ExchangeResult{Exchanged::kTimedOut};
+    if (ec) co_return ExchangeResult{has_body ? Exchanged::kRefused : Exchanged::kRetry};
+    unsigned status = response->get().result_int();
+    // Interim responses (100 Continue, 103 Early Hints) are the upstream's business alone.
+    if (status < 100 || status >= 200 || status == 101) break;
+  }
+
+  auto& res = response->get();
+  bool upgrade = res.result() == http::status::switching_protocols;
+  bool upstream_keeps = res.keep_alive() && !response->need_eof();
+  PrepareDownstreamResponse(res.base());
+  res.version(version);
+  bool framed = response->content_length() || response->chunked() || response->is_done();
+  if (!framed && version == 11) res.chunked(true);
+  if (!framed && version == 10) keep_alive = false;
+  if (!upgrade) res.keep_alive(keep_alive);
+  http::response_serializer<http::buffer_body> response_writer{res};
+  beast::get_lowest_layer(client).expires_after(options.idle_timeout);
+  if (auto [ec, n] = co_await http::async_write_header(client, response_writer, kTuple); ec) {
+    co_return ExchangeResult{};
+  }
+  if (upgrade) {
+    co_await relay::Tunnel(client, buffer, upstream, upstream_buffer);
+    co_return ExchangeResult{};
+  }
+  if (head_request) {
+    co_return ExchangeResult{keep_alive ? Exchanged::kKeepAlive : Exchanged::kClose,
+                             upstream_keeps};
+  }
+  Outcome received = co_await relay::RelayBody(upstream, upstream_buffer, *response, client,
+                                               response_writer, options.idle_timeout);
+  if (received != Outcome::kDone) co_return ExchangeResult{};
+  co_return ExchangeResult{keep_alive ? Exchanged::kKeepAlive : Exchanged::kClose,
+                           upstream_keeps && upstream_buffer.size() == 0};
+}
+
+net::awaitable<void> Server::Impl::ServeHttp(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  Registration registration(tracker, FdOf(stream), true);
+  if (!registration) co_return;
+  beast::flat_buffer buffer;
+  for (;;) {
+    RequestParser parser;
+    std::optional<WebHost> host = co_await ReadRequest(stream, buffer, parser);
+    if (!host) co_return;
+    const auto& request = parser.get();
+    bool keep_alive = request.keep_alive() && parser.is_done();
+    constexpr std::string_view kChallenge = "/.well-known/acme-challenge/";
+    std::string_view target = request.target();
+    Page page;
+    if (target.starts_with(kChallenge)) {
+      std::optional<std::string> answer;
+      if (challenges != nullptr)
+        answer = challenges->KeyAuthorization(target.substr(kChallenge.size()));
+      if (!answer) {
+        page =
+            ErrorPage(http::status::not_found, "no such challenge", request.version(), keep_alive);
+      } else {
+        page = Page{http::status::ok, request.version()};
+        page.set(http::field::content_type, "application/octet-stream");
+        page.body() = *answer;
+        page.keep_alive(keep_alive);
+        page.prepare_payload();
+      }
+    } else {
+      // 301 keeps old clients' GETs GETs; 308 keeps the method and body of everything else.
+      bool safe = request.method() == http::verb::get || request.method() == http::verb::head;
+      page = Page{safe ? http::status::moved_permanently : http::status::permanent_redirect,
+                  request.version()};
+      uint16_t port = https_ports.empty() ? 443 : https_ports.front();
+      page.set(http::field::location,
+               fmt::format("https://{}{}{}", host->host,
+                           port == 443 ? "" : fmt::format(":{}", port), target));
+      page.keep_alive(keep_alive);
+      page.prepare_payload();
+    }
+    if (!co_await Send(stream, page)) co_return;
+  }
+}
+
+Server::Server(ProxyOptions options, tls::CertificateSource& certificates, Access& access,
+               AcmeHttpChallenges* challenges)
+    : impl_(std::make_unique<Impl>(std::move(options), certificates, access, challenges)) {}
+
+Server::~Server() { Stop(); }
+
+Result<void> Server::Start() {
+  Impl& impl = *impl_;
+  if (impl.started) return FailedPrecondition("the proxy runs already");
+  impl.ConfigureTls();
+  if (auto listening = impl.Listen(); !listening.ok()) {
+    impl.acceptors.clear();
+    impl.https_ports.clear();
+    impl.http_port = 0;
+    return listening.error();
+  }
+  size_t https = impl.https_ports.size();
+  for (size_t i = 0; i < impl.acceptors.size(); ++i) {
+    auto executor = impl.acceptors[i].get_executor();
+    net::co_spawn(executor, impl.Accept(std::move(impl.acceptors[i]), i < https), net::detached);
+  }
+  impl.acceptors.clear();
+  impl.work.emplace(impl.io.get_executor());
+  for (int i = 0; i < std::max(1, impl.options.threads); ++i) {
+    impl.threads.emplace_back([&impl] { impl.io.run(); });
+  }
+  impl.started = true;
+  return Ok();
+}
+
+void Server::Stop() {
+  Impl& impl = *impl_;
+  if (!impl.started) return;
+  impl.started = false;
+  impl.tracker.ShutdownAll();
+  impl.tracker.WaitEmpty();
+  impl.decide_pool.join();
+  impl.work.reset();
+  impl.io.stop();
+  for (std::thread& thread : impl.threads) thread.join();
+  impl.threads.clear();
+  impl.pool.Clear();
+}
+
+std::vector<uint16_t> Server::https_ports() const { return impl_->https_ports; }
+uint16_t Server::http_port() const { return impl_->http_port; }
+size_t Server::connections() const { return impl_->tracker.connections(); }
+
+}  // namespace vmctl::proxy
