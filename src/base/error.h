@@ -57,9 +57,7 @@ inline Error DeadlineExceeded(std::string m) {
   return {ErrorCode::kDeadlineExceeded, std::move(m)};
 }
 inline Error Unimplemented(std::string m) { return {ErrorCode::kUnimplemented, std::move(m)}; }
-inline Error Unauthenticated(std::string m) {
-  return {ErrorCode::kUnauthenticated, std::move(m)};
-}
+inline Error Unauthenticated(std::string m) { return {ErrorCode::kUnauthenticated, std::move(m)}; }
 inline Error Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
 // An error from a failed system call: "what: strerror(errno_value)", code kInternal unless the
