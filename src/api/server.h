@@ -42,8 +42,7 @@ class Server {
  public:
   // Does not take ownership; the services must outlive the server.
   Server(controller::VmService& vms, controller::ImageService& images,
-         controller::SharingService& sharing, controller::AuthService& auth,
-         ServerOptions options);
+         controller::SharingService& sharing, controller::AuthService& auth, ServerOptions options);
   ~Server();
 
   // Binds the socket. kAlreadyExists if another daemon answers on it.

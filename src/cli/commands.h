@@ -30,8 +30,8 @@ struct CommandOptions {
 };
 
 // Adds the client subcommands (create, ls, show, start, stop, restart, rm, resize, exec, logs,
-// image, share, login, logout, token, ca) to `app`: the one implementation behind the CLI and the SSH
-// gateway's command mode. The one that runs stores its exit code in *exit_code: 0, an Error's
+// image, share, login, logout, token, ca) to `app`: the one implementation behind the CLI and the
+// SSH gateway's command mode. The one that runs stores its exit code in *exit_code: 0, an Error's
 // ExitCode() after printing "vmctl: <message>" to io.err, or for exec the remote command's status.
 // exec and logs use the process's own stdin/stdout and are for the CLI only.
 void AddCommands(CLI::App& app, int* exit_code, const CommandOptions& options = {});

@@ -25,6 +25,7 @@
 #include "controller/vm_service.h"
 #include "daemon/serve_flags.h"
 #include "daemon/serve_setup.h"
+#include "daemon/serve_web.h"
 #include "image/builder.h"
 #include "model/host_name.h"
 #include "network/host_network.h"
@@ -55,6 +56,8 @@ class Daemon {
   Result<void> OpenCertificates();
   Result<void> StartApi();
   Result<void> StartGateway();
+  // The HTTPS proxy (unless --https-listen off), with ACME renewal when configured.
+  Result<void> StartWeb();
   // Serves until SIGINT/SIGTERM; VMs keep running and are re-adopted at the next start.
   int Run();
 
@@ -89,6 +92,10 @@ class Daemon {
   std::unique_ptr<controller::Accounts> accounts_;
   std::unique_ptr<ssh_gateway::Gateway> gateway_;
   std::string gateway_line_ = "SSH gateway off (--ssh-listen off)";
+  // How users reach the gateway, for the web pages' hints.
+  std::string ssh_command_ = "ssh localhost";
+  std::unique_ptr<WebFrontEnd> web_;
+  std::string web_line_ = "HTTPS proxy off (--https-listen off)";
   // What proxy::Server is built from once its CertificateSource and Access exist (the lead's
   // wiring of issue 12).
   proxy::ProxyOptions proxy_options_;
@@ -106,7 +113,7 @@ Result<void> Daemon::OpenState() {
   VMCTL_ASSIGN_OR_RETURN(lock_, LockStateDir(state_dir_));
   // Bad flags are refused before anything is set up.
   VMCTL_ASSIGN_OR_RETURN(account_options_, AccountOptions(o_.registration, &mailer_));
-  VMCTL_ASSIGN_OR_RETURN(auth_options_, AuthOptions(o_.core, o_.web_auth));
+  VMCTL_ASSIGN_OR_RETURN(auth_options_, AuthOptions(o_.core, o_.proxy, o_.web_auth));
   VMCTL_TRY(SetHostCapacity(o_.capacity, vm_options_));
   VMCTL_ASSIGN_OR_RETURN(acme_options_, acme::ParseAcmeFlags(o_.acme));
   VMCTL_ASSIGN_OR_RETURN(proxy_options_, ProxyOptionsFromFlags(o_.proxy, o_.core.domain, socket_));
@@ -181,8 +188,8 @@ Result<void> Daemon::BuildVmService() {
   vm_options_.ssh_address_pool = ssh_pool_;
   vms_ = std::make_unique<controller::VmService>(*store_, *backend_, *volumes_, *network_,
                                                  vm_locks_, vm_options_);
-  VMCTL_ASSIGN_OR_RETURN(
-      sharing_, controller::VmSharing::Create(*store_, vm_locks_, SharingOptions(o_.core)));
+  VMCTL_ASSIGN_OR_RETURN(sharing_, controller::VmSharing::Create(
+                                       *store_, vm_locks_, SharingOptions(o_.core, o_.proxy)));
   auto actions = vms_->Reconcile();
   if (!actions.ok()) return actions.error().WithContext("reconciling");
   for (const auto& a : *actions) spdlog::info("reconcile: {}", a);
@@ -191,8 +198,10 @@ Result<void> Daemon::BuildVmService() {
 
 Result<void> Daemon::OpenCertificates() {
   // The issue's default HTTPS domain when --domain is not given.
-  std::string domain = o_.core.domain.empty() ? "vmctl.localhost" : o_.core.domain;
-  auto certificates = tls::OpenCertificates(state_dir_, domain, /*use_local_ca=*/true);
+  const std::string domain = WebDomain(o_.core);
+  // With ACME the local CA stays out of it: DOMAIN is served once ACME has issued.
+  auto certificates =
+      tls::OpenCertificates(state_dir_, domain, /*use_local_ca=*/!acme_options_.has_value());
   if (!certificates.ok()) return certificates.error().WithContext("opening the TLS certificates");
   certificates_ = *std::move(certificates);
   for (const auto& problem : certificates_.store->problems()) spdlog::warn("tls: {}", problem);
@@ -246,6 +255,7 @@ Result<void> Daemon::StartGateway() {
     }
   }
   account_options_.ssh_command = options.ssh_command;
+  ssh_command_ = options.ssh_command;
   accounts_ = std::make_unique<controller::Accounts>(*store_, mailer_.get(), account_options_);
   const std::string& registration = o_.registration.registration;
   spdlog::info("registration: {}{}", registration,
@@ -259,6 +269,20 @@ Result<void> Daemon::StartGateway() {
   }
   gateway_line_ = fmt::format("SSH gateway on {}: try  {} help", fmt::join(f.ssh_listen, ", "),
                               options.ssh_command);
+  return Ok();
+}
+
+Result<void> Daemon::StartWeb() {
+  if (proxy_options_.https_listen.empty()) return Ok();
+  WebFrontEndOptions options{.state_dir = state_dir_,
+                             .domain = WebDomain(o_.core),
+                             .web_url = WebUrl(o_.core, o_.proxy),
+                             .ssh_command = ssh_command_,
+                             .proxy = proxy_options_,
+                             .acme = acme_options_};
+  VMCTL_ASSIGN_OR_RETURN(
+      web_, WebFrontEnd::Start(std::move(options), *certificates_.store, *auth_, *sharing_));
+  web_line_ = web_->Describe();
   return Ok();
 }
 
@@ -283,6 +307,7 @@ void Daemon::PrintReady() const {
       "  {} ls\n",
       backend_->name(), state_dir_.string(), socket_.string(), network_line_, storage_why_,
       gateway_line_, env, env, env);
+  std::cerr << web_line_ << "\n";
 }
 
 int Daemon::Run() {
@@ -295,6 +320,8 @@ int Daemon::Run() {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: shutting down (VMs keep running)", sig);
+    // The proxy first: it forwards to the API.
+    if (web_) web_->Stop();
     server_->Stop();
   });
   PrintReady();
@@ -330,6 +357,7 @@ int Serve(const ServeOptions& o) {
   if (auto r = daemon.OpenCertificates(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.StartApi(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.StartGateway(); !r.ok()) return Fail(r.error());
+  if (auto r = daemon.StartWeb(); !r.ok()) return Fail(r.error());
   return daemon.Run();
 }
 

@@ -57,14 +57,24 @@ Result<controller::AccountsOptions> AccountOptions(const RegistrationFlags& o,
   return options;
 }
 
-std::string WebUrl(const CoreFlags& core) {
-  return fmt::format("https://{}:8443", core.domain.empty() ? "vmctl.localhost" : core.domain);
+std::string WebDomain(const CoreFlags& core) {
+  return core.domain.empty() ? "vmctl.localhost" : core.domain;
 }
 
-Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const WebAuthFlags& o) {
+std::string WebUrl(const CoreFlags& core, const ProxyFlags& proxy) {
+  std::string port = "8443";
+  if (!proxy.https_listen.empty() && proxy.https_listen[0] != "off") {
+    port = proxy.https_listen[0].substr(proxy.https_listen[0].rfind(':') + 1);
+  }
+  if (port == "443") return "https://" + WebDomain(core);
+  return fmt::format("https://{}:{}", WebDomain(core), port);
+}
+
+Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const ProxyFlags& proxy,
+                                            const WebAuthFlags& o) {
   controller::AuthOptions options;
   if (!core.domain.empty()) options.domain = core.domain;
-  options.web_url = WebUrl(core);
+  options.web_url = WebUrl(core, proxy);
   auto link = ParseDuration(o.login_link_lifetime);
   if (!link.ok()) return link.error().WithContext("--login-link-lifetime");
   options.login_link_lifetime = *link;
@@ -109,9 +119,9 @@ network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_di
   return options;
 }
 
-controller::SharingOptions SharingOptions(const CoreFlags& o) {
+controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy) {
   controller::SharingOptions options;
-  options.web_url = fmt::format("https://{}:8443", o.domain.empty() ? "vmctl.localhost" : o.domain);
+  options.web_url = WebUrl(o, proxy);
   return options;
 }
 

@@ -26,19 +26,21 @@ namespace vmctl::daemon {
 // The registration policy from the flags, and the mailer `verify` needs.
 Result<controller::AccountsOptions> AccountOptions(const RegistrationFlags& o,
                                                    std::unique_ptr<controller::Mailer>* mailer);
-// Where browsers reach the domain's own pages, for login URLs: "https://DOMAIN:8443" for now
-// (the HTTPS proxy's default port; DOMAIN defaults to vmctl.localhost). The one place that knows.
-std::string WebUrl(const CoreFlags& core);
+// DOMAIN: --domain, else vmctl.localhost.
+std::string WebDomain(const CoreFlags& core);
+// Where browsers reach DOMAIN's own pages (login URLs, share links, redirects): https://DOMAIN
+// with the first --https-listen port unless it is 443. The one place that knows.
+std::string WebUrl(const CoreFlags& core, const ProxyFlags& proxy);
 // Web authentication's options: the domain, WebUrl and the lifetimes from the flags.
-Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const WebAuthFlags& o);
+Result<controller::AuthOptions> AuthOptions(const CoreFlags& core, const ProxyFlags& proxy,
+                                            const WebAuthFlags& o);
 // The host-wide limits from the flags: the host's CPUs and memory unless given, times the
 // overcommit factors.
 Result<void> SetHostCapacity(const CapacityFlags& o, controller::VmServiceOptions& vm_options);
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
                                            const NetworkFlags& o);
-// Sharing's options: VM URLs are https://VM.DOMAIN:8443 (--domain, else vmctl.localhost; 8443 is
-// the HTTPS proxy's default port).
-controller::SharingOptions SharingOptions(const CoreFlags& o);
+// Sharing's options: VM URLs are on WebUrl's scheme and port.
+controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy);
 // The HTTPS proxy's options from its flags and the domain; kInvalidArgument for a bad address.
 Result<proxy::ProxyOptions> ProxyOptionsFromFlags(const ProxyFlags& o, const std::string& domain,
                                                   const std::filesystem::path& api_socket);

@@ -45,9 +45,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // The CLI commands command mode offers, as they are (`new` maps onto `create`).
-const std::set<std::string> kCliCommands = {"ls",    "show",   "rm",    "start", "stop",
+const std::set<std::string> kCliCommands = {"ls",      "show",   "rm",    "start",  "stop",
                                             "restart", "resize", "share", "domain", "login",
-                                            "logout", "token", "ca"};
+                                            "logout",  "token",  "ca"};
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {

@@ -13,6 +13,7 @@
 
 #include "base/io.h"
 #include "tests/e2e/daemon.h"
+#include "tests/e2e/oci_layout.h"
 
 namespace vmctl::e2e {
 namespace {
@@ -181,71 +182,6 @@ TEST(StorageTest, ReflinkClonesOnXfsGrowOnline) {
   EXPECT_NE((refused.out + refused.err).find("reflink"), std::string::npos)
       << refused.out << refused.err;
 }
-
-// An OCI image layout built by hand: layers as plain tars named by their digest.
-class OciLayout {
- public:
-  explicit OciLayout(fs::path dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_ / "blobs/sha256");
-  }
-  // Adds a layer holding the tree at `tree` (or a tar file as is).
-  void AddLayer(const fs::path& tree_or_tar) {
-    fs::path tar = dir_ / "layer.tmp";
-    if (fs::is_directory(tree_or_tar)) {
-      auto out = RunCommandChecked(
-          {"tar", "--numeric-owner", "-C", tree_or_tar.string(), "-cf", tar.string(), "."});
-      ASSERT_TRUE(out.ok()) << out.error().message();
-    } else {
-      fs::create_hard_link(tree_or_tar, tar);
-    }
-    std::string digest = Digest(tar);
-    fs::rename(tar, Blob(digest));
-    layers_.push_back({{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
-                       {"digest", "sha256:" + digest},
-                       {"size", fs::file_size(Blob(digest))}});
-    diff_ids_.push_back("sha256:" + digest);
-  }
-  // Writes config, manifest and index for the layers so far; `image_config` replaces fields of
-  // the image's runtime config (User, Env, Entrypoint, ...).
-  void Finish(const json& image_config = json::object()) {
-    json runtime = {{"User", "root"},
-                    {"Env", {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"}},
-                    {"ExposedPorts", {{"8080/tcp", json::object()}}}};
-    runtime.update(image_config);
-    json config = {{"architecture", "amd64"},
-                   {"os", "linux"},
-                   {"config", runtime},
-                   {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids_}}}};
-    json manifest = {{"schemaVersion", 2},
-                     {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                     {"config", Put(config.dump(), "application/vnd.oci.image.config.v1+json")},
-                     {"layers", layers_}};
-    json descriptor = Put(manifest.dump(), "application/vnd.oci.image.manifest.v1+json");
-    descriptor["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
-    json index = {{"schemaVersion", 2}, {"manifests", json::array({descriptor})}};
-    ASSERT_TRUE(WriteFileAtomic(dir_ / "index.json", index.dump()).ok());
-    ASSERT_TRUE(WriteFileAtomic(dir_ / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})").ok());
-  }
-  const fs::path& dir() const { return dir_; }
-
- private:
-  static std::string Digest(const fs::path& file) {
-    auto out = RunCommandChecked({"sha256sum", file.string()});
-    return out.ok() ? out->out.substr(0, 64) : "";
-  }
-  fs::path Blob(const std::string& digest) const { return dir_ / "blobs/sha256" / digest; }
-  json Put(const std::string& content, const std::string& media_type) {
-    fs::path tmp = dir_ / "blob.tmp";
-    EXPECT_TRUE(WriteFileAtomic(tmp, content).ok());
-    std::string digest = Digest(tmp);
-    fs::rename(tmp, Blob(digest));
-    return {{"mediaType", media_type}, {"digest", "sha256:" + digest}, {"size", content.size()}};
-  }
-
-  fs::path dir_;
-  json layers_ = json::array();
-  json diff_ids_ = json::array();
-};
 
 // The Debian root filesystem that `make test` built the default image from: a bootable base
 // layer without another mmdebstrap run.
