@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +28,7 @@ namespace http = beast::http;
 
 inline constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 inline constexpr size_t kChunk = 64 * 1024;
+inline constexpr size_t kHeadRead = 4 * 1024;
 
 enum class Outcome {
   kDone,
@@ -70,8 +72,10 @@ net::awaitable<HeadRead> ReadHead(Stream& stream, beast::flat_buffer& buffer,
                                         "the request head is too large"}};
     }
     if (!started) lowest.expires_after(idle);
-    auto [ec, n] =
-        co_await stream.async_read_some(buffer.prepare(header_limit - buffer.size()), kTuple);
+    // A few KiB at a time: what the buffer grows to stays with the connection while it idles,
+    // and most heads are far smaller than the limit.
+    auto [ec, n] = co_await stream.async_read_some(
+        buffer.prepare(std::min(kHeadRead, header_limit - buffer.size())), kTuple);
     if (ec) co_return HeadRead{true, std::nullopt};
     buffer.commit(n);
     if (!started) {

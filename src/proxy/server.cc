@@ -184,6 +184,10 @@ Result<void> Server::Impl::Listen() {
 void Server::Impl::ConfigureTls() {
   SSL_CTX* ctx = tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // A connection keeps the mode of the context it was made with, this one, not that of the
+  // certificate's context the servername callback moves it to: idle connections (thousands)
+  // give their read and write buffers back only if it is set here.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_tlsext_servername_callback(ctx, &Impl::OnServerName);
   SSL_CTX_set_tlsext_servername_arg(ctx, this);
 }

@@ -28,9 +28,13 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_connect_timeout{10000};
   std::chrono::milliseconds upstream_response_timeout{300000};  // until the response head
   std::chrono::milliseconds upstream_idle_timeout{90000};       // a pooled connection's life
-  size_t pool_size = 32;                                        // idle connections per upstream
-  int threads = 2;                                              // event-loop threads
-  int decide_threads = 4;                                       // Access::Decide runs on these
+  // Idle connections kept per upstream. Below the number of concurrent requests to one VM, every
+  // exchange beyond it ends by closing a connection and the next one opens a new one: the
+  // proxy's TIME_WAIT sockets then exhaust its ephemeral ports (~470 connections/s) and an app's
+  // throughput collapses to that (bench/RESULTS.md, 2026-12-02).
+  size_t pool_size = 256;
+  int threads = 2;         // event-loop threads
+  int decide_threads = 4;  // Access::Decide runs on these
 };
 
 // "ADDR:PORT" or "[V6ADDR]:PORT" as a listen address; kInvalidArgument otherwise. Pure.
