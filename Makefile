@@ -11,7 +11,7 @@ FUZZERS     ?=
 SHELL       := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: all setup build image run test unit asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench \
+.PHONY: all setup build image run test unit asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench bench-proxy \
         clean
 
 all: build
@@ -74,6 +74,13 @@ bench: image
 	@$(BUILD)/bin/vmctl_net_bench --image-cache $(IMAGE_CACHE)
 	@$(BUILD)/bin/vmctl_storage_bench --image-cache $(IMAGE_CACHE) --skip-cold
 	@$(BUILD)/bin/vmctl_ssh_bench --image-cache $(IMAGE_CACHE)
+	@$(BUILD)/bin/vmctl_proxy_bench
+
+# The HTTPS proxy against nginx (bench/RESULTS.md); needs no guest image. PROXY_BENCH_ARGS, e.g.
+# --duration 5 --idle 1000.
+PROXY_BENCH_ARGS ?=
+bench-proxy: build
+	@$(BUILD)/bin/vmctl_proxy_bench $(PROXY_BENCH_ARGS)
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD)
