@@ -20,7 +20,7 @@
 #include "base/io.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
-#include "testing/sshd/local_sshd.h"
+#include "testing/acme_servers/acme_servers.h"
 
 namespace vmctl::acme {
 namespace {
@@ -28,36 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
-
-bool Accepts(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-}
-
-// A started server process, killed by its pid when the test suite ends.
-struct Server {
-  ProcessRef process;
-  ~Server() { Stop(); }
-  void Stop() {
-    if (process.pid != 0) (void)process.Kill();
-    process = {};
-  }
-};
-
-Result<void> StartServer(Server& server, const std::vector<std::string>& argv, const fs::path& log,
-                         int port) {
-  VMCTL_ASSIGN_OR_RETURN(server.process, SpawnDetached(argv, {.log_file = log}));
-  for (int i = 0; i < 200; ++i) {
-    if (Accepts(port)) return Ok();
-    if (!server.process.Alive()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return Unavailable(argv[0] + " did not start: " + TailFile(log, 2000));
-}
 
 // Answers GET /.well-known/acme-challenge/TOKEN from an HttpChallenges, one connection at a time.
 class ChallengeHttpServer {
@@ -119,32 +89,38 @@ class ChallengeHttpServer {
 
 class PebbleTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { StartServers(false); }
-  // Pebble's validator asks challtestsrv, or with `knot` a real knotd serving the zone.
-  static void StartServers(bool knot) {
-    env_ = new Env;
-    env_->knot = knot;
-    Result<void> r = env_->Start();
-    if (!r.ok()) {
-      start_error_ = new std::string(r.error().message());
+  static void SetUpTestSuite() { StartServers(testing::AcmeDns::kChallTestSrv); }
+  // Pebble's validator asks challtestsrv, or with kKnot a real knotd serving the zone.
+  static void StartServers(testing::AcmeDns dns) {
+    dir_ = new fs::path(fs::temp_directory_path() / ("acme-pebble-" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    auto started = testing::AcmeServers::Start({.dir = *dir_, .dns = dns});
+    if (started.ok()) {
+      servers_ = started->release();
+    } else {
+      start_error_ = new std::string(started.error().message());
     }
   }
   static void TearDownTestSuite() {
-    delete env_;
-    env_ = nullptr;
+    delete servers_;
+    servers_ = nullptr;
     delete start_error_;
     start_error_ = nullptr;
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+    dir_ = nullptr;
   }
   void SetUp() override {
     ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    account_dir_ = env_->dir / ("state-" + std::to_string(++counter_));
+    account_dir_ = *dir_ / ("state-" + std::to_string(++counter_));
   }
 
   std::unique_ptr<AcmeClient> Client(DnsPublisher* dns, HttpChallenges* http = nullptr) {
-    auto https = HttpsClient::Create({env_->dir / "pebble-tls.pem"});
+    auto https = HttpsClient::Create({servers_->ca_bundle()});
     EXPECT_TRUE(https.ok());
     AcmeClientOptions options;
-    options.directory_url = "https://127.0.0.1:" + std::to_string(env_->pebble_port) + "/dir";
+    options.directory_url = servers_->directory_url();
     options.email = "admin@vmctl.localhost";
     options.account_key_path = account_dir_ / "acme" / "account.key";
     options.poll_interval = std::chrono::milliseconds(200);
@@ -154,136 +130,31 @@ class PebbleTest : public ::testing::Test {
 
   // `openssl verify` with pebble's current root and the chain's own intermediates.
   static std::string Verify(const IssuedCertificate& cert) {
-    fs::path root = env_->dir / "root.pem", chain = env_->dir / "chain.pem";
+    fs::path root = *dir_ / "root.pem", chain = *dir_ / "chain.pem";
     EXPECT_TRUE(WriteFileAtomic(chain, cert.chain_pem).ok());
-    EXPECT_TRUE(WriteFileAtomic(root, env_->Root()).ok());
+    auto pem = servers_->Root();
+    EXPECT_TRUE(pem.ok()) << pem.error().message();
+    EXPECT_TRUE(WriteFileAtomic(root, pem.ok() ? *pem : "").ok());
     auto out = RunCommand({"openssl", "verify", "-CAfile", root.string(), "-untrusted",
                            chain.string(), chain.string()});
     return out.ok() ? out->out + out->err : out.error().message();
   }
 
-  struct Env {
-    fs::path dir;
-    int pebble_port = 0, management_port = 0, dns_port = 0, challtest_port = 0, http01_port = 0;
-    bool knot = false;
-    Server challtestsrv, knotd, pebble;
-
-    Result<void> Start();
-    Result<void> StartKnot();
-    std::string Root();
-    ~Env() {
-      pebble.Stop();
-      challtestsrv.Stop();
-      knotd.Stop();
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  };
-
-  static inline Env* env_ = nullptr;
+  static inline fs::path* dir_ = nullptr;
+  static inline testing::AcmeServers* servers_ = nullptr;
   static inline std::string* start_error_ = nullptr;
   static inline int counter_ = 0;
   fs::path account_dir_;
 };
 
-Result<void> PebbleTest::Env::Start() {
-  dir = fs::temp_directory_path() / ("acme-pebble-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  for (int* port : {&pebble_port, &management_port, &dns_port, &challtest_port, &http01_port}) {
-    VMCTL_ASSIGN_OR_RETURN(*port, testing::UnusedLoopbackPort());
-  }
-  VMCTL_TRY(RunCommandChecked(
-      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-       "-subj", "/CN=pebble", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2",
-       "-keyout", (dir / "pebble-tls.key").string(), "-out", (dir / "pebble-tls.pem").string()}));
-  std::string config = R"({"pebble": {"listenAddress": "127.0.0.1:)" + std::to_string(pebble_port) +
-                       R"(", "managementListenAddress": "127.0.0.1:)" +
-                       std::to_string(management_port) + R"(", "certificate": ")" +
-                       (dir / "pebble-tls.pem").string() + R"(", "privateKey": ")" +
-                       (dir / "pebble-tls.key").string() + R"(", "httpPort": )" +
-                       std::to_string(http01_port) + R"(, "tlsPort": 5001,
-      "ocspResponderURL": "", "externalAccountBindingRequired": false}})";
-  VMCTL_TRY(WriteFileAtomic(dir / "pebble.json", config));
-  std::string dns = "127.0.0.1:" + std::to_string(dns_port);
-  if (knot) {
-    VMCTL_TRY(StartKnot());
-  } else {
-    VMCTL_TRY(StartServer(challtestsrv,
-                          {"pebble-challtestsrv", "-dns01", dns, "-management",
-                           "127.0.0.1:" + std::to_string(challtest_port), "-http01", "", "-https01",
-                           "", "-tlsalpn01", "", "-defaultIPv6", ""},
-                          dir / "challtestsrv.log", challtest_port));
-  }
-  VMCTL_TRY(StartServer(pebble,
-                        {"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0", "pebble", "-config",
-                         (dir / "pebble.json").string(), "-dnsserver", dns},
-                        dir / "pebble.log", pebble_port));
-  // The hook the DNS-01 tests publish through: challtestsrv's set-txt adds a value to a name,
-  // clear-txt drops all of that name's values.
-  std::string api = "http://127.0.0.1:" + std::to_string(challtest_port);
-  return WriteFileAtomic(
-      dir / "dns-hook",
-      "#!/bin/sh\nset -e\n"
-      "case \"$1\" in\n"
-      "  add) curl -sf -d \"{\\\"host\\\":\\\"$2.\\\",\\\"value\\\":\\\"$3\\\"}\" " +
-          api +
-          "/set-txt ;;\n"
-          "  del) curl -sf -d \"{\\\"host\\\":\\\"$2.\\\"}\" " +
-          api +
-          "/clear-txt ;;\n"
-          "  *) exit 2 ;;\n"
-          "esac\n",
-      0755);
-}
-
-// The TSIG key knot accepts updates of vmctl.localhost with, in bind's key file format.
-constexpr std::string_view kTsigSecret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-Result<void> PebbleTest::Env::StartKnot() {
-  fs::create_directories(dir / "knot");
-  std::string knot_dir = (dir / "knot").string();
-  std::string config = "server:\n  rundir: \"" + knot_dir + "\"\n  listen: 127.0.0.1@" +
-                       std::to_string(dns_port) +
-                       "\n  user: root:root\n"
-                       "database:\n  storage: \"" +
-                       knot_dir +
-                       "\"\n"
-                       "key:\n  - id: acme-key\n    algorithm: hmac-sha256\n    secret: " +
-                       std::string(kTsigSecret) +
-                       "\nacl:\n  - id: acme\n    key: acme-key\n    action: update\n"
-                       "template:\n  - id: default\n    storage: \"" +
-                       knot_dir +
-                       "\"\n    file: \"%s.zone\"\n"
-                       "zone:\n  - domain: vmctl.localhost\n    acl: acme\n"
-                       "log:\n  - target: stderr\n    any: info\n";
-  VMCTL_TRY(WriteFileAtomic(dir / "knot" / "knot.conf", config));
-  VMCTL_TRY(WriteFileAtomic(dir / "knot" / "vmctl.localhost.zone",
-                            "$ORIGIN vmctl.localhost.\n$TTL 60\n"
-                            "@ SOA ns admin 1 60 60 600 60\n@ NS ns\nns A 127.0.0.1\n"));
-  VMCTL_TRY(WriteFileAtomic(dir / "tsig.key",
-                            "key \"acme-key\" {\n  algorithm hmac-sha256;\n"
-                            "  secret \"" +
-                                std::string(kTsigSecret) + "\";\n};\n",
-                            0600));
-  return StartServer(knotd, {"knotd", "-c", (dir / "knot" / "knot.conf").string()},
-                     dir / "knotd.log", dns_port);
-}
-
-std::string PebbleTest::Env::Root() {
-  auto https = HttpsClient::Create({dir / "pebble-tls.pem"});
-  auto res =
-      (*https)->Request("GET", "https://127.0.0.1:" + std::to_string(management_port) + "/roots/0");
-  return res.ok() ? res->body : "";
-}
-
 TEST_F(PebbleTest, IssuesApexAndWildcardThroughDns01) {
-  HookPublisher hook(env_->dir / "dns-hook");
+  HookPublisher hook(servers_->dns_hook());
   auto client = Client(&hook);
   std::vector<std::string> lines;
   auto cert = client->Issue({"vmctl.localhost", "*.vmctl.localhost"}, ChallengeType::kDns01,
                             [&](const std::string& line) { lines.push_back(line); });
   ASSERT_TRUE(cert.ok()) << cert.error().message() << "\n"
-                         << TailFile(env_->dir / "pebble.log", 3000);
+                         << TailFile(servers_->pebble_log(), 3000);
   EXPECT_THAT(Verify(*cert), HasSubstr(": OK"));
   auto leaf = ParseChainLeaf(cert->chain_pem);
   ASSERT_TRUE(leaf.ok());
@@ -292,7 +163,7 @@ TEST_F(PebbleTest, IssuesApexAndWildcardThroughDns01) {
   EXPECT_GT(cert->not_after, std::chrono::system_clock::now() + std::chrono::hours(24));
 
   // The returned key is the certificate's.
-  fs::path key = env_->dir / "leaf.key", chain = env_->dir / "leaf.pem";
+  fs::path key = *dir_ / "leaf.key", chain = *dir_ / "leaf.pem";
   ASSERT_TRUE(WriteFileAtomic(key, cert->key_pem, 0600).ok());
   ASSERT_TRUE(WriteFileAtomic(chain, cert->chain_pem).ok());
   auto from_key = RunCommandChecked({"openssl", "pkey", "-in", key.string(), "-pubout"});
@@ -311,7 +182,7 @@ TEST_F(PebbleTest, IssuesApexAndWildcardThroughDns01) {
 }
 
 TEST_F(PebbleTest, ASecondOrderAndASecondClientReuseTheAccount) {
-  HookPublisher hook(env_->dir / "dns-hook");
+  HookPublisher hook(servers_->dns_hook());
   auto first = Client(&hook);
   auto a = first->Issue({"one.vmctl.localhost"}, ChallengeType::kDns01, [](const std::string&) {});
   ASSERT_TRUE(a.ok()) << a.error().message();
@@ -333,7 +204,7 @@ TEST_F(PebbleTest, ASecondOrderAndASecondClientReuseTheAccount) {
 
 TEST_F(PebbleTest, IssuesASingleNameThroughHttp01) {
   HttpChallenges answers;
-  ChallengeHttpServer server(env_->http01_port, answers);
+  ChallengeHttpServer server(servers_->http01_port(), answers);
   ASSERT_TRUE(server.ok());
   auto client = Client(nullptr, &answers);
   auto cert =
@@ -358,7 +229,7 @@ TEST_F(PebbleTest, AFailedChallengeSaysWhy) {
   EXPECT_EQ(cert.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_THAT(cert.error().message(), HasSubstr("validation of nothing.vmctl.localhost failed"));
 
-  HookPublisher broken(env_->dir / "missing-hook");
+  HookPublisher broken(*dir_ / "missing-hook");
   auto again = Client(&broken)->Issue({"x.vmctl.localhost"}, ChallengeType::kDns01,
                                       [](const std::string&) {});
   ASSERT_FALSE(again.ok());
@@ -368,8 +239,7 @@ TEST_F(PebbleTest, AFailedChallengeSaysWhy) {
 TEST_F(PebbleTest, UntrustedServerIsRefused) {
   auto https = HttpsClient::Create({});  // system roots do not include our pebble certificate
   ASSERT_TRUE(https.ok());
-  auto res =
-      (*https)->Request("GET", "https://127.0.0.1:" + std::to_string(env_->pebble_port) + "/dir");
+  auto res = (*https)->Request("GET", servers_->directory_url());
   ASSERT_FALSE(res.ok());
   EXPECT_THAT(res.error().message(), HasSubstr("TLS handshake"));
 }
@@ -385,7 +255,7 @@ TEST_F(PebbleTest, RenewsWhenAThirdOfTheLifetimeIsLeft) {
       return now;
     }
   } clock;
-  HookPublisher hook(env_->dir / "dns-hook");
+  HookPublisher hook(servers_->dns_hook());
   auto client = Client(&hook);
   std::mutex mu;
   std::vector<IssuedCertificate> installed;
@@ -431,19 +301,15 @@ TEST_F(PebbleTest, RenewsWhenAThirdOfTheLifetimeIsLeft) {
 // RFC 2136 against a real knotd, and a full order whose DNS-01 records go there.
 class KnotTest : public PebbleTest {
  protected:
-  static void SetUpTestSuite() { StartServers(true); }
+  static void SetUpTestSuite() { StartServers(testing::AcmeDns::kKnot); }
 
-  Rfc2136Publisher Publisher(std::string secret = std::string(kTsigSecret)) {
-    auto key = ParseTsigKeyFile(*ReadFile(env_->dir / "tsig.key"));
+  Rfc2136Publisher Publisher(std::optional<std::string> secret = std::nullopt) {
+    auto key = ParseTsigKeyFile(*ReadFile(servers_->tsig_key_file()));
     EXPECT_TRUE(key.ok());
-    key->secret = secret == kTsigSecret ? key->secret : secret;
-    return Rfc2136Publisher("127.0.0.1", std::to_string(env_->dns_port), *key);
+    if (secret) key->secret = *secret;
+    return Rfc2136Publisher("127.0.0.1", std::to_string(servers_->dns_port()), *key);
   }
-  std::string Dig(const std::string& name) {
-    auto out = RunCommand(
-        {"kdig", "@127.0.0.1", "-p", std::to_string(env_->dns_port), "+short", "TXT", name});
-    return out.ok() ? out->out : out.error().message();
-  }
+  std::string Dig(const std::string& name) { return servers_->Dig(name); }
 };
 
 TEST_F(KnotTest, AddsAndRemovesOneValueAtATime) {
@@ -476,8 +342,7 @@ TEST_F(KnotTest, IssuesApexAndWildcardWithRecordsInKnot) {
   auto client = Client(&publisher);
   auto cert = client->Issue({"vmctl.localhost", "*.vmctl.localhost"}, ChallengeType::kDns01,
                             [](const std::string&) {});
-  ASSERT_TRUE(cert.ok()) << cert.error().message() << "\n"
-                         << TailFile(env_->dir / "knotd.log", 2000);
+  ASSERT_TRUE(cert.ok()) << cert.error().message() << "\n" << TailFile(servers_->dns_log(), 2000);
   EXPECT_THAT(Verify(*cert), HasSubstr(": OK"));
   EXPECT_THAT(ParseChainLeaf(cert->chain_pem)->dns_names,
               UnorderedElementsAre("vmctl.localhost", "*.vmctl.localhost"));

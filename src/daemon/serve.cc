@@ -274,12 +274,22 @@ Result<void> Daemon::StartGateway() {
 
 Result<void> Daemon::StartWeb() {
   if (proxy_options_.https_listen.empty()) return Ok();
-  WebFrontEndOptions options{.state_dir = state_dir_,
-                             .domain = WebDomain(o_.core),
-                             .web_url = WebUrl(o_.core, o_.proxy),
-                             .ssh_command = ssh_command_,
-                             .proxy = proxy_options_,
-                             .acme = acme_options_};
+  WebFrontEndOptions options{
+      .state_dir = state_dir_,
+      .domain = WebDomain(o_.core),
+      .web_url = WebUrl(o_.core, o_.proxy),
+      .ssh_command = ssh_command_,
+      .proxy = proxy_options_,
+      .acme = acme_options_,
+      .domain_vm =
+          [store = store_.get()](const std::string& domain) -> Result<std::optional<std::string>> {
+        auto found = store->GetCustomDomain(domain);
+        if (found.ok()) return std::optional<std::string>(found->vm_id);
+        if (found.error().code() == ErrorCode::kNotFound) {
+          return std::optional<std::string>();
+        }
+        return found.error();
+      }};
   VMCTL_ASSIGN_OR_RETURN(
       web_, WebFrontEnd::Start(std::move(options), *certificates_.store, *auth_, *sharing_));
   web_line_ = web_->Describe();

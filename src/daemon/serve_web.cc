@@ -27,29 +27,50 @@ Result<std::unique_ptr<WebFrontEnd>> WebFrontEnd::Start(WebFrontEndOptions optio
       web->gatekeeper_,
       proxy::Gatekeeper::Create(
           {.domain = o.domain, .web_url = o.web_url, .ssh_command = o.ssh_command}, auth, sharing));
+  if (o.acme) {
+    VMCTL_TRY(web->PrepareAcme());
+  } else {
+    spdlog::info(
+        "tls: custom domains get no certificate from the local CA (it may vouch for {} only); "
+        "serving them needs ACME (--acme-directory)",
+        o.domain);
+  }
   proxy::ProxyOptions proxy_options = o.proxy;
   proxy_options.domain = o.domain;
   proxy_options.ssh_command = o.ssh_command;
-  web->proxy_ = std::make_unique<proxy::Server>(std::move(proxy_options), certificates,
-                                                *web->gatekeeper_, &web->answers_);
+  tls::CertificateSource& source = web->custom_domains_
+                                       ? static_cast<tls::CertificateSource&>(*web->custom_domains_)
+                                       : certificates;
+  web->proxy_ = std::make_unique<proxy::Server>(std::move(proxy_options), source, *web->gatekeeper_,
+                                                &web->answers_);
   if (auto started = web->proxy_->Start(); !started.ok()) {
     return started.error().WithContext("starting the HTTPS proxy");
   }
-  if (o.acme) VMCTL_TRY(web->StartAcme());
+  if (web->renewer_) web->renewer_->Start();
+  if (web->custom_domains_) web->custom_domains_->Start();
   return web;
 }
 
-Result<void> WebFrontEnd::StartAcme() {
+Result<void> WebFrontEnd::PrepareAcme() {
   const acme::AcmeOptions& a = *options_.acme;
   auto https = acme::HttpsClient::Create({.ca_bundle = a.ca_bundle});
   if (!https.ok()) return https.error().WithContext("--acme-ca-bundle");
+  auto custom_https = acme::HttpsClient::Create({.ca_bundle = a.ca_bundle});
+  if (!custom_https.ok()) return custom_https.error().WithContext("--acme-ca-bundle");
   dns_ = acme::MakeDnsPublisher(a);
   const std::filesystem::path dir = options_.state_dir / "acme";
+  const acme::AcmeClientOptions client{
+      .directory_url = a.directory_url, .email = a.email, .account_key_path = dir / "account.key"};
   acme_ = std::make_unique<acme::AcmeClient>(
-      acme::AcmeClientOptions{.directory_url = a.directory_url,
-                              .email = a.email,
-                              .account_key_path = dir / "account.key"},
-      *std::move(https), acme::ChallengeResponders{dns_.get(), &http_challenges_});
+      client, *std::move(https), acme::ChallengeResponders{dns_.get(), &http_challenges_});
+  custom_acme_ = std::make_unique<acme::AcmeClient>(
+      client, *std::move(custom_https), acme::ChallengeResponders{nullptr, &http_challenges_});
+  PrepareDomainRenewer(dir);
+  PrepareCustomDomains();
+  return Ok();
+}
+
+void WebFrontEnd::PrepareDomainRenewer(const std::filesystem::path& dir) {
   const std::vector<std::string> names = {options_.domain, "*." + options_.domain};
   // A certificate from an earlier run is served at once; the renewer replaces it when due.
   std::optional<acme::IssuedCertificate> current;
@@ -80,12 +101,29 @@ Result<void> WebFrontEnd::StartAcme() {
         spdlog::info("acme: serving a new certificate for {}", fmt::join(names, ", "));
       },
       clock_, acme::RenewerOptions{}, current);
-  renewer_->Start();
-  return Ok();
+}
+
+void WebFrontEnd::PrepareCustomDomains() {
+  custom_domains_ = std::make_unique<acme::OnDemandCertificates>(
+      acme::OnDemandOptions{.domain = options_.domain,
+                            .log = [](const std::string& line) { spdlog::info("acme: {}", line); }},
+      certificates_,
+      [this](const std::string& domain) {
+        return custom_acme_->Issue(
+            {domain}, acme::ChallengeType::kHttp01,
+            [&](const std::string& line) { spdlog::info("acme: {}: {}", domain, line); });
+      },
+      options_.domain_vm, clock_);
+  if (options_.proxy.http_listen.empty()) {
+    spdlog::warn(
+        "acme: --http-listen is off: custom domains cannot pass HTTP-01 and get no certificate "
+        "(the ACME server validates on port 80 of the address the domain points to)");
+  }
 }
 
 void WebFrontEnd::Stop() {
   if (renewer_) renewer_->Stop();
+  if (custom_domains_) custom_domains_->Stop();
   if (proxy_) proxy_->Stop();
 }
 

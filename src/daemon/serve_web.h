@@ -5,12 +5,14 @@
 // in (serve_web.cc).
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "acme/client.h"
 #include "acme/http_challenges.h"
+#include "acme/on_demand.h"
 #include "acme/options.h"
 #include "acme/renewal.h"
 #include "base/result.h"
@@ -30,12 +32,16 @@ struct WebFrontEndOptions {
   std::string ssh_command;  // how users reach the gateway, for the pages' hints
   proxy::ProxyOptions proxy;
   std::optional<acme::AcmeOptions> acme;  // nullopt: the local CA's certificate
+  // The id of the VM a custom domain is registered to, nullopt for none (from the store): which
+  // VM's order budget a custom domain's certificate spends.
+  acme::OnDemandCertificates::VmOf domain_vm;
 };
 
-// The HTTPS proxy with its Gatekeeper, and the ACME renewal that keeps DOMAIN's certificate in
-// `certificates` when ACME is configured. Does not own the certificate store or the services,
-// which must outlive it. Stop() (and destruction) stops the renewal, then the proxy, and waits
-// for both.
+// The HTTPS proxy with its Gatekeeper, and, when ACME is configured, the renewal that keeps
+// DOMAIN's certificate in `certificates` (DNS-01) and the custom domains' certificates obtained
+// on first use (HTTP-01 through the plain-HTTP listener). Does not own the certificate store or the
+// services, which must outlive it. Stop() (and destruction) stops the renewal, then the proxy, and
+// waits for both.
 class WebFrontEnd {
  public:
   // Starts listening and, with ACME, renewing. kInvalidArgument (bad options), kUnavailable
@@ -66,7 +72,10 @@ class WebFrontEnd {
   };
 
   WebFrontEnd(WebFrontEndOptions options, tls::CertStore& certificates);
-  Result<void> StartAcme();
+  // The clients and the renewers, not yet running (they need the proxy's HTTP-01 answers).
+  Result<void> PrepareAcme();
+  void PrepareDomainRenewer(const std::filesystem::path& dir);
+  void PrepareCustomDomains();
 
   WebFrontEndOptions options_;
   tls::CertStore& certificates_;
@@ -78,6 +87,10 @@ class WebFrontEnd {
   std::unique_ptr<acme::AcmeClient> acme_;
   acme::SystemClock clock_;
   std::unique_ptr<acme::Renewer> renewer_;
+  // Its own client: AcmeClient runs one order at a time, and a custom domain's first use should
+  // not wait behind DOMAIN's DNS-01 renewal.
+  std::unique_ptr<acme::AcmeClient> custom_acme_;
+  std::unique_ptr<acme::OnDemandCertificates> custom_domains_;
 };
 
 }  // namespace vmctl::daemon

@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/ssl.hpp>
 #include <charconv>
+#include <span>
 #include <thread>
 
 #include "model/host_name.h"
@@ -23,6 +24,7 @@
 #include "proxy/request_checks.h"
 #include "proxy/tracker.h"
 #include "proxy/upstream_pool.h"
+#include "tls/client_hello.h"
 
 namespace vmctl::proxy {
 namespace {
@@ -113,6 +115,7 @@ struct Server::Impl {
 
   net::awaitable<void> Accept(tcp::acceptor acceptor, bool https);
   net::awaitable<void> ServeTls(tcp::socket socket);
+  net::awaitable<void> AwaitCertificate(tcp::socket& socket);
   net::awaitable<void> ServeHttp(tcp::socket socket);
   template <class Stream>
   net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
@@ -245,12 +248,66 @@ net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket) {
   TlsStream stream(std::move(socket), tls);
   Registration registration(tracker, FdOf(stream), true);
   if (!registration) co_return;
+  co_await AwaitCertificate(beast::get_lowest_layer(stream).socket());
   std::shared_ptr<SSL_CTX> certificate;
   SSL_set_ex_data(stream.native_handle(), CertificateSlot(), &certificate);
   beast::get_lowest_layer(stream).expires_after(options.header_timeout);
   auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
   if (handshake_ec) co_return;
   co_await ServeRequests(stream, registration, client);
+}
+
+// Peeks at the ClientHello's SNI name and, when it has no certificate yet but one is being
+// issued (a custom domain's first use), holds the handshake until it is served, for at most
+// certificate_wait: the servername callback cannot wait without blocking its event loop.
+net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
+  // The socket's waits end when `wake` cancels them: at a deadline, when the certificate is
+  // ready, or at Stop's shutdown(2) (readable, and EPOLLHUP ends a wait for errors). Wake-ups
+  // run on the connection's strand, through a state that outlives this frame if they come late.
+  struct Waiting {
+    tcp::socket* socket;
+  };
+  auto waiting = std::make_shared<Waiting>(&socket);
+  auto wake = [waiting] {
+    if (waiting->socket) waiting->socket->cancel();
+  };
+  struct Done {
+    Waiting& waiting;
+    ~Done() { waiting.socket = nullptr; }
+  } done{*waiting};
+  net::steady_timer deadline(socket.get_executor());
+  auto wake_after = [&](std::chrono::milliseconds after) {
+    deadline.expires_after(after);
+    deadline.async_wait([wake](beast::error_code ec) {
+      if (!ec) wake();
+    });
+  };
+  wake_after(options.header_timeout);
+  auto until = std::chrono::steady_clock::now() + options.header_timeout;
+  std::vector<uint8_t> peeked(tls::kMaxClientHelloPeek);
+  std::optional<std::string> sent;
+  while (!sent && std::chrono::steady_clock::now() < until) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+    if (ec) co_return;
+    size_t n = socket.receive(net::buffer(peeked), tcp::socket::message_peek, ec);
+    if (ec || n == 0) co_return;
+    sent = tls::PeekServerName(std::span(peeked).first(n));
+    if (!sent) {
+      // The rest of a ClientHello split across segments: peeking does not consume, so the
+      // socket stays readable; look again shortly instead of spinning.
+      net::steady_timer again(socket.get_executor(), std::chrono::milliseconds(5));
+      co_await again.async_wait(kTuple);
+    }
+  }
+  if (!sent || sent->empty()) co_return;
+  auto host = ParseWebHost(*sent, options.domain);
+  if (!host.ok() || certificates.ForServerName(host->host)) co_return;
+  auto executor = socket.get_executor();
+  if (!certificates.AwaitCertificate(host->host, [executor, wake] { net::post(executor, wake); })) {
+    co_return;
+  }
+  wake_after(options.certificate_wait);
+  co_await socket.async_wait(tcp::socket::wait_error, kTuple);
 }
 
 // After refusing a request, reads what the client still sends for a moment before closing:

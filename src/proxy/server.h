@@ -24,7 +24,10 @@ struct ProxyOptions {
   size_t max_connections = 20000;                   // client connections; more are closed
   size_t header_limit = 16 * 1024;                  // request head bytes; more: 431
   std::chrono::milliseconds header_timeout{10000};  // TLS handshake, and a request head
-  std::chrono::milliseconds idle_timeout{75000};    // between requests, and while streaming
+  // A first handshake for a name whose certificate is being issued (a custom domain's first use)
+  // waits this long at most, then goes on with whatever is served.
+  std::chrono::milliseconds certificate_wait{60000};
+  std::chrono::milliseconds idle_timeout{75000};  // between requests, and while streaming
   std::chrono::milliseconds upstream_connect_timeout{10000};
   std::chrono::milliseconds upstream_response_timeout{300000};  // until the response head
   std::chrono::milliseconds upstream_idle_timeout{90000};       // a pooled connection's life

@@ -20,9 +20,11 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -77,7 +79,9 @@ std::string Sha256Hex(const std::string& data) {
   return hex;
 }
 
-// The certificate for DOMAIN and *.DOMAIN; ForServerName knows no other names.
+// The certificate for DOMAIN and *.DOMAIN; ForServerName knows no other names, except
+// kIssuedName once Issue() has run. AwaitCertificate holds kIssuedName's handshakes until then.
+constexpr char kIssuedName[] = "shop.example";
 class FakeCertificates : public tls::CertificateSource {
  public:
   explicit FakeCertificates(const std::filesystem::path& dir) {
@@ -94,16 +98,43 @@ class FakeCertificates : public tls::CertificateSource {
     ctx_.reset(ctx, SSL_CTX_free);
   }
   std::shared_ptr<SSL_CTX> ForServerName(std::string_view name) override {
-    if (name.empty() || name == kDomain || name.ends_with(fmt::format(".{}", kDomain))) {
+    if (name.empty() || name == kDomain || name.ends_with(fmt::format(".{}", kDomain)) ||
+        (name == kIssuedName && issued_)) {
       return ctx_;
     }
     return nullptr;
   }
+  bool AwaitCertificate(std::string_view name, std::function<void()> ready) override {
+    if (name != kIssuedName) return false;
+    std::lock_guard lock(mu_);
+    waiters_.push_back(std::move(ready));
+    changed_.notify_all();
+    return true;
+  }
   const std::string& cert() const { return cert_; }
+
+  void WaitForWaiters(size_t n) {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return waiters_.size() >= n; });
+  }
+  // The order ended: served when `served`, else given up on.
+  void Finish(bool served) {
+    issued_ = served;
+    std::vector<std::function<void()>> waiters;
+    {
+      std::lock_guard lock(mu_);
+      waiters.swap(waiters_);
+    }
+    for (auto& ready : waiters) ready();
+  }
 
  private:
   std::string cert_;
   std::shared_ptr<SSL_CTX> ctx_;
+  std::atomic<bool> issued_ = false;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::function<void()>> waiters_;
 };
 
 // An HTTP/1.1 app on 127.0.0.1, a thread per connection:
@@ -703,6 +734,41 @@ TEST_F(ServerTest, StopEndsOpenConnectionsAndWaits) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms) << "not by the response timeout";
   EXPECT_EQ(server_->connections(), 0u);
   EXPECT_EQ(idle.ReadAll(), "");
+}
+
+TEST_F(ServerTest, AFirstHandshakeWaitsForItsCertificate) {
+  StartServer();
+  std::atomic<bool> first_ok = false, second_ok = true;
+  std::thread first([&] { first_ok = RawTls(port_, kIssuedName).ok(); });
+  std::thread second([&] { second_ok = RawTls(port_, kIssuedName).ok(); });
+  certificates_->WaitForWaiters(2);
+  RawTls other(port_, "web.vmctl.localhost");
+  EXPECT_TRUE(other.ok()) << "other handshakes go on meanwhile";
+  certificates_->Finish(true);
+  first.join();
+  second.join();
+  EXPECT_TRUE(first_ok);
+  EXPECT_TRUE(second_ok);
+}
+
+TEST_F(ServerTest, AHandshakeWhoseCertificateDoesNotComeFails) {
+  StartServer();
+  std::atomic<bool> ok = true;
+  std::thread client([&] { ok = RawTls(port_, kIssuedName).ok(); });
+  certificates_->WaitForWaiters(1);
+  certificates_->Finish(false);
+  client.join();
+  EXPECT_FALSE(ok);
+}
+
+TEST_F(ServerTest, StopEndsHandshakesWaitingForACertificate) {
+  StartServer();
+  std::thread client([&] { EXPECT_FALSE(RawTls(port_, kIssuedName).ok()); });
+  certificates_->WaitForWaiters(1);
+  server_->Stop();
+  EXPECT_EQ(server_->connections(), 0u);
+  client.join();
+  certificates_->Finish(false);  // a late `ready` finds the connection gone
 }
 
 TEST_F(ServerTest, PlainHttpRedirectsAndAnswersAcmeChallenges) {

@@ -156,16 +156,40 @@ std::optional<Clock::time_point> CertStore::NotAfter(std::string_view server_nam
   return entry->info.not_after;
 }
 
-std::vector<CertificateInfo> CertStore::NeedingRenewal(Clock::time_point now) const {
+std::vector<CertificateInfo> CertStore::Certificates() const {
   std::set<const Entry*> seen;
-  std::vector<CertificateInfo> due;
+  std::vector<CertificateInfo> all;
   std::lock_guard lock(mu_);
   for (const auto& [name, entry] : by_name_) {
-    if (seen.insert(entry.get()).second && entry->info.NeedsRenewal(now)) {
-      due.push_back(entry->info);
-    }
+    if (seen.insert(entry.get()).second) all.push_back(entry->info);
   }
+  return all;
+}
+
+std::vector<CertificateInfo> CertStore::NeedingRenewal(Clock::time_point now) const {
+  std::vector<CertificateInfo> due = Certificates();
+  std::erase_if(due, [&](const CertificateInfo& info) { return !info.NeedsRenewal(now); });
   return due;
+}
+
+Result<void> CertStore::Remove(std::string_view first_name) {
+  std::lock_guard install_lock(install_mu_);
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_name_.find(first_name);
+    if (it == by_name_.end()) return NotFound("no certificate for " + std::string(first_name));
+    const Entry* entry = it->second.get();
+    std::erase_if(by_name_, [&](const auto& slot) { return slot.second.get() == entry; });
+  }
+  fs::path stem = dir_ / FileStem(first_name);
+  std::error_code ec;
+  // The certificate first: a crash in between leaves a key without a chain, which Open ignores.
+  for (const char* extension : {".crt", ".key"}) {
+    fs::path file = fs::path(stem).concat(extension);
+    if (!fs::remove(file, ec) && ec)
+      return Internal("remove " + file.string() + ": " + ec.message());
+  }
+  return Ok();
 }
 
 }  // namespace vmctl::tls

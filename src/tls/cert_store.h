@@ -51,6 +51,13 @@ class CertStore final : public CertificateSource {
   Result<void> Install(const std::vector<std::string>& names, std::string_view chain_pem,
                        std::string_view key_pem);
 
+  // Stops serving the certificate installed under `first_name` (Install's names[0]), for all its
+  // names, and deletes its files. kNotFound when none is.
+  Result<void> Remove(std::string_view first_name);
+
+  // Every served certificate, once each.
+  std::vector<CertificateInfo> Certificates() const;
+
   // The certificate ForServerName(server_name) would serve, if any.
   std::optional<CertificateInfo> Lookup(std::string_view server_name) const;
   std::optional<std::chrono::system_clock::time_point> NotAfter(std::string_view server_name) const;

@@ -244,6 +244,20 @@ TEST_F(CertStoreTest, OpenCertificatesMakesTheCaAndTheDomainCertificateOnce) {
   EXPECT_FALSE(fs::exists(dir_ / "acme-state/tls/ca.key"));
 }
 
+TEST_F(CertStoreTest, RemoveStopsServingAndDeletesTheFiles) {
+  Install({kDomain, "*.vmctl.localhost"});
+  Install({"shop.example"});
+  EXPECT_EQ(store_->Certificates().size(), 2u);
+  ASSERT_TRUE(store_->Remove("shop.example").ok());
+  EXPECT_EQ(store_->ForServerName("shop.example"), nullptr);
+  EXPECT_FALSE(fs::exists(dir_ / "certs/shop.example.crt"));
+  EXPECT_FALSE(fs::exists(dir_ / "certs/shop.example.key"));
+  EXPECT_EQ(store_->Certificates().size(), 1u);
+  EXPECT_EQ(Served(store_->ForServerName("web.vmctl.localhost")), kDomain) << "others stay";
+  EXPECT_EQ(store_->Remove("shop.example").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(OpenStore()->ForServerName("shop.example"), nullptr) << "and stay gone";
+}
+
 TEST_F(CertStoreTest, LookupsNeverSeeAMissingCertificateDuringInstalls) {
   Install({kDomain, "*.vmctl.localhost"});
   std::shared_ptr<SSL_CTX> held = store_->ForServerName(kDomain);

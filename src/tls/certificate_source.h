@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -17,7 +18,7 @@ namespace vmctl::tls {
 //
 // Threading: called concurrently from the proxy's event-loop threads, so it must not block: no
 // disk or network I/O (certificates are loaded ahead; one not yet issued is obtained in the
-// background while this returns null).
+// background while this returns null, see AwaitCertificate).
 class CertificateSource {
  public:
   virtual ~CertificateSource() = default;
@@ -26,6 +27,15 @@ class CertificateSource {
   // gets the domain's own certificate. Null when nothing covers the name: the handshake then
   // fails with an unrecognized_name alert.
   virtual std::shared_ptr<SSL_CTX> ForServerName(std::string_view server_name) = 0;
+
+  // For a name ForServerName has nothing for yet: true when a certificate may come soon (a
+  // registered custom domain's first use starts its issuance), and then `ready` is called once,
+  // from any thread, when it is served or has been given up on; false (and `ready` is never
+  // called) when none is coming. Lets the proxy hold a first handshake instead of failing it.
+  // Must not block. A source that has every certificate ahead has none coming.
+  virtual bool AwaitCertificate(std::string_view /*server_name*/, std::function<void()> /*ready*/) {
+    return false;
+  }
 };
 
 }  // namespace vmctl::tls

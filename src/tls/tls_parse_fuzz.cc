@@ -1,12 +1,15 @@
 // libFuzzer target for the certificate material the daemon reads back or is handed (ACME results,
-// stored NAME.crt/NAME.key files): PEM certificate chains and private keys, and the names a
-// certificate is stored and selected by. The first byte picks the parser.
+// stored NAME.crt/NAME.key files): PEM certificate chains and private keys, the names a
+// certificate is stored and selected by, and the ClientHello the proxy peeks at for its SNI
+// name. The first byte picks the parser.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
+#include "tls/client_hello.h"
 #include "tls/names.h"
 #include "tls/openssl.h"
 
@@ -45,12 +48,23 @@ void CheckName(std::string_view name) {
   if (tls::FileStem(name).find('*') != std::string::npos) std::abort();
 }
 
+// The SNI peek judges the first record alone: once it answers, more bytes change nothing, and a
+// name is never longer than the record that held it.
+void CheckClientHello(std::string_view input) {
+  std::vector<uint8_t> bytes(input.begin(), input.end());
+  auto name = tls::PeekServerName(bytes);
+  if (!name) return;
+  if (name->size() > tls::kMaxClientHelloPeek) std::abort();
+  bytes.push_back(0x16);
+  if (tls::PeekServerName(bytes) != name) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       CheckChain(input);
       break;
@@ -59,6 +73,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 2:
       CheckName(input);
+      break;
+    case 3:
+      CheckClientHello(input);
       break;
   }
   return 0;

@@ -47,6 +47,11 @@ class TestDaemon {
   explicit TestDaemon(std::vector<std::string> extra_args = {});
   ~TestDaemon();
 
+  // More `vmctl serve` flags, before Start: for servers the test starts in netns() first, whose
+  // ports are known only then.
+  void AddArgs(const std::vector<std::string>& args) {
+    extra_args_.insert(extra_args_.end(), args.begin(), args.end());
+  }
   // Starts the daemon and waits until its API answers. Fails the test on error.
   void Start();
   // Runs `vmctl serve` in the foreground expecting it to fail; returns its output.
