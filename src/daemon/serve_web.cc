@@ -1,5 +1,6 @@
 #include "daemon/serve_web.h"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -82,6 +83,14 @@ void WebFrontEnd::PrepareDomainRenewer(const std::filesystem::path& dir) {
         !installed.ok()) {
       spdlog::warn("acme: cannot serve the stored certificate: {}", installed.error().message());
       current.reset();
+    } else {
+      // Says why no order follows a restart, and when one will.
+      using std::chrono::floor, std::chrono::seconds;
+      spdlog::info(
+          "acme: serving the stored certificate (valid until {:%F %T} UTC, renewal at "
+          "{:%F %T} UTC)",
+          floor<seconds>(current->not_after),
+          floor<seconds>(acme::RenewalTime(current->not_before, current->not_after)));
     }
   }
   renewer_ = std::make_unique<acme::Renewer>(

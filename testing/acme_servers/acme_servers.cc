@@ -59,13 +59,6 @@ Result<void> AcmeServers::StartAll() {
       {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
        "-subj", "/CN=pebble", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2",
        "-keyout", (dir / "pebble-tls.key").string(), "-out", ca_bundle().string()}));
-  VMCTL_TRY(WriteFileAtomic(dir / "pebble.json",
-                            fmt::format(R"({{"pebble": {{"listenAddress": "127.0.0.1:{}",
-  "managementListenAddress": "127.0.0.1:{}", "certificate": "{}", "privateKey": "{}",
-  "httpPort": {}, "tlsPort": 5001, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false}}}})",
-                                        pebble_port_, management_port_, ca_bundle().string(),
-                                        (dir / "pebble-tls.key").string(), http01_port_)));
   if (options_.dns == AcmeDns::kKnot) {
     VMCTL_TRY(StartKnot());
   } else {
@@ -80,7 +73,19 @@ Result<void> AcmeServers::StartAll() {
   return StartPebble();
 }
 
-Result<void> AcmeServers::StartPebble() {
+Result<void> AcmeServers::StartPebble(std::chrono::seconds validity) {
+  const fs::path& dir = options_.dir;
+  VMCTL_TRY(WriteFileAtomic(
+      dir / "pebble.json",
+      fmt::format(R"({{"pebble": {{"listenAddress": "127.0.0.1:{}",
+  "managementListenAddress": "127.0.0.1:{}", "certificate": "{}", "privateKey": "{}",
+  "httpPort": {}, "tlsPort": 5001, "ocspResponderURL": "",
+  "externalAccountBindingRequired": false{}}}}})",
+                  pebble_port_, management_port_, ca_bundle().string(),
+                  (dir / "pebble-tls.key").string(), http01_port_,
+                  validity.count() == 0
+                      ? ""
+                      : fmt::format(R"(, "certificateValidityPeriod": {})", validity.count()))));
   VMCTL_ASSIGN_OR_RETURN(
       pebble_, StartServer({"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0", "pebble",
                             "-config", (options_.dir / "pebble.json").string(), "-dnsserver",

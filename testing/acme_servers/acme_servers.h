@@ -1,6 +1,7 @@
 #ifndef VMCTL_TESTING_ACME_SERVERS_ACME_SERVERS_H_
 #define VMCTL_TESTING_ACME_SERVERS_ACME_SERVERS_H_
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -46,9 +47,10 @@ class AcmeServers {
   AcmeServers& operator=(const AcmeServers&) = delete;
 
   // Kills pebble (an ACME server that is down), and starts it again with the same ports; the
-  // restarted one has a new root and knows no earlier account or order.
+  // restarted one has a new root and knows no earlier account or order. It issues certificates
+  // valid for `validity` (0: pebble's default of 5 years), so a short one makes a client renew.
   void StopPebble();
-  Result<void> StartPebble();
+  Result<void> StartPebble(std::chrono::seconds validity = std::chrono::seconds(0));
 
   // "https://127.0.0.1:PORT/dir".
   std::string directory_url() const;

@@ -56,6 +56,9 @@ class TestDaemon {
   void Start();
   // Runs `vmctl serve` in the foreground expecting it to fail; returns its output.
   RunOutput StartExpectingFailure();
+  // The `serve` flags of the next Start() (after the test's own defaults), e.g. for a restart
+  // with another configuration over the same state.
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
   // Stops the daemon with SIGTERM (VMs keep running).
   void Stop();
   // SIGKILL, as a crash would.
