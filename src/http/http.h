@@ -28,13 +28,18 @@ Error ErrorFromBody(unsigned status, std::string_view body);
 // invalid UTF-8 is replaced rather than thrown on.
 std::string DumpJson(const nlohmann::json& value);
 
-// RFC 9112 section 6: a request body is framed by exactly one of Content-Length and
-// "Transfer-Encoding: chunked"; anything else could be read differently by a proxy in front.
-// kInvalidArgument otherwise.
+// RFC 9112 section 6: a request body is framed by exactly one Content-Length or by
+// "Transfer-Encoding: chunked" alone; anything else could be read differently by a proxy in front
+// (request smuggling). kInvalidArgument (400) for repeated or conflicting framing headers,
+// kUnimplemented (501) for a transfer coding other than chunked.
 Result<void> CheckFraming(const boost::beast::http::request_header<>& header);
 // Whether a read or write failed because the peer closed or reset the connection (nothing to
 // answer), rather than because of what it sent.
 bool ConnectionEnded(const boost::beast::error_code& ec);
+
+// `text` with & < > " ' replaced by character references, safe in HTML element content and in
+// quoted attribute values.
+std::string HtmlEscape(std::string_view text);
 
 }  // namespace vmctl::http
 
