@@ -348,6 +348,10 @@ class RawTls {
   }
   bool ok() const { return ok_; }
   int fd() const { return fd_; }
+  // Sends this side's close_notify; true once it is out.
+  bool SendCloseNotify() { return SSL_shutdown(ssl_) >= 0; }
+  // Whether the server's close_notify has been read (by ReadAll, say).
+  bool ReceivedCloseNotify() const { return (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0; }
   void Write(std::string_view bytes) { SSL_write(ssl_, bytes.data(), bytes.size()); }
   // Everything until the server closes (or the timeout).
   std::string ReadAll() {
@@ -628,32 +632,94 @@ TEST_F(ServerTest, WebSocketsPassThrough) {
   EXPECT_TRUE(!ec || ec == net::ssl::error::stream_truncated) << ec.message();
 }
 
+// A TCP connection to the proxy that sends `bytes` and reads nothing yet.
+int RawConnect(uint16_t port, std::string_view bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// Reads until the proxy closes the connection (or the read timeout), then closes it.
+void AwaitClose(int fd) {
+  char byte;
+  while (::read(fd, &byte, 1) > 0) {
+  }
+  ::close(fd);
+}
+
 TEST_F(ServerTest, BadTlsLeavesOtherConnectionsAlone) {
   StartServer();
   RawTls good(port_, "web.vmctl.localhost", certificates_->cert());
   ASSERT_TRUE(good.ok());
-  RawTls no_sni(port_, "", certificates_->cert());
-  EXPECT_TRUE(no_sni.ok()) << "no SNI gets the domain's certificate";
-  RawTls unknown(port_, "example.org");
-  EXPECT_FALSE(unknown.ok());
-  RawTls bad_name(port_, "a..b");
-  EXPECT_FALSE(bad_name.ok());
-  int garbage = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port_);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(garbage, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  std::string junk = "\x16\x03\x01\x00\x05garbagegarbagegarbage";
-  ::write(garbage, junk.data(), junk.size());
-  char byte;
-  timeval tv{5, 0};
-  ::setsockopt(garbage, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  while (::read(garbage, &byte, 1) > 0) {
-  }
-  ::close(garbage);
-  good.Write("GET /headers HTTP/1.1\r\nHost: web.vmctl.localhost\r\n\r\n");
+  const std::string request = "GET /headers HTTP/1.1\r\nHost: web.vmctl.localhost\r\n\r\n";
+  good.Write(request);
   EXPECT_NE(good.ReadUntil("X-Vmctl-Email").find("X-Vmctl-Email"), std::string::npos);
+  size_t fds_before = OpenFds();  // with the upstream connection that request left in the pool
+  {
+    RawTls no_sni(port_, "", certificates_->cert());
+    EXPECT_TRUE(no_sni.ok()) << "no SNI gets the domain's certificate";
+    RawTls unknown(port_, "example.org");
+    EXPECT_FALSE(unknown.ok());
+    RawTls bad_name(port_, "a..b");
+    EXPECT_FALSE(bad_name.ok());
+    AwaitClose(RawConnect(port_, "\x16\x03\x01\x00\x05garbagegarbagegarbage"));
+    // A record header and the start of a ClientHello that promise 200 bytes, then silence: the
+    // header timeout ends it.
+    int stalled =
+        RawConnect(port_, std::string("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11));
+    good.Write(request);
+    EXPECT_NE(good.ReadUntil("X-Vmctl-Email").find("X-Vmctl-Email"), std::string::npos)
+        << "a stalled handshake holds up nobody";
+    AwaitClose(stalled);
+  }
+  for (int i = 0; i < 250 && (server_->connections() > 1 || OpenFds() > fds_before); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(server_->connections(), 1u) << "only the good connection is left";
+  EXPECT_EQ(OpenFds(), fds_before);
+  good.Write(request);
+  EXPECT_NE(good.ReadUntil("X-Vmctl-Email").find("X-Vmctl-Email"), std::string::npos);
+}
+
+TEST_F(ServerTest, EndsTlsWithCloseNotifyAndLetsClientsLeaveWithout) {
+  StartServer();
+  {
+    RawTls client(port_, "web.vmctl.localhost");
+    ASSERT_TRUE(client.ok());
+    client.Write("GET /headers HTTP/1.1\r\nHost: web.vmctl.localhost\r\nConnection: close\r\n\r\n");
+    EXPECT_NE(client.ReadAll().find("X-Vmctl-Email"), std::string::npos);
+    EXPECT_TRUE(client.ReceivedCloseNotify()) << "a response with Connection: close";
+  }
+  {
+    RawTls client(port_, "web.vmctl.localhost");
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.SendCloseNotify());
+    EXPECT_EQ(client.ReadAll(), "");
+    EXPECT_TRUE(client.ReceivedCloseNotify()) << "the client's close_notify is answered";
+  }
+  size_t fds_before = OpenFds();
+  {
+    // Each ends its TCP connection without close_notify: idle, and in the middle of a request.
+    RawTls idle(port_, "web.vmctl.localhost");
+    ASSERT_TRUE(idle.ok());
+    RawTls half(port_, "web.vmctl.localhost");
+    ASSERT_TRUE(half.ok());
+    half.Write("GET /headers HTTP/1.1\r\nHost: web.vm");
+  }
+  for (int i = 0; i < 250 && (server_->connections() > 0 || OpenFds() > fds_before); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(server_->connections(), 0u);
+  EXPECT_EQ(OpenFds(), fds_before);
+  auto [out, status] = Curl("web.vmctl.localhost", "/headers");
+  EXPECT_EQ(status, 0) << out;
 }
 
 TEST_F(ServerTest, HoldsThousandsOfIdleConnectionsAndGivesBackEveryFd) {
