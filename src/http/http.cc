@@ -36,13 +36,16 @@ std::string DumpJson(const json& value) {
 }
 
 Result<void> CheckFraming(const beast::http::request_header<>& header) {
+  size_t lengths = header.count(beast::http::field::content_length);
   size_t encodings = header.count(beast::http::field::transfer_encoding);
-  if (encodings == 0) return Ok();
-  if (encodings > 1 || !beast::iequals(header[beast::http::field::transfer_encoding], "chunked")) {
-    return InvalidArgument("unsupported Transfer-Encoding: only 'chunked' is accepted");
-  }
-  if (header.count(beast::http::field::content_length) > 0) {
+  if (lengths > 1) return InvalidArgument("repeated Content-Length");
+  if (lengths > 0 && encodings > 0) {
     return InvalidArgument("a request must not carry both Transfer-Encoding and Content-Length");
+  }
+  if (encodings > 1 ||
+      (encodings == 1 &&
+       !beast::iequals(header[beast::http::field::transfer_encoding], "chunked"))) {
+    return Unimplemented("unsupported Transfer-Encoding: only 'chunked' is accepted");
   }
   return Ok();
 }
@@ -50,6 +53,42 @@ Result<void> CheckFraming(const beast::http::request_header<>& header) {
 bool ConnectionEnded(const beast::error_code& ec) {
   return ec == beast::http::error::end_of_stream || ec == net::error::eof ||
          ec == net::error::connection_reset || ec == net::error::broken_pipe;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace vmctl::http

@@ -28,13 +28,23 @@ Error ErrorFromBody(unsigned status, std::string_view body);
 // invalid UTF-8 is replaced rather than thrown on.
 std::string DumpJson(const nlohmann::json& value);
 
-// RFC 9112 section 6: a request body is framed by exactly one of Content-Length and
-// "Transfer-Encoding: chunked"; anything else could be read differently by a proxy in front.
-// kInvalidArgument otherwise.
+// RFC 9112 section 6: a request body is framed by exactly one Content-Length or by
+// "Transfer-Encoding: chunked" alone; anything else could be read differently by a proxy in front
+// (request smuggling). kInvalidArgument (400) for repeated or conflicting framing headers,
+// kUnimplemented (501) for a transfer coding other than chunked.
 Result<void> CheckFraming(const boost::beast::http::request_header<>& header);
 // Whether a read or write failed because the peer closed or reset the connection (nothing to
 // answer), rather than because of what it sent.
 bool ConnectionEnded(const boost::beast::error_code& ec);
+
+// ASCII case-insensitive equality, as header names, tokens and cookie attributes compare. Use it
+// over beast::iequals for views that may end where their buffer ends: Boost 1.81's reads one
+// byte past the end of its arguments when they differ in case (proxy_parse_fuzz found it).
+bool EqualsIgnoringCase(std::string_view a, std::string_view b);
+
+// `text` with & < > " ' replaced by character references, safe in HTML element content and in
+// quoted attribute values.
+std::string HtmlEscape(std::string_view text);
 
 }  // namespace vmctl::http
 

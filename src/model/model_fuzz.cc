@@ -1,7 +1,8 @@
 // libFuzzer target for the names and values users choose for their VMs and images: VM and image
 // names, bandwidth rates, state names (read back from the store), the request and resize limit
-// checks on arbitrary numbers, and email addresses (registration, sharing, --allow-email). The
-// first byte picks the check.
+// checks on arbitrary numbers, email addresses (registration, sharing, --allow-email), and the host
+// names of the HTTPS front end (Host headers and TLS server names through ParseWebHost, --domain
+// through ValidateDomain). The first byte picks the check.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "model/email.h"
+#include "model/host_name.h"
 #include "model/image.h"
 #include "model/vm.h"
 
@@ -73,12 +75,37 @@ void CheckEscape(std::string_view text) {
   }
 }
 
+// A Host header or TLS server name under DOMAIN: what parses is canonical (parsing its host
+// again gives the same), a VM host names a valid VM, and DOMAIN itself is the apex.
+void CheckWebHost(std::string_view header) {
+  constexpr std::string_view kDomain = "vmctl.localhost";
+  auto host = vmctl::ParseWebHost(header, kDomain);
+  if (!host.ok()) return;
+  auto again = vmctl::ParseWebHost(host->host, kDomain);
+  if (!again.ok() || again->host != host->host || again->kind != host->kind ||
+      again->vm != host->vm || again->port != host->port) {
+    std::abort();
+  }
+  if (host->host.find_first_of(":/[]@ ") != std::string::npos) std::abort();
+  if (host->kind == vmctl::WebHost::Kind::kVm && !vmctl::ValidateVmName(host->vm).ok()) {
+    std::abort();
+  }
+  if ((host->kind == vmctl::WebHost::Kind::kApex) != (host->host == kDomain)) std::abort();
+}
+
+void CheckDomain(std::string_view domain) {
+  if (!vmctl::ValidateDomain(domain).ok()) return;
+  // A valid domain is a Host header that names itself.
+  auto host = vmctl::ParseWebHost(domain, domain);
+  if (host.ok() && host->kind != vmctl::WebHost::Kind::kApex) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 10) {
     case 0:
       CheckVmName(input);
       break;
@@ -102,6 +129,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 7:
       CheckEscape(input);
+      break;
+    case 8:
+      CheckWebHost(input);
+      break;
+    case 9:
+      CheckDomain(input);
       break;
   }
   return 0;

@@ -1,7 +1,8 @@
 #include "proxy/forward_headers.h"
 
-#include <boost/beast/core/string.hpp>
 #include <vector>
+
+#include "http/http.h"
 
 namespace vmctl::proxy {
 namespace {
@@ -38,12 +39,13 @@ std::string Join(const std::vector<std::string_view>& parts, std::string_view se
 }
 
 bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && beast::iequals(text.substr(0, prefix.size()), prefix);
+  return text.size() >= prefix.size() &&
+         ::vmctl::http::EqualsIgnoringCase(text.substr(0, prefix.size()), prefix);
 }
 
 bool IsUpgradeToWebSocket(const http::fields& fields) {
   for (std::string_view token : Split(fields[http::field::upgrade], ',')) {
-    if (beast::iequals(token, "websocket")) return true;
+    if (::vmctl::http::EqualsIgnoringCase(token, "websocket")) return true;
   }
   return false;
 }
@@ -57,7 +59,7 @@ void RemoveHopByHop(http::fields& fields, bool keep_upgrade) {
     for (std::string_view token : Split(field.value(), ',')) named.emplace_back(token);
   }
   for (const std::string& name : named) {
-    if (!(keep_upgrade && beast::iequals(name, "upgrade"))) fields.erase(name);
+    if (!(keep_upgrade && ::vmctl::http::EqualsIgnoringCase(name, "upgrade"))) fields.erase(name);
   }
   for (http::field f :
        {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
@@ -105,7 +107,7 @@ std::string RemoveCookieDomain(std::string_view set_cookie) {
   bool first = true;
   for (std::string_view part : Split(set_cookie, ';')) {
     std::string_view attribute = Trim(part.substr(0, part.find('=')));
-    if (first || !beast::iequals(attribute, "domain")) kept.push_back(part);
+    if (first || !::vmctl::http::EqualsIgnoringCase(attribute, "domain")) kept.push_back(part);
     first = false;
   }
   return Join(kept, "; ");

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/beast/core/string.hpp>
-#include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -171,38 +170,6 @@ int64_t SystemNow() {
 
 }  // namespace
 
-// What a request host names under DOMAIN, as ParseWebHost (model/host_name.h) will say once
-// merged: DOMAIN itself, VM.DOMAIN or VM--PORT.DOMAIN, or some other DNS name (maybe a custom
-// domain). nullopt for anything else (more labels under DOMAIN, no VM name, a bad port).
-struct Gatekeeper::HostName {
-  enum class Kind { kApex, kVm, kCustom };
-  Kind kind = Kind::kApex;
-  std::string vm;
-  uint16_t port = 0;
-};
-
-namespace {
-
-bool IsDnsName(std::string_view host) {
-  if (host.empty() || host.size() > 253 || host.front() == '.' || host.back() == '.') return false;
-  if (host.find("..") != std::string_view::npos) return false;
-  for (char c : host) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  }
-  return true;
-}
-
-std::optional<uint16_t> ParsePort(std::string_view text) {
-  uint16_t port = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (text.empty() || text[0] == '0' || ec != std::errc() || end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  return port;
-}
-
-}  // namespace
-
 struct Gatekeeper::Request {
   const Head& head;
   std::string_view host;
@@ -237,31 +204,18 @@ Decision Gatekeeper::Decide(const Head& head, std::string_view host, const std::
   std::string_view target(head.target().data(), head.target().size());
   Target split = SplitTarget(target);
   Request request{head, host, client, target, split.path, split.query};
-  std::optional<HostName> name = Classify(host);
+  std::optional<WebHost> name = Classify(host);
   if (!name) return NoSuchVm(head);
-  if (name->kind == HostName::Kind::kApex) return DecideApex(request);
+  if (name->kind == WebHost::Kind::kApex) return DecideApex(request);
   return DecideVmHost(request, *name);
 }
 
-std::optional<Gatekeeper::HostName> Gatekeeper::Classify(std::string_view host) const {
-  const std::string& domain = options_.domain;
-  if (host == domain) return HostName{HostName::Kind::kApex, "", 0};
-  if (!IsDnsName(host)) return std::nullopt;
-  if (!(host.size() > domain.size() + 1 && host.ends_with(domain) &&
-        host[host.size() - domain.size() - 1] == '.')) {
-    return HostName{HostName::Kind::kCustom, "", 0};
-  }
-  std::string_view label = host.substr(0, host.size() - domain.size() - 1);
-  if (label.find('.') != std::string_view::npos) return std::nullopt;
-  HostName name{HostName::Kind::kVm, std::string(label), 0};
-  if (size_t dashes = label.find("--"); dashes != std::string_view::npos) {
-    std::optional<uint16_t> port = ParsePort(label.substr(dashes + 2));
-    if (!port) return std::nullopt;
-    name.vm = std::string(label.substr(0, dashes));
-    name.port = *port;
-  }
-  if (!ValidateVmName(name.vm).ok()) return std::nullopt;
-  return name;
+std::optional<WebHost> Gatekeeper::Classify(std::string_view host) const {
+  Result<WebHost> name = ParseWebHost(host, options_.domain);
+  // Only the canonical spelling (lowercase, no port, no trailing dot): hosts reach here parsed
+  // already, or from a query parameter, where another spelling would name a different cookie.
+  if (!name.ok() || name->host != host) return std::nullopt;
+  return std::move(*name);
 }
 
 Gatekeeper::Credentials Gatekeeper::ReadCredentials(const Request& request,
@@ -310,14 +264,14 @@ std::optional<Identity> Gatekeeper::DomainSession(const Request& request) const 
 }
 
 bool Gatekeeper::IsLoginHost(std::string_view host) const {
-  std::optional<HostName> name = Classify(host);
+  std::optional<WebHost> name = Classify(host);
   if (!name) return false;
   switch (name->kind) {
-    case HostName::Kind::kVm:
+    case WebHost::Kind::kVm:
       return true;
-    case HostName::Kind::kCustom:
+    case WebHost::Kind::kCustom:
       return sharing_.IsCustomDomain(host);
-    case HostName::Kind::kApex:
+    case WebHost::Kind::kApex:
       return false;
   }
   return false;
@@ -514,9 +468,9 @@ Decision Gatekeeper::StartHostLogin(const Request& request) const {
 // Whether a session on `host` would tell someone new who `identity` is: the host is a public VM
 // of another user (a private VM's app sees only its owner and the users it is shared with).
 bool Gatekeeper::RevealsIdentity(std::string_view host, const Identity& identity) const {
-  std::optional<HostName> name = Classify(host);
+  std::optional<WebHost> name = Classify(host);
   if (!name) return false;
-  Result<controller::WebRoute> route = name->kind == HostName::Kind::kVm
+  Result<controller::WebRoute> route = name->kind == WebHost::Kind::kVm
                                            ? sharing_.RouteWeb(name->vm, name->port, &identity)
                                            : sharing_.RouteDomain(host, &identity);
   return route.ok() && route->is_public && !route->is_owner;
@@ -524,7 +478,7 @@ bool Gatekeeper::RevealsIdentity(std::string_view host, const Identity& identity
 
 // VM hosts (VM.DOMAIN, VM--PORT.DOMAIN) and custom domains.
 
-Decision Gatekeeper::DecideVmHost(const Request& request, const HostName& name) const {
+Decision Gatekeeper::DecideVmHost(const Request& request, const WebHost& name) const {
   const Head& head = request.head;
   if (request.path.starts_with("/__vmctl/")) {
     if (request.path == "/__vmctl/auth") return RedeemHostTicket(request);
@@ -545,7 +499,7 @@ Decision Gatekeeper::DecideVmHost(const Request& request, const HostName& name) 
     return RedeemShareLink(request, credentials, *share);
   }
   const Identity* identity = credentials.identity ? &*credentials.identity : nullptr;
-  Result<controller::WebRoute> route = name.kind == HostName::Kind::kVm
+  Result<controller::WebRoute> route = name.kind == WebHost::Kind::kVm
                                            ? sharing_.RouteWeb(name.vm, name.port, identity)
                                            : sharing_.RouteDomain(request.host, identity);
   if (!route.ok()) {

@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "controller/auth_service.h"
 #include "controller/sharing_service.h"
+#include "model/host_name.h"
 #include "proxy/access.h"
 #include "proxy/access_url.h"
 
@@ -49,14 +50,13 @@ class Gatekeeper final : public Access {
                   const std::string& client) override;
 
  private:
-  struct HostName;
   struct Request;
   struct Credentials;
 
   Gatekeeper(GatekeeperOptions options, WebOrigin origin, controller::AuthService& auth,
              controller::SharingService& sharing);
 
-  std::optional<HostName> Classify(std::string_view host) const;
+  std::optional<WebHost> Classify(std::string_view host) const;
   Credentials ReadCredentials(const Request& request, bool foreign_authorization) const;
   std::optional<controller::Identity> DomainSession(const Request& request) const;
   bool IsLoginHost(std::string_view host) const;
@@ -74,7 +74,7 @@ class Gatekeeper final : public Access {
   Decision StartHostLogin(const Request& request) const;
   bool RevealsIdentity(std::string_view host, const controller::Identity& identity) const;
 
-  Decision DecideVmHost(const Request& request, const HostName& name) const;
+  Decision DecideVmHost(const Request& request, const WebHost& name) const;
   Decision RedeemHostTicket(const Request& request) const;
   Decision RedeemShareLink(const Request& request, const Credentials& credentials,
                            const std::string& secret) const;

@@ -1,7 +1,11 @@
 #include "proxy/login_pages.h"
 
+#include "http/http.h"
+
 namespace vmctl::proxy {
 namespace {
+
+using ::vmctl::http::HtmlEscape;
 
 std::string Page(std::string_view title, const std::string& content) {
   return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -11,33 +15,6 @@ std::string Page(std::string_view title, const std::string& content) {
 }
 
 }  // namespace
-
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string SignedInPage(std::string_view email) {
   return Page("vmctl", "<p>Signed in as <strong>" + HtmlEscape(email) +

@@ -7,11 +7,7 @@
 namespace vmctl::proxy {
 
 // The HTML bodies of DOMAIN's own access pages (sign-in, signed-in, errors). Every text they
-// print is escaped. Pure.
-
-// `text` with & < > " ' replaced by character references, safe in element content and in
-// quoted attribute values.
-std::string HtmlEscape(std::string_view text);
+// print is escaped (http::HtmlEscape). Pure.
 
 // "Signed in as EMAIL" and a sign-out button (POST /logout).
 std::string SignedInPage(std::string_view email);

@@ -4,33 +4,12 @@
 
 #include <string>
 
+#include "http/http.h"
+
 namespace vmctl::proxy {
 namespace {
 
 namespace http = boost::beast::http;
-
-std::string EscapeHtml(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 Page MakePage(http::status status, std::string_view title, std::string_view text, bool wants_html,
               unsigned version, bool keep_alive) {
@@ -42,7 +21,7 @@ Page MakePage(http::status status, std::string_view title, std::string_view text
     page.body() = fmt::format(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{0}</title></head>\n"
         "<body><h1>{0}</h1>\n<p>{1}</p>\n</body></html>\n",
-        EscapeHtml(title), EscapeHtml(text));
+        ::vmctl::http::HtmlEscape(title), ::vmctl::http::HtmlEscape(text));
   } else {
     page.set(http::field::content_type, "text/plain; charset=utf-8");
     page.body() = fmt::format("{}: {}\n", title, text);

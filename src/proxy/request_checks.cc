@@ -1,6 +1,6 @@
 #include "proxy/request_checks.h"
 
-#include <boost/beast/core/string.hpp>
+#include "http/http.h"
 
 namespace vmctl::proxy {
 
@@ -50,15 +50,10 @@ std::optional<Refusal> CheckRequestHead(const http::request_header<>& head) {
   if (head.count(http::field::host) != 1) {
     return Refusal{http::status::bad_request, "a request needs exactly one Host header"};
   }
-  size_t lengths = head.count(http::field::content_length);
-  size_t encodings = head.count(http::field::transfer_encoding);
-  if (lengths > 1) return Refusal{http::status::bad_request, "repeated Content-Length"};
-  if (lengths > 0 && encodings > 0) {
-    return Refusal{http::status::bad_request, "both Content-Length and Transfer-Encoding"};
-  }
-  if (encodings > 1 ||
-      (encodings == 1 && !boost::beast::iequals(head[http::field::transfer_encoding], "chunked"))) {
-    return Refusal{http::status::not_implemented, "only Transfer-Encoding: chunked is accepted"};
+  if (Result<void> framing = ::vmctl::http::CheckFraming(head); !framing.ok()) {
+    bool unsupported = framing.error().code() == ErrorCode::kUnimplemented;
+    return Refusal{unsupported ? http::status::not_implemented : http::status::bad_request,
+                   framing.error().message()};
   }
   return std::nullopt;
 }

@@ -30,9 +30,9 @@ std::variant<HeadScan, Refusal> ScanRequestHead(std::string_view bytes);
 
 // Checks a parsed request head before anything routes on it. Refused: a target that is not
 // origin-form ("/path"; absolute-form and authority-form would make the proxy an open proxy),
-// CONNECT (405), a missing or repeated Host, Content-Length together with Transfer-Encoding or
-// repeated, a Transfer-Encoding other than "chunked" (501), and HTTP versions other than 1.0
-// and 1.1. Pure.
+// CONNECT (405), a missing or repeated Host, the framing http::CheckFraming refuses (the API
+// server's rules: 400, or 501 for a transfer coding other than chunked), and HTTP versions other
+// than 1.0 and 1.1. Pure.
 std::optional<Refusal> CheckRequestHead(const boost::beast::http::request_header<>& head);
 
 }  // namespace vmctl::proxy

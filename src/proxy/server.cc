@@ -40,6 +40,9 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using UnixStream = beast::basic_stream<net::local::stream_protocol>;
 using RequestParser = http::request_parser<http::buffer_body>;
 
+// How long an ending TLS connection waits for the client's close_notify after sending its own.
+constexpr std::chrono::seconds kCloseNotifyTimeout{1};
+
 // Where the servername callback leaves the context it chose, so that it outlives the handshake.
 int CertificateSlot() {
   static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -116,6 +119,7 @@ struct Server::Impl {
   net::awaitable<void> Accept(tcp::acceptor acceptor, bool https);
   net::awaitable<void> ServeTls(tcp::socket socket);
   net::awaitable<void> AwaitCertificate(tcp::socket& socket);
+  net::awaitable<void> CloseTls(TlsStream& stream);
   net::awaitable<void> ServeHttp(tcp::socket socket);
   template <class Stream>
   net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
@@ -127,13 +131,16 @@ struct Server::Impl {
   net::awaitable<bool> Handle(Stream& stream, beast::flat_buffer& buffer, RequestParser& parser,
                               const WebHost& host, Registration& registration,
                               const std::string& client);
+  // `keep_alive`: whether the client's request asked for it (read before the head is rewritten
+  // for the upstream, which drops its Connection header).
   template <class Stream>
   net::awaitable<bool> ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
-                                   RequestParser& parser, const Decision& decision,
+                                   RequestParser& parser, const Decision& decision, bool keep_alive,
                                    Registration& registration);
   template <class Stream>
   net::awaitable<bool> ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
-                                    RequestParser& parser, Registration& registration);
+                                    RequestParser& parser, bool keep_alive,
+                                    Registration& registration);
   template <class Client, class Upstream>
   net::awaitable<ExchangeResult> Exchange(Client& client, beast::flat_buffer& buffer,
                                           RequestParser& parser, Upstream& upstream,
@@ -255,6 +262,18 @@ net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket) {
   auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
   if (handshake_ec) co_return;
   co_await ServeRequests(stream, registration, client);
+  co_await CloseTls(stream);
+}
+
+// Ends a connection with TLS close_notify, so that the client can tell the end of a response
+// that has no length from a truncation (RFC 8446 section 6.1), and answers a client's own
+// close_notify. A client that closed without one, or that never answers ours, costs at most
+// kCloseNotifyTimeout. After a timeout the socket is closed already and nothing is sent.
+net::awaitable<void> Server::Impl::CloseTls(TlsStream& stream) {
+  auto& lowest = beast::get_lowest_layer(stream);
+  if (!lowest.socket().is_open()) co_return;
+  lowest.expires_after(kCloseNotifyTimeout);
+  co_await stream.async_shutdown(kTuple);
 }
 
 // Peeks at the ClientHello's SNI name and, when it has no certificate yet but one is being
@@ -378,7 +397,8 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
       [&]() -> net::awaitable<Decision> { co_return access.Decide(head, host.host, client); },
       net::use_awaitable);
   // A body nobody reads would be taken for the next request: such a connection ends.
-  bool keep_alive = parser.get().keep_alive() && parser.is_done();
+  bool client_keep_alive = parser.get().keep_alive();
+  bool keep_alive = client_keep_alive && parser.is_done();
   unsigned version = parser.get().version();
   switch (decision.kind) {
     case Decision::Kind::kRespond:
@@ -394,10 +414,11 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
         co_return co_await Send(stream, page);
       }
       PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
-      co_return co_await ForwardToVm(stream, buffer, parser, decision, registration);
+      co_return co_await ForwardToVm(stream, buffer, parser, decision, client_keep_alive,
+                                     registration);
     case Decision::Kind::kForwardToApi:
       PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
-      co_return co_await ForwardToApi(stream, buffer, parser, registration);
+      co_return co_await ForwardToApi(stream, buffer, parser, client_keep_alive, registration);
   }
   co_return false;
 }
@@ -405,12 +426,11 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
 template <class Stream>
 net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
                                                RequestParser& parser, const Decision& decision,
-                                               Registration& registration) {
+                                               bool keep_alive, Registration& registration) {
   auto& request = parser.get();
   const controller::WebRoute& route = decision.route;
   bool html = WantsHtml(request);
   unsigned version = request.version();
-  bool keep_alive = request.keep_alive();
   bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
   request.erase(http::field::expect);
   request.version(11);
@@ -459,10 +479,10 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffe
 
 template <class Stream>
 net::awaitable<bool> Server::Impl::ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
-                                                RequestParser& parser, Registration& registration) {
+                                                RequestParser& parser, bool keep_alive,
+                                                Registration& registration) {
   auto& request = parser.get();
   unsigned version = request.version();
-  bool keep_alive = request.keep_alive();
   bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
   request.erase(http::field::expect);
   request.version(11);

@@ -57,7 +57,7 @@ class HostileInputTest : public ::testing::Test {
 };
 TestDaemon* HostileInputTest::daemon_ = nullptr;
 
-TEST_F(HostileInputTest, HttpFramingViolationsGet400AndClose) {
+TEST_F(HostileInputTest, HttpFramingViolationsAreRefusedAndClose) {
   struct Case {
     std::string request;
     std::string status;
@@ -69,8 +69,10 @@ TEST_F(HostileInputTest, HttpFramingViolationsGet400AndClose) {
             "400", ""},
            {"POST /v1/vms HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
             "0\r\n\r\n",
-            "400", "Transfer-Encoding"},
-           {"POST /v1/vms HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", "400", ""},
+            "501", "Transfer-Encoding"},
+           {"POST /v1/vms HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", "501", ""},
+           {"POST /v1/vms HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            "400", "Content-Length"},
            {"BREW /v1/vms HTTP/1.1\r\nHost: x\r\n\r\n", "501", "unknown HTTP method"},
            {"GET /v1/vms/a%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
             "not valid UTF-8"},
