@@ -44,7 +44,7 @@ unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'
 
 # The HTTPS proxy in a real headless Chromium (tests/e2e/browser_test.cc), on its own.
-browser-test: build
+browser-test: image
 	@VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) ctest --test-dir $(BUILD) --output-on-failure -R '^BrowserTest\.'
 
 # One clang build with -fsanitize=address,undefined (plus libFuzzer's coverage) compiles every
