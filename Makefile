@@ -11,7 +11,7 @@ FUZZERS     ?=
 SHELL       := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: all setup build image run test unit asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench bench-proxy \
+.PHONY: all setup build image run test unit browser-test asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench bench-proxy \
         clean
 
 all: build
@@ -42,6 +42,10 @@ test: build
 
 unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'
+
+# The HTTPS proxy in a real headless Chromium (tests/e2e/browser_test.cc), on its own.
+browser-test: image
+	@VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) ctest --test-dir $(BUILD) --output-on-failure -R '^BrowserTest\.'
 
 # One clang build with -fsanitize=address,undefined (plus libFuzzer's coverage) compiles every
 # library once for both: the unit and agent test binaries, run under the sanitizers (any report

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs every Debian package that vmctl's build, tests and runtime need. Idempotent: on a
-# machine that already has them it only checks and returns in seconds. Run as root.
+# Installs every Debian package that vmctl's build, tests and runtime need, then the browser
+# test's npm packages. Idempotent: on a machine that already has them it only checks and returns
+# in seconds. Run as root.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   # build
@@ -25,26 +27,48 @@ packages=(
   # tests: the HTTPS proxy against a real ACME server (pebble, its challenge responder) and a real
   # DNS server for DNS-01 (knot, with knsupdate/kdig); benchmark peers (wrk, nginx); the browser
   pebble knot knot-dnsutils wrk nginx-light chromium nodejs
+  # the browser test: certutil, to make Chromium trust the daemon's local CA
+  libnss3-tools
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#packages[@]} packages present"
+    return
   fi
-done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages present"
-  exit 0
-fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages (${missing[*]}); run as root: sudo $0" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "setup: done"
+}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: missing packages (${missing[*]}); run as root: sudo $0" >&2
-  exit 1
-fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "setup: done"
+# playwright-core for tests/browser (tests/e2e/browser_test.cc), exactly as package-lock.json
+# pins it, into its gitignored node_modules. A copy of the lock file there says what is installed,
+# so a second run costs a comparison.
+install_browser_test_packages() {
+  local dir=tests/browser
+  local stamp=$dir/node_modules/.vmctl-installed-lock.json
+  if cmp -s "$dir/package-lock.json" "$stamp"; then
+    echo "setup: npm packages of $dir present"
+    return
+  fi
+  echo "setup: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$dir/package-lock.json" "$stamp"
+}
+
+install_packages
+install_browser_test_packages

@@ -60,6 +60,15 @@ Response Html(const Head& head, http::status status, std::string body) {
   return response;
 }
 
+// A page whose form POSTs back to DOMAIN, where the request must carry `Origin` (logout,
+// consent). Browsers send `Origin: null` for a POST from a page under `no-referrer` (Fetch,
+// "serializing a request origin"), so such a page sends its referrer to its own origin alone.
+Response FormPage(const Head& head, std::string body) {
+  Response response = Html(head, http::status::ok, std::move(body));
+  response.set("Referrer-Policy", "same-origin");
+  return response;
+}
+
 Response Text(const Head& head, http::status status, std::string_view text) {
   return MakeResponse(head, status, "text/plain; charset=utf-8", std::string(text) + "\n");
 }
@@ -360,7 +369,7 @@ bool Gatekeeper::TokenMayReach(const Identity& identity, std::string_view path) 
 Decision Gatekeeper::HomePage(const Request& request) const {
   if (!IsGetOrHead(request.head)) return MethodNotAllowed(request.head, "GET, HEAD");
   if (std::optional<Identity> identity = DomainSession(request)) {
-    return Respond(Html(request.head, http::status::ok, SignedInPage(identity->email)));
+    return Respond(FormPage(request.head, SignedInPage(identity->email)));
   }
   return Respond(Html(request.head, http::status::ok, LoginPage(options_.ssh_command, "")));
 }
@@ -444,7 +453,7 @@ Decision Gatekeeper::StartHostLogin(const Request& request) const {
   if (identity) {
     bool consented = head.method() == http::verb::post && IsSameOrigin(request);
     if (!consented && RevealsIdentity(*host, *identity)) {
-      return Respond(Html(head, http::status::ok, ConsentPage(*host, identity->email, again)));
+      return Respond(FormPage(head, ConsentPage(*host, identity->email, again)));
     }
     Result<std::string> ticket = auth_.CreateHostTicket(session, *host);
     if (ticket.ok()) {

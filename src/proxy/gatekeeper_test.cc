@@ -155,6 +155,8 @@ TEST_F(GatekeeperTest, LoginLinkSetsAnExactSessionCookie) {
   EXPECT_NE(home.response.body().find("<form method=\"post\" action=\"/logout\">"),
             std::string::npos);
   EXPECT_EQ(Header(home, http::field::cache_control), "no-store");
+  // Under no-referrer a browser would send `Origin: null` with the sign-out POST.
+  EXPECT_EQ(std::string(home.response["Referrer-Policy"]), "same-origin");
 }
 
 TEST_F(GatekeeperTest, CookieLivesUntilTheSessionExpires) {
@@ -596,6 +598,7 @@ TEST_F(GatekeeperTest, SigningInOnAnotherUsersPublicVmTakesConsent) {
                                        "&amp;next=/me\">"),
             std::string::npos)
       << asked.response.body();
+  EXPECT_EQ(std::string(asked.response["Referrer-Policy"]), "same-origin");
   EXPECT_NE(asked.response.body().find("bob@example.com"), std::string::npos);
   // Only DOMAIN's own page can give the consent.
   Headers cross = WithCookie(bob);

@@ -6,10 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "base/io.h"
 #include "base/process.h"
+#include "tests/e2e/app_image.h"
 #include "tests/e2e/daemon.h"
-#include "tests/e2e/oci_layout.h"
 
 namespace vmctl::e2e {
 namespace {
@@ -39,30 +38,12 @@ class ProxyTest : public ::testing::Test {
     return Trim(Curl(args).out);
   }
 
-  void BuildAppImage() {
-    fs::path work = d_.dir() / "app-image";
-    fs::path tree = work / "tree";
-    fs::create_directories(tree / "bin");
-    fs::create_directories(tree / "etc");
-    fs::copy_file(TestDaemon::Binary().parent_path() / "web_upstream", tree / "bin/web_upstream");
-    fs::copy_file("/bin/busybox", tree / "bin/busybox");
-    fs::create_symlink("busybox", tree / "bin/sh");
-    ASSERT_TRUE(WriteFileAtomic(tree / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
-    OciLayout layout(work / "layout");
-    layout.AddLayer(tree);
-    layout.Finish({{"Entrypoint", {"/bin/web_upstream", "--name", "app", "0.0.0.0:80"}},
-                   {"ExposedPorts", {{"80/tcp", json::object()}}}});
-    auto built =
-        d_.Vmctl({"image", "build", "app", "--from-oci", layout.dir().string()}, "", seconds(600));
-    ASSERT_EQ(built.exit_code, 0) << built.err;
-  }
-
   TestDaemon d_;
 };
 
 TEST_F(ProxyTest, PrivateByDefaultLoginTokensPublicStreamingAndStopped) {
   d_.Start();
-  ASSERT_NO_FATAL_FAILURE(BuildAppImage());
+  ASSERT_NO_FATAL_FAILURE(BuildWebAppImage(d_, "app"));
   auto created = d_.Vmctl({"create", "app", "--image", "app", "--disk", "0"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
 
