@@ -13,6 +13,10 @@
 
 namespace vmctl::e2e {
 
+// The test daemon's own pages and the app VM's host, as the proxy serves them in its namespace.
+inline constexpr char kApex[] = "https://vmctl.localhost:8443";
+inline constexpr char kApp[] = "https://app.vmctl.localhost:8443";
+
 // Builds image `name` on `d`: the test web app (testing/web_upstream, "hello from app") as init
 // on port 80, with busybox beside it, from an OCI layout. Boots in seconds and needs no default
 // image. Fails the test on error (call it under ASSERT_NO_FATAL_FAILURE).

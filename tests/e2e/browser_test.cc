@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-constexpr char kApex[] = "https://vmctl.localhost:8443";
-constexpr char kApp[] = "https://app.vmctl.localhost:8443";
 constexpr char kMissing[] = "https://nope.vmctl.localhost:8443";
 
 // The app's view of the request headers (web_upstream's /headers), names lowercased.

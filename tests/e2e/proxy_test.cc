@@ -17,9 +17,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-constexpr char kApex[] = "https://vmctl.localhost:8443";
-constexpr char kApp[] = "https://app.vmctl.localhost:8443";
-
 class ProxyTest : public ::testing::Test {
  protected:
   // curl inside the daemon's namespace, trusting its CA, with both host names on loopback.
