@@ -360,6 +360,12 @@ Result<void> VmSharing::AddDomain(const std::string& owner, const std::string& n
   // Before the (slow) lookup: nothing is resolved for a VM the user does not have.
   VMCTL_TRY(Owned(owner, name));
   VMCTL_TRY(CheckDomainPointsHere(normalized));
+  if (!options_.custom_domain_certificates) {
+    return FailedPrecondition(fmt::format(
+        "{} points here, but this host cannot get certificates for custom domains: its operator "
+        "must start `vmctl serve` with --acme-directory (the local CA may vouch for {} only)",
+        normalized, origin_.domain));
+  }
   return ChangeVm(owner, name, [&](const VmRecord& vm) -> Result<void> {
     VMCTL_ASSIGN_OR_RETURN(auto domains, store_.ListCustomDomains(vm.id));
     for (const auto& d : domains) {

@@ -40,8 +40,9 @@ class SharingTest : public ::testing::Test {
     store_.reset();
     fs::remove_all(dir_);
   }
-  std::unique_ptr<VmSharing> Make() {
+  std::unique_ptr<VmSharing> Make(bool certificates = true) {
     SharingOptions o;
+    o.custom_domain_certificates = certificates;
     o.resolve = [this](const std::string& domain) -> Result<std::vector<std::string>> {
       ++lookups_;
       auto it = dns_.find(domain);
@@ -285,6 +286,18 @@ TEST_F(SharingTest, WrongShareSecretsAreRateLimitedPerSource) {
             ErrorCode::kUnauthenticated);
   now_ += 601;
   EXPECT_TRUE(sharing_->RedeemShareLink(secret, bob_, "10.0.0.66").ok());
+}
+
+TEST_F(SharingTest, ACustomDomainNeedsAHostThatCanGetItACertificate) {
+  sharing_ = Make(/*certificates=*/false);
+  dns_["example.com"] = {"203.0.113.7"};
+  auto refused = sharing_->AddDomain("u-alice", "web", "example.com");
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message(),
+            "example.com points here, but this host cannot get certificates for custom domains: "
+            "its operator must start `vmctl serve` with --acme-directory (the local CA may vouch "
+            "for vmctl.localhost only)");
+  EXPECT_TRUE(sharing_->Domains("u-alice", "web")->empty());
 }
 
 TEST_F(SharingTest, ACustomDomainMustResolveToThisHost) {

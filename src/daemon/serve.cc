@@ -188,8 +188,9 @@ Result<void> Daemon::BuildVmService() {
   vm_options_.ssh_address_pool = ssh_pool_;
   vms_ = std::make_unique<controller::VmService>(*store_, *backend_, *volumes_, *network_,
                                                  vm_locks_, vm_options_);
-  VMCTL_ASSIGN_OR_RETURN(sharing_, controller::VmSharing::Create(
-                                       *store_, vm_locks_, SharingOptions(o_.core, o_.proxy)));
+  VMCTL_ASSIGN_OR_RETURN(sharing_,
+                         controller::VmSharing::Create(*store_, vm_locks_,
+                                                       SharingOptions(o_.core, o_.proxy, o_.acme)));
   auto actions = vms_->Reconcile();
   if (!actions.ok()) return actions.error().WithContext("reconciling");
   for (const auto& a : *actions) spdlog::info("reconcile: {}", a);

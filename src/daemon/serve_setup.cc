@@ -119,9 +119,12 @@ network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_di
   return options;
 }
 
-controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy) {
+controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy,
+                                          const acme::AcmeFlags& acme) {
   controller::SharingOptions options;
   options.web_url = WebUrl(o, proxy);
+  bool https = !(proxy.https_listen.size() == 1 && proxy.https_listen[0] == "off");
+  options.custom_domain_certificates = https && !acme.directory_url.empty();
   return options;
 }
 

@@ -40,7 +40,8 @@ Result<void> SetHostCapacity(const CapacityFlags& o, controller::VmServiceOption
 network::HostNetworkOptions NetworkOptions(const std::filesystem::path& state_dir,
                                            const NetworkFlags& o);
 // Sharing's options: VM URLs are on WebUrl's scheme and port.
-controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy);
+controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& proxy,
+                                          const acme::AcmeFlags& acme);
 // The HTTPS proxy's options from its flags and the domain; kInvalidArgument for a bad address.
 Result<proxy::ProxyOptions> ProxyOptionsFromFlags(const ProxyFlags& o, const std::string& domain,
                                                   const std::filesystem::path& api_socket);
