@@ -35,7 +35,7 @@ run: image
 # the unit and agent suites under ASan+UBSan, and every fuzz corpus replayed once.
 test: build
 	@image=$$($(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) \
-	    --prepare-only 2>&1 | tee /dev/stderr | sed -n "s/^Image 'default' ready in //p"); \
+	    --prepare-only 2>&1 | tee >(cat >&2) | sed -n "s/^Image 'default' ready in //p"); \
 	  VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) VMCTL_TEST_IMAGE_DIR=$$image \
 	    ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
 	@$(MAKE) --no-print-directory test-sanitize fuzz-regression
