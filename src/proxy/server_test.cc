@@ -442,6 +442,15 @@ class ServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
+  // Until the connections a step ended are gone: the server's side of each lingers for up to
+  // a second waiting for the client's close_notify, so counting fds sooner counts them too.
+  void AwaitNoConnections() {
+    for (int i = 0; i < 250 && server_->connections() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(server_->connections(), 0u);
+  }
+
   void StartServer(ProxyOptions options = Options()) {
     server_ = std::make_unique<Server>(options, *certificates_, *access_, &challenges_);
     ASSERT_TRUE(server_->Start().ok());
@@ -744,6 +753,7 @@ TEST_F(ServerTest, EndsTlsWithCloseNotifyAndLetsClientsLeaveWithout) {
     EXPECT_EQ(client.ReadAll(), "");
     EXPECT_TRUE(client.ReceivedCloseNotify()) << "the client's close_notify is answered";
   }
+  ASSERT_NO_FATAL_FAILURE(AwaitNoConnections());
   size_t fds_before = OpenFds();
   {
     // Each ends its TCP connection without close_notify: idle, and in the middle of a request.
@@ -774,6 +784,7 @@ TEST_F(ServerTest, HoldsTenThousandIdleConnectionsAndGivesBackFdsAndMemory) {
   // behind; both stay, so they are part of the start.
   auto [first, first_status] = Curl("web.vmctl.localhost", "/headers");
   ASSERT_EQ(first_status, 0) << first;
+  ASSERT_NO_FATAL_FAILURE(AwaitNoConnections());
   size_t fds_before = OpenFds();
   size_t heap_before = HeapInUse();
   size_t heap_held = 0;
