@@ -363,7 +363,8 @@ Result<void> VmSharing::AddDomain(const std::string& owner, const std::string& n
   if (!options_.custom_domain_certificates) {
     return FailedPrecondition(fmt::format(
         "{} points here, but this host cannot get certificates for custom domains: its operator "
-        "must start `vmctl serve` with --acme-directory (the local CA may vouch for {} only)",
+        "must start `vmctl serve` with --acme-directory, and with --https-listen and "
+        "--http-listen on (the local CA may vouch for {} only)",
         normalized, origin_.domain));
   }
   return ChangeVm(owner, name, [&](const VmRecord& vm) -> Result<void> {

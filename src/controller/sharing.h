@@ -29,9 +29,10 @@ struct SharingOptions {
   std::function<std::vector<std::string>()> host_addresses;
   // Where the HTTPS proxy listens (a forwarded or NATed address the interfaces do not show).
   std::vector<std::string> listen_addresses;
-  // Whether certificates can be had for custom domains (the daemon: an ACME CA is configured and
-  // HTTPS is served). Without, `AddDomain` refuses: the local CA may vouch for DOMAIN only, and a
-  // domain without a certificate serves nothing.
+  // Whether certificates can be had for custom domains (the daemon: an ACME CA is configured, and
+  // both HTTPS and plain HTTP, which HTTP-01 validates on, are served). Without, `AddDomain`
+  // refuses: the local CA may vouch for DOMAIN only, and a domain without a certificate serves
+  // nothing.
   bool custom_domain_certificates = true;
   size_t max_domains_per_vm = 10;
   size_t max_links_per_vm = 50;

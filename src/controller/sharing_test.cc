@@ -295,8 +295,8 @@ TEST_F(SharingTest, ACustomDomainNeedsAHostThatCanGetItACertificate) {
   EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(refused.error().message(),
             "example.com points here, but this host cannot get certificates for custom domains: "
-            "its operator must start `vmctl serve` with --acme-directory (the local CA may vouch "
-            "for vmctl.localhost only)");
+            "its operator must start `vmctl serve` with --acme-directory, and with --https-listen "
+            "and --http-listen on (the local CA may vouch for vmctl.localhost only)");
   EXPECT_TRUE(sharing_->Domains("u-alice", "web")->empty());
 }
 

@@ -123,8 +123,10 @@ controller::SharingOptions SharingOptions(const CoreFlags& o, const ProxyFlags& 
                                           const acme::AcmeFlags& acme) {
   controller::SharingOptions options;
   options.web_url = WebUrl(o, proxy);
+  // HTTP-01 is how custom domains get theirs, so plain HTTP must be served too.
   bool https = !(proxy.https_listen.size() == 1 && proxy.https_listen[0] == "off");
-  options.custom_domain_certificates = https && !acme.directory_url.empty();
+  bool http = !proxy.http_listen.empty() && proxy.http_listen != "off";
+  options.custom_domain_certificates = https && http && !acme.directory_url.empty();
   return options;
 }
 
