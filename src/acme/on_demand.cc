@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <exception>
 #include <random>
 #include <utility>
 
@@ -93,7 +94,7 @@ void OnDemandCertificates::Loop() {
       std::string name = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      Obtain(name);
+      Guarded("ordering a certificate for " + name, [&] { Obtain(name); });
       lock.lock();
       auto node = pending_.extract(name);
       lock.unlock();
@@ -106,12 +107,22 @@ void OnDemandCertificates::Loop() {
     if (poked_ || clock_.Now() >= next_check) {
       poked_ = false;
       lock.unlock();
-      Check();
+      Guarded("checking custom domains' certificates", [&] { Check(); });
       lock.lock();
       next_check = clock_.Now() + options_.check_interval;
       continue;
     }
     wake_.wait_for(lock, options_.check_interval);
+  }
+}
+
+// The worker thread's boundary: an exception from below (allocation, the filesystem) ends one
+// step, not the daemon, and waiting handshakes are still released.
+void OnDemandCertificates::Guarded(std::string_view what, const std::function<void()>& step) {
+  try {
+    step();
+  } catch (const std::exception& e) {
+    if (options_.log) options_.log(fmt::format("{} failed: {}", what, e.what()));
   }
 }
 

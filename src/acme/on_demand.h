@@ -88,6 +88,7 @@ class OnDemandCertificates final : public tls::CertificateSource {
   bool IsCustom(std::string_view name) const;
   void Loop();
   // The first order for `name`, if it is registered and its VM may have another.
+  void Guarded(std::string_view what, const std::function<void()>& step);
   void Obtain(const std::string& name);
   // Renewals and removals of the served custom-domain certificates.
   void Check();
