@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/beast/core/string.hpp>
+#include <boost/container_hash/hash.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -26,6 +27,9 @@ constexpr std::string_view kChallenge = "Bearer realm=\"vmctl\"";
 // Long enough to run `ssh host login` and open its link.
 constexpr std::chrono::seconds kContinueLifetime{900};
 constexpr std::string_view kApiPrefix = "/api";
+// Sessions and tokens are far shorter. Longer credentials (an app's own Authorization scheme) are
+// not cached, so that kMaxCachedDecisions entries hold a few MB at most, not a request head each.
+constexpr size_t kMaxCachedCredentialBytes = 1024;
 
 bool IsGetOrHead(const Head& head) {
   return head.method() == http::verb::get || head.method() == http::verb::head;
@@ -201,6 +205,7 @@ Result<std::unique_ptr<Gatekeeper>> Gatekeeper::Create(GatekeeperOptions options
   Result<WebOrigin> origin = ParseWebOrigin(options.web_url);
   if (!origin.ok()) return origin.error();
   if (!options.now) options.now = SystemNow;
+  if (!options.steady_now) options.steady_now = std::chrono::steady_clock::now;
   return std::unique_ptr<Gatekeeper>(
       new Gatekeeper(std::move(options), std::move(*origin), auth, sharing));
 }
@@ -216,7 +221,81 @@ Decision Gatekeeper::Decide(const Head& head, std::string_view host, const std::
   std::optional<WebHost> name = Classify(host);
   if (!name) return NoSuchVm(head);
   if (name->kind == WebHost::Kind::kApex) return DecideApex(request);
-  return DecideVmHost(request, *name);
+  std::optional<CacheKey> key = CacheKeyOf(head, host, client);
+  if (!key) return DecideVmHost(request, *name);
+  // Both before asking the services: the entry's age covers the whole decision, and a change the
+  // gatekeeper makes meanwhile keeps the decision out of the cache.
+  std::chrono::steady_clock::time_point decided_at = options_.steady_now();
+  uint64_t generation;
+  {
+    std::lock_guard lock(cache_mutex_);
+    generation = cache_generation_;
+  }
+  Decision decision = DecideVmHost(request, *name);
+  if (decision.kind == Decision::Kind::kForwardToVm) {
+    Remember(std::move(*key), decision, decided_at, generation);
+  }
+  return decision;
+}
+
+std::optional<Decision> Gatekeeper::DecideCached(const Head& head, std::string_view host,
+                                                 const std::string& client) {
+  std::optional<CacheKey> key = CacheKeyOf(head, host, client);
+  if (!key) return std::nullopt;
+  std::chrono::steady_clock::time_point now = options_.steady_now();
+  std::shared_ptr<const Decision> decision;
+  {
+    std::lock_guard lock(cache_mutex_);
+    auto found = cache_.find(*key);
+    if (found == cache_.end() || now - found->second.decided_at >= options_.decision_ttl) {
+      return std::nullopt;
+    }
+    decision = found->second.decision;
+  }
+  return *decision;
+}
+
+size_t Gatekeeper::CacheKeyHash::operator()(const CacheKey& key) const {
+  size_t seed = 0;
+  for (const std::string* part : {&key.host, &key.client, &key.session, &key.authorization}) {
+    boost::hash_combine(seed, *part);
+  }
+  return seed;
+}
+
+std::optional<Gatekeeper::CacheKey> Gatekeeper::CacheKeyOf(const Head& head, std::string_view host,
+                                                           const std::string& client) const {
+  if (options_.decision_ttl <= std::chrono::milliseconds::zero()) return std::nullopt;
+  Target split = SplitTarget(std::string_view(head.target().data(), head.target().size()));
+  if (split.path.starts_with("/__vmctl/") || QueryParam(split.query, "share")) return std::nullopt;
+  if (head.count(http::field::authorization) > 1) return std::nullopt;
+  CacheKey key{std::string(host), client, RequestCookie(head, kSessionCookie),
+               std::string(head[http::field::authorization])};
+  if (key.session.size() + key.authorization.size() > kMaxCachedCredentialBytes) {
+    return std::nullopt;
+  }
+  return key;
+}
+
+void Gatekeeper::Remember(CacheKey key, const Decision& decision,
+                          std::chrono::steady_clock::time_point decided_at, uint64_t generation) {
+  CachedDecision entry{std::make_shared<const Decision>(decision), decided_at};
+  std::lock_guard lock(cache_mutex_);
+  if (generation != cache_generation_) return;
+  if (cache_.size() >= kMaxCachedDecisions && !cache_.contains(key)) {
+    std::chrono::steady_clock::time_point now = options_.steady_now();
+    std::erase_if(cache_, [&](const auto& cached) {
+      return now - cached.second.decided_at >= options_.decision_ttl;
+    });
+    if (cache_.size() > kMaxCachedDecisions / 4 * 3) cache_.clear();
+  }
+  cache_.insert_or_assign(std::move(key), std::move(entry));
+}
+
+void Gatekeeper::ForgetDecisions() {
+  std::lock_guard lock(cache_mutex_);
+  cache_.clear();
+  ++cache_generation_;
 }
 
 std::optional<WebHost> Gatekeeper::Classify(std::string_view host) const {
@@ -306,7 +385,7 @@ Result<std::string> Gatekeeper::SessionCookie(Result<SessionGrant> grant) const 
 
 // DOMAIN's own pages and the HTTPS API.
 
-Decision Gatekeeper::DecideApex(const Request& request) const {
+Decision Gatekeeper::DecideApex(const Request& request) {
   std::string_view path = request.path;
   if (path == "/api/v1" || path.starts_with("/api/v1/")) return DecideApi(request);
   if (path == "/") return HomePage(request);
@@ -376,7 +455,7 @@ Decision Gatekeeper::HomePage(const Request& request) const {
 
 // GET /login/SECRET, the link `ssh host login` prints: DOMAIN's session, then on to `next`, or
 // to where the continue cookie says (the cross-host round trip), or to /.
-Decision Gatekeeper::RedeemLoginLink(const Request& request) const {
+Decision Gatekeeper::RedeemLoginLink(const Request& request) {
   const Head& head = request.head;
   // Only GET spends the link, so that a HEAD from a link checker cannot.
   if (head.method() != http::verb::get) return MethodNotAllowed(head, "GET");
@@ -394,6 +473,7 @@ Decision Gatekeeper::RedeemLoginLink(const Request& request) const {
                                         options_.ssh_command + " login for a new one.",
                                     "")));
   }
+  ForgetDecisions();
   std::string next = "/";
   std::string pending = RequestCookie(head, kContinueCookie);
   if (std::optional<std::string> asked = QueryParam(request.query, "next");
@@ -410,7 +490,7 @@ Decision Gatekeeper::RedeemLoginLink(const Request& request) const {
   return Respond(std::move(response));
 }
 
-Decision Gatekeeper::Logout(const Request& request) const {
+Decision Gatekeeper::Logout(const Request& request) {
   const Head& head = request.head;
   if (head.method() != http::verb::post) return MethodNotAllowed(head, "POST");
   if (!IsSameOrigin(request)) {
@@ -421,7 +501,9 @@ Decision Gatekeeper::Logout(const Request& request) const {
   std::string session = RequestCookie(head, kSessionCookie);
   if (!session.empty()) {
     Result<void> ended = auth_.Logout(session);
-    if (!ended.ok() && ended.error().code() == ErrorCode::kInternal) {
+    if (ended.ok()) {
+      ForgetDecisions();
+    } else if (ended.error().code() == ErrorCode::kInternal) {
       return InternalError(head, ended.error());
     }
   }
@@ -487,7 +569,7 @@ bool Gatekeeper::RevealsIdentity(std::string_view host, const Identity& identity
 
 // VM hosts (VM.DOMAIN, VM--PORT.DOMAIN) and custom domains.
 
-Decision Gatekeeper::DecideVmHost(const Request& request, const WebHost& name) const {
+Decision Gatekeeper::DecideVmHost(const Request& request, const WebHost& name) {
   const Head& head = request.head;
   if (request.path.starts_with("/__vmctl/")) {
     if (request.path == "/__vmctl/auth") return RedeemHostTicket(request);
@@ -534,7 +616,7 @@ Decision Gatekeeper::DecideVmHost(const Request& request, const WebHost& name) c
 }
 
 // GET /__vmctl/auth?ticket=T&next=PATH on a VM host, the end of the round trip through DOMAIN.
-Decision Gatekeeper::RedeemHostTicket(const Request& request) const {
+Decision Gatekeeper::RedeemHostTicket(const Request& request) {
   const Head& head = request.head;
   if (head.method() != http::verb::get) return MethodNotAllowed(head, "GET");
   std::string next = SafeNext(request.query);
@@ -549,6 +631,7 @@ Decision Gatekeeper::RedeemHostTicket(const Request& request) const {
                         MessagePage("Sign-in expired",
                                     "This sign-in link has expired or was used already.", next)));
   }
+  ForgetDecisions();
   Response response = Redirect(head, http::status::found, next);
   response.insert(http::field::set_cookie, *cookie);
   return Respond(std::move(response));
@@ -558,13 +641,15 @@ Decision Gatekeeper::RedeemHostTicket(const Request& request) const {
 // address bar and never reaches the app). A used or unknown link just leads to the clean URL,
 // where the user has access or gets the same page as for any VM they may not see.
 Decision Gatekeeper::RedeemShareLink(const Request& request, const Credentials& credentials,
-                                     const std::string& secret) const {
+                                     const std::string& secret) {
   const Head& head = request.head;
   if (!credentials.identity) return LoginRequired(request, credentials);
   if (!credentials.identity->vm_id.empty()) return NoSuchVm(head);
   Result<VmRecord> shared = sharing_.RedeemShareLink(secret, *credentials.identity, request.client);
-  if (!shared.ok()) {
-    if (auto trouble = ServiceTrouble(head, shared.error())) return *trouble;
+  if (shared.ok()) {
+    ForgetDecisions();
+  } else if (auto trouble = ServiceTrouble(head, shared.error())) {
+    return *trouble;
   }
   std::string clean = WithoutQueryParam(request.target, "share");
   return Respond(

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 #include "testing/fake_web_services/fake_web_services.h"
@@ -63,12 +66,18 @@ class GatekeeperTest : public ::testing::Test {
     EXPECT_TRUE(sharing_.SetPublic("u1", "blog", true).ok());
     EXPECT_TRUE(sharing_.AddDomain("u1", "blog", "blog.example.com").ok());
     EXPECT_TRUE(sharing_.AddDomain("u1", "db", "db.example.com").ok());
+    gatekeeper_ = MakeGatekeeper(std::chrono::seconds(1));
+  }
+
+  std::unique_ptr<Gatekeeper> MakeGatekeeper(std::chrono::milliseconds decision_ttl) {
     GatekeeperOptions options{std::string(kDomain), std::string(kOrigin) + "/",
                               "ssh -p 2222 vmctl.test", [] { return kNow; }};
+    options.decision_ttl = decision_ttl;
+    options.steady_now = [this] { return steady_now_; };
     Result<std::unique_ptr<Gatekeeper>> gatekeeper =
         Gatekeeper::Create(std::move(options), auth_, sharing_);
     EXPECT_TRUE(gatekeeper.ok());
-    gatekeeper_ = std::move(*gatekeeper);
+    return std::move(*gatekeeper);
   }
 
   void AddVm(const std::string& id, const std::string& owner, const std::string& name) {
@@ -82,14 +91,24 @@ class GatekeeperTest : public ::testing::Test {
     auth_.AddVm(name, id);
   }
 
-  Decision Send(http::verb method, std::string_view host, std::string_view target,
-                const Headers& headers = {}, std::string_view client = kClient) {
+  static http::request<http::empty_body> Request(http::verb method, std::string_view target,
+                                                 const Headers& headers) {
     http::request<http::empty_body> request{method, target, 11};
     for (const auto& [name, value] : headers) request.insert(name, value);
-    return gatekeeper_->Decide(request.base(), host, std::string(client));
+    return request;
+  }
+  Decision Send(http::verb method, std::string_view host, std::string_view target,
+                const Headers& headers = {}, std::string_view client = kClient) {
+    return gatekeeper_->Decide(Request(method, target, headers).base(), host, std::string(client));
   }
   Decision Get(std::string_view host, std::string_view target, const Headers& headers = {}) {
     return Send(http::verb::get, host, target, headers);
+  }
+  std::optional<Decision> Cached(std::string_view host, std::string_view target,
+                                 const Headers& headers = {}, std::string_view client = kClient,
+                                 http::verb method = http::verb::get) {
+    return gatekeeper_->DecideCached(Request(method, target, headers).base(), host,
+                                     std::string(client));
   }
   static Headers WithCookie(std::string_view session) {
     return {{"Cookie", "theme=dark; " + std::string(kSessionCookie) + "=" + std::string(session)}};
@@ -122,6 +141,7 @@ class GatekeeperTest : public ::testing::Test {
   }
 
   int sharing_counter_ = 10;
+  std::chrono::steady_clock::time_point steady_now_;
   testing::FakeAuthService auth_;
   testing::FakeSharingService sharing_;
   std::unique_ptr<Gatekeeper> gatekeeper_;
@@ -635,6 +655,180 @@ TEST_F(GatekeeperTest, WrongHostTicketsAreRateLimited) {
   EXPECT_EQ(Send(http::verb::get, "web.vmctl.test", "/__vmctl/auth?ticket=guess", {}, "192.0.2.9")
                 .response.result(),
             http::status::forbidden);
+}
+
+TEST_F(GatekeeperTest, ForwardsAreAnsweredFromTheCache) {
+  std::string alice = HostSession(Login("u1"), "web.vmctl.test");
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", WithCookie(alice)));
+  Decision decided = Get("web.vmctl.test", "/", WithCookie(alice));
+  ASSERT_EQ(decided.kind, Kind::kForwardToVm);
+  // Neither the method nor the path changes a forward.
+  std::optional<Decision> cached =
+      Cached("web.vmctl.test", "/other?x=1", WithCookie(alice), kClient, http::verb::post);
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->kind, Kind::kForwardToVm);
+  EXPECT_EQ(cached->route.vm.id, decided.route.vm.id);
+  EXPECT_EQ(cached->route.vm.address, decided.route.vm.address);
+  EXPECT_EQ(cached->route.port, 80);
+  ASSERT_TRUE(cached->identity);
+  EXPECT_EQ(cached->identity->user_id, "u1");
+  EXPECT_FALSE(cached->consumed_authorization);
+  // The session cookie's value is what counts, not the other cookies beside it.
+  EXPECT_TRUE(Cached("web.vmctl.test", "/",
+                     {{"Cookie", "a=b"}, {"Cookie", std::string(kSessionCookie) + "=" + alice}}));
+
+  // A token is not checked again.
+  Result<controller::NewToken> token = auth_.CreateToken("u1", "", std::chrono::seconds(0));
+  ASSERT_TRUE(token.ok());
+  Headers bearer = {{"Authorization", "Bearer " + token->secret}};
+  ASSERT_EQ(Get("web.vmctl.test", "/", bearer).kind, Kind::kForwardToVm);
+  int checks = auth_.token_checks();
+  std::optional<Decision> by_token = Cached("web.vmctl.test", "/", bearer);
+  ASSERT_TRUE(by_token);
+  EXPECT_TRUE(by_token->consumed_authorization);
+  EXPECT_EQ(auth_.token_checks(), checks);
+}
+
+TEST_F(GatekeeperTest, CachedForwardsAreForTheSameHostCredentialsAndClient) {
+  std::string alice = HostSession(Login("u1"), "web.vmctl.test");
+  Headers cookie = WithCookie(alice);
+  ASSERT_EQ(Get("web.vmctl.test", "/", cookie).kind, Kind::kForwardToVm);
+  ASSERT_TRUE(Cached("web.vmctl.test", "/", cookie));
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", WithCookie(alice + "x")));
+  EXPECT_FALSE(Cached("web.vmctl.test", "/"));
+  Headers basic = cookie;
+  basic.emplace_back("Authorization", "Basic YTpi");
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", basic));
+  EXPECT_FALSE(Cached("web--8080.vmctl.test", "/", cookie));
+  EXPECT_FALSE(Cached("db.vmctl.test", "/", cookie));
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", cookie, "192.0.2.9"));
+
+  ASSERT_EQ(Get("web.vmctl.test", "/", basic).kind, Kind::kForwardToVm);
+  EXPECT_TRUE(Cached("web.vmctl.test", "/", basic));
+  Headers basic_other = cookie;
+  basic_other.emplace_back("Authorization", "Basic YTpj");
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", basic_other));
+}
+
+TEST_F(GatekeeperTest, ProxyPathsShareLinksAndRepeatedAuthorizationAreNeverCached) {
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  ASSERT_TRUE(Cached("blog.vmctl.test", "/"));
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/__vmctl/login?next=/"));
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/__vmctl/auth?ticket=x"));
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/?share=x"));
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/a?b=1&share=x", {}, kClient, http::verb::post));
+
+  // A POST with ?share= is forwarded, but not cached.
+  ASSERT_EQ(Send(http::verb::post, "blog.vmctl.test", "/f?share=x").kind, Kind::kForwardToVm);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/f?share=x", {}, kClient, http::verb::post));
+  Headers twice = {{"Authorization", "Basic YTpi"}, {"Authorization", "Basic YTpi"}};
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/", twice));
+}
+
+TEST_F(GatekeeperTest, CachedForwardsExpire) {
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  steady_now_ += std::chrono::milliseconds(999);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/"));
+  steady_now_ += std::chrono::milliseconds(1);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/"));
+  // A new decision is cached afresh.
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/"));
+}
+
+TEST_F(GatekeeperTest, ZeroTtlCachesNothing) {
+  gatekeeper_ = MakeGatekeeper(std::chrono::milliseconds(0));
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/"));
+}
+
+TEST_F(GatekeeperTest, RefusalsAreNeverCached) {
+  EXPECT_EQ(Header(Get("web.vmctl.test", "/"), http::field::location).substr(0, 29),
+            "https://vmctl.test:8443/auth?");
+  EXPECT_FALSE(Cached("web.vmctl.test", "/"));
+  Headers wrong_token = {{"Authorization", "Bearer wrong"}};
+  EXPECT_EQ(Get("blog.vmctl.test", "/", wrong_token).response.result(), http::status::unauthorized);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/", wrong_token));
+  std::string bob = HostSession(Login("u2"), "web.vmctl.test");
+  EXPECT_EQ(Get("web.vmctl.test", "/", WithCookie(bob)).response.result(), http::status::not_found);
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", WithCookie(bob)));
+  EXPECT_EQ(Get("nosuch.vmctl.test", "/").kind, Kind::kRespond);
+  EXPECT_FALSE(Cached("nosuch.vmctl.test", "/"));
+  // Nor DOMAIN's pages, nor the API.
+  std::string alice = Login("u1");
+  ASSERT_EQ(Get(kDomain, "/api/v1/vms", WithCookie(alice)).kind, Kind::kForwardToApi);
+  EXPECT_FALSE(Cached(kDomain, "/api/v1/vms", WithCookie(alice)));
+}
+
+TEST_F(GatekeeperTest, WhatTheGatekeeperChangesEmptiesTheCache) {
+  std::string alice_domain = Login("u1");
+  std::string alice = HostSession(alice_domain, "web.vmctl.test");
+  Result<controller::ShareLink> link = sharing_.CreateShareLink("u1", "web");
+  ASSERT_TRUE(link.ok());
+  std::string share = "/?share=" + link->url.substr(link->url.find("share=") + 6);
+  std::string bob = HostSession(Login("u2"), "web.vmctl.test");
+  Headers same_origin = WithCookie(alice_domain);
+  same_origin.emplace_back("Origin", std::string(kOrigin));
+  std::vector<std::pair<std::string, std::function<void()>>> changes = {
+      {"login link", [&] { Login("u3"); }},
+      {"host ticket", [&] { HostSession(alice_domain, "db.vmctl.test"); }},
+      {"share link",
+       [&] {
+         EXPECT_EQ(Header(Get("web.vmctl.test", share, WithCookie(bob)), http::field::location),
+                   "/");
+       }},
+      {"logout",
+       [&] {
+         EXPECT_EQ(Send(http::verb::post, kDomain, "/logout", same_origin).response.result(),
+                   http::status::see_other);
+       }},
+  };
+  for (const auto& [change, make] : changes) {
+    ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+    ASSERT_TRUE(Cached("blog.vmctl.test", "/")) << change;
+    make();
+    EXPECT_FALSE(Cached("blog.vmctl.test", "/")) << change;
+  }
+  // The logout ended alice's session on the VM host too: refused from now on.
+  EXPECT_EQ(Get("web.vmctl.test", "/", WithCookie(alice)).kind, Kind::kRespond);
+  EXPECT_FALSE(Cached("web.vmctl.test", "/", WithCookie(alice)));
+  // A wrong secret changes nothing: the cache stays.
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  EXPECT_EQ(Get("blog.vmctl.test", "/__vmctl/auth?ticket=guess").response.result(),
+            http::status::forbidden);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/"));
+}
+
+TEST_F(GatekeeperTest, TheCacheIsBounded) {
+  auto cookie = [](size_t i) { return WithCookie("anonymous-" + std::to_string(i)); };
+  auto decide = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      ASSERT_EQ(Get("blog.vmctl.test", "/", cookie(i)).kind, Kind::kForwardToVm);
+    }
+  };
+  constexpr size_t kMax = Gatekeeper::kMaxCachedDecisions;
+  // Full, with a quarter expired: those are dropped, the others stay.
+  decide(0, kMax / 4);
+  steady_now_ += std::chrono::milliseconds(600);
+  decide(kMax / 4, kMax);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/", cookie(0)));
+  steady_now_ += std::chrono::milliseconds(500);
+  decide(kMax, kMax + 1);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/", cookie(kMax / 4)));
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/", cookie(kMax)));
+  // Full again, nothing expired: all are dropped but the newest.
+  decide(kMax + 1, kMax + kMax / 4);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/", cookie(kMax / 4)));
+  decide(kMax + kMax / 4, kMax + kMax / 4 + 1);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/", cookie(kMax / 4)));
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/", cookie(kMax + kMax / 4 - 1)));
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/", cookie(kMax + kMax / 4)));
+}
+
+TEST_F(GatekeeperTest, LongCredentialsAreNotCached) {
+  Headers long_basic = {{"Authorization", "Basic " + std::string(2000, 'a')}};
+  ASSERT_EQ(Get("blog.vmctl.test", "/", long_basic).kind, Kind::kForwardToVm);
+  EXPECT_FALSE(Cached("blog.vmctl.test", "/", long_basic));
 }
 
 }  // namespace
