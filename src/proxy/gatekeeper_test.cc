@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "testing/fake_web_services/fake_web_services.h"
 
@@ -829,6 +830,28 @@ TEST_F(GatekeeperTest, LongCredentialsAreNotCached) {
   Headers long_basic = {{"Authorization", "Basic " + std::string(2000, 'a')}};
   ASSERT_EQ(Get("blog.vmctl.test", "/", long_basic).kind, Kind::kForwardToVm);
   EXPECT_FALSE(Cached("blog.vmctl.test", "/", long_basic));
+}
+
+TEST_F(GatekeeperTest, CacheIsSharedByConcurrentCalls) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        Headers cookie = WithCookie("anonymous-" + std::to_string(t) + "-" + std::to_string(i % 7));
+        std::optional<Decision> cached = Cached("blog.vmctl.test", "/", cookie);
+        if (cached) {
+          EXPECT_EQ(cached->kind, Kind::kForwardToVm);
+        }
+        EXPECT_EQ(Get("blog.vmctl.test", "/", cookie).kind, Kind::kForwardToVm);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 30; ++i) Login("u1");
+  });
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(Get("blog.vmctl.test", "/").kind, Kind::kForwardToVm);
+  EXPECT_TRUE(Cached("blog.vmctl.test", "/"));
 }
 
 }  // namespace
