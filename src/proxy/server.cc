@@ -10,9 +10,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <span>
 #include <thread>
@@ -22,6 +20,7 @@
 #include "proxy/pages.h"
 #include "proxy/relay.h"
 #include "proxy/request_checks.h"
+#include "proxy/tls_stream.h"
 #include "proxy/tracker.h"
 #include "proxy/upstream_pool.h"
 #include "tls/client_hello.h"
@@ -36,7 +35,6 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using relay::kTuple;
 using relay::Outcome;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using UnixStream = beast::basic_stream<net::local::stream_protocol>;
 using RequestParser = http::request_parser<http::buffer_body>;
 
@@ -106,35 +104,51 @@ struct Server::Impl {
         certificates(c),
         access(a),
         challenges(ch),
-        io(options.threads),
         decide_pool(options.decide_threads),
         tls(ssl::context::tls_server),
-        pool(options.pool_size, options.upstream_idle_timeout),
-        tracker(options.max_connections) {}
+        tracker(options.max_connections) {
+    for (int i = 0; i < std::max(1, options.threads); ++i) {
+      loops.push_back(std::make_unique<Loop>(options.pool_size, options.upstream_idle_timeout));
+    }
+  }
+
+  // An event loop: one thread, and the connections it serves never leave it, so that nothing
+  // of theirs needs a lock or a strand, and each loop keeps its own idle upstream connections
+  // (a pooled socket stays on the loop it was made on). TlsStream relies on this: its readiness
+  // waits must not race another thread of the same loop.
+  struct Loop {
+    Loop(size_t pool_size, std::chrono::milliseconds pool_idle)
+        : io(1), pool(pool_size, pool_idle) {}
+    net::io_context io;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::thread thread;
+    UpstreamPool pool;
+  };
 
   Result<void> Listen();
   void ConfigureTls();
   static int OnServerName(SSL* ssl, int* alert, void* arg);
 
   net::awaitable<void> Accept(tcp::acceptor acceptor, bool https);
-  net::awaitable<void> ServeTls(tcp::socket socket);
+  net::awaitable<void> ServeTls(tcp::socket socket, Loop& loop);
   net::awaitable<void> AwaitCertificate(tcp::socket& socket);
   net::awaitable<void> CloseTls(TlsStream& stream);
   net::awaitable<void> ServeHttp(tcp::socket socket);
   template <class Stream>
   net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
                                                      RequestParser& parser);
-  template <class Stream>
-  net::awaitable<void> ServeRequests(Stream& stream, Registration& registration,
+  net::awaitable<void> ServeRequests(TlsStream& stream, Loop& loop, Registration& registration,
                                      const std::string& client);
+  net::awaitable<Decision> Decide(const http::request_header<>& head, const WebHost& host,
+                                  const std::string& client);
   template <class Stream>
-  net::awaitable<bool> Handle(Stream& stream, beast::flat_buffer& buffer, RequestParser& parser,
-                              const WebHost& host, Registration& registration,
-                              const std::string& client);
+  net::awaitable<bool> Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
+                              RequestParser& parser, const WebHost& host,
+                              Registration& registration, const std::string& client);
   // `keep_alive`: whether the client's request asked for it (read before the head is rewritten
   // for the upstream, which drops its Connection header).
   template <class Stream>
-  net::awaitable<bool> ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
+  net::awaitable<bool> ForwardToVm(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
                                    RequestParser& parser, const Decision& decision, bool keep_alive,
                                    Registration& registration);
   template <class Stream>
@@ -152,12 +166,9 @@ struct Server::Impl {
   tls::CertificateSource& certificates;
   Access& access;
   AcmeHttpChallenges* challenges;
-  net::io_context io;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<Loop>> loops;
   net::thread_pool decide_pool;
   ssl::context tls;
-  UpstreamPool pool;
   Tracker tracker;
   std::vector<tcp::acceptor> acceptors;  // bound, until Start hands them to their loops
   std::vector<uint16_t> https_ports;
@@ -169,7 +180,7 @@ Result<void> Server::Impl::Listen() {
   auto bind = [&](const std::string& text) -> Result<tcp::acceptor> {
     VMCTL_ASSIGN_OR_RETURN(auto address, ParseListenAddress(text));
     tcp::endpoint endpoint(net::ip::make_address(address.first), address.second);
-    tcp::acceptor acceptor(net::make_strand(io));
+    tcp::acceptor acceptor(loops.front()->io);
     beast::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -229,8 +240,12 @@ int Server::Impl::OnServerName(SSL* ssl, int* alert, void* arg) {
 net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
   Registration registration(tracker, acceptor.native_handle(), false);
   if (!registration) co_return;
+  // Each listener hands its connections to the loops in turn.
+  size_t next_loop = 0;
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), kTuple);
+    Loop& loop = *loops[next_loop];
+    next_loop = (next_loop + 1) % loops.size();
+    auto [ec, socket] = co_await acceptor.async_accept(loop.io, kTuple);
     if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
       // Out of fds: back off instead of spinning; the connection waits in the backlog.
       net::steady_timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
@@ -241,27 +256,27 @@ net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
     if (ec) break;
     auto executor = socket.get_executor();
     if (https) {
-      net::co_spawn(executor, ServeTls(std::move(socket)), net::detached);
+      net::co_spawn(executor, ServeTls(std::move(socket), loop), net::detached);
     } else {
       net::co_spawn(executor, ServeHttp(std::move(socket)), net::detached);
     }
   }
 }
 
-net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket) {
+net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket, Loop& loop) {
   beast::error_code ec;
   std::string client = socket.remote_endpoint(ec).address().to_string();
   if (ec) co_return;
-  TlsStream stream(std::move(socket), tls);
-  Registration registration(tracker, FdOf(stream), true);
+  Registration registration(tracker, socket.native_handle(), true);
   if (!registration) co_return;
-  co_await AwaitCertificate(beast::get_lowest_layer(stream).socket());
+  co_await AwaitCertificate(socket);
+  TlsStream stream(std::move(socket), tls.native_handle());
   std::shared_ptr<SSL_CTX> certificate;
-  SSL_set_ex_data(stream.native_handle(), CertificateSlot(), &certificate);
-  beast::get_lowest_layer(stream).expires_after(options.header_timeout);
-  auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
+  if (SSL* ssl = stream.native_handle()) SSL_set_ex_data(ssl, CertificateSlot(), &certificate);
+  stream.expires_after(options.header_timeout);
+  auto [handshake_ec] = co_await stream.async_handshake(kTuple);
   if (handshake_ec) co_return;
-  co_await ServeRequests(stream, registration, client);
+  co_await ServeRequests(stream, loop, registration, client);
   co_await CloseTls(stream);
 }
 
@@ -270,9 +285,8 @@ net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket) {
 // close_notify. A client that closed without one, or that never answers ours, costs at most
 // kCloseNotifyTimeout. After a timeout the socket is closed already and nothing is sent.
 net::awaitable<void> Server::Impl::CloseTls(TlsStream& stream) {
-  auto& lowest = beast::get_lowest_layer(stream);
-  if (!lowest.socket().is_open()) co_return;
-  lowest.expires_after(kCloseNotifyTimeout);
+  if (!stream.socket().is_open()) co_return;
+  stream.expires_after(kCloseNotifyTimeout);
   co_await stream.async_shutdown(kTuple);
 }
 
@@ -282,7 +296,7 @@ net::awaitable<void> Server::Impl::CloseTls(TlsStream& stream) {
 net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
   // The socket's waits end when `wake` cancels them: at a deadline, when the certificate is
   // ready, or at Stop's shutdown(2) (readable, and EPOLLHUP ends a wait for errors). Wake-ups
-  // run on the connection's strand, through a state that outlives this frame if they come late.
+  // run on the connection's loop, through a state that outlives this frame if they come late.
   struct Waiting {
     tcp::socket* socket;
   };
@@ -373,29 +387,46 @@ net::awaitable<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream,
   co_return std::nullopt;
 }
 
-template <class Stream>
-net::awaitable<void> Server::Impl::ServeRequests(Stream& stream, Registration& registration,
+net::awaitable<void> Server::Impl::ServeRequests(TlsStream& stream, Loop& loop,
+                                                 Registration& registration,
                                                  const std::string& client) {
   beast::flat_buffer buffer;
   for (;;) {
+    if (buffer.size() == 0) {
+      // Between requests a connection holds no buffer (thousands of them idle): it waits for
+      // the next bytes first, as nginx does.
+      buffer.shrink_to_fit();
+      stream.expires_after(options.idle_timeout);
+      if (auto [ec] = co_await stream.async_wait_readable(kTuple); ec) co_return;
+    }
     RequestParser parser;
     parser.body_limit(boost::none);
     std::optional<WebHost> host = co_await ReadRequest(stream, buffer, parser);
     if (!host) co_return;
-    if (!co_await Handle(stream, buffer, parser, *host, registration, client)) co_return;
+    if (!co_await Handle(stream, loop, buffer, parser, *host, registration, client)) co_return;
   }
 }
 
-template <class Stream>
-net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& buffer,
-                                          RequestParser& parser, const WebHost& host,
-                                          Registration& registration, const std::string& client) {
-  const auto& head = parser.get().base();
-  // Decide may block on the store: it runs on its own threads, never on the event loop.
-  Decision decision = co_await net::co_spawn(
+// Answers inline when the access decision is known without blocking (a recent one for the same
+// host and credentials); otherwise Decide runs on its own threads, as it may block on the store,
+// which the event loop must never do.
+net::awaitable<Decision> Server::Impl::Decide(const http::request_header<>& head,
+                                              const WebHost& host, const std::string& client) {
+  if (std::optional<Decision> known = access.DecideCached(head, host.host, client)) {
+    co_return std::move(*known);
+  }
+  co_return co_await net::co_spawn(
       decide_pool,
       [&]() -> net::awaitable<Decision> { co_return access.Decide(head, host.host, client); },
       net::use_awaitable);
+}
+
+template <class Stream>
+net::awaitable<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
+                                          RequestParser& parser, const WebHost& host,
+                                          Registration& registration, const std::string& client) {
+  const auto& head = parser.get().base();
+  Decision decision = co_await Decide(head, host, client);
   // A body nobody reads would be taken for the next request: such a connection ends.
   bool client_keep_alive = parser.get().keep_alive();
   bool keep_alive = client_keep_alive && parser.is_done();
@@ -414,7 +445,7 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
         co_return co_await Send(stream, page);
       }
       PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
-      co_return co_await ForwardToVm(stream, buffer, parser, decision, client_keep_alive,
+      co_return co_await ForwardToVm(stream, loop, buffer, parser, decision, client_keep_alive,
                                      registration);
     case Decision::Kind::kForwardToApi:
       PrepareUpstreamRequest(parser.get().base(), decision, client, "https");
@@ -424,9 +455,10 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, beast::flat_buffer& bu
 }
 
 template <class Stream>
-net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffer& buffer,
-                                               RequestParser& parser, const Decision& decision,
-                                               bool keep_alive, Registration& registration) {
+net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
+                                               beast::flat_buffer& buffer, RequestParser& parser,
+                                               const Decision& decision, bool keep_alive,
+                                               Registration& registration) {
   auto& request = parser.get();
   const controller::WebRoute& route = decision.route;
   bool html = WantsHtml(request);
@@ -438,7 +470,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffe
   ExchangeResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::optional<beast::tcp_stream> upstream =
-        attempt == 0 ? pool.Take(key) : std::optional<beast::tcp_stream>();
+        attempt == 0 ? loop.pool.Take(key) : std::optional<beast::tcp_stream>();
     bool reused = upstream.has_value();
     if (!upstream) {
       beast::error_code address_ec;
@@ -450,6 +482,8 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffe
       upstream.emplace(co_await net::this_coro::executor);
       upstream->expires_after(options.upstream_connect_timeout);
       auto [ec] = co_await upstream->async_connect(endpoint, kTuple);
+      // A request head and its body go out as separate sends; Nagle would hold the body back.
+      if (!ec) upstream->socket().set_option(tcp::no_delay(true), ec);
       if (ec) {
         bool timed_out = ec == beast::error::timeout;
         bool keep = keep_alive && parser.is_done();
@@ -462,7 +496,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, beast::flat_buffe
     result =
         co_await Exchange(stream, buffer, parser, *upstream, version, keep_alive, expect_continue);
     registration.SetUpstream(-1);
-    if (result.upstream_reusable) pool.Put(key, std::move(*upstream));
+    if (result.upstream_reusable) loop.pool.Put(key, std::move(*upstream));
     if (result.how != Exchanged::kRetry) break;
     if (!reused) {
       result.how = Exchanged::kRefused;
@@ -638,9 +672,9 @@ Result<void> Server::Start() {
     net::co_spawn(executor, impl.Accept(std::move(impl.acceptors[i]), i < https), net::detached);
   }
   impl.acceptors.clear();
-  impl.work.emplace(impl.io.get_executor());
-  for (int i = 0; i < std::max(1, impl.options.threads); ++i) {
-    impl.threads.emplace_back([&impl] { impl.io.run(); });
+  for (auto& loop : impl.loops) {
+    loop->work.emplace(loop->io.get_executor());
+    loop->thread = std::thread([&io = loop->io] { io.run(); });
   }
   impl.started = true;
   return Ok();
@@ -653,11 +687,12 @@ void Server::Stop() {
   impl.tracker.ShutdownAll();
   impl.tracker.WaitEmpty();
   impl.decide_pool.join();
-  impl.work.reset();
-  impl.io.stop();
-  for (std::thread& thread : impl.threads) thread.join();
-  impl.threads.clear();
-  impl.pool.Clear();
+  for (auto& loop : impl.loops) {
+    loop->work.reset();
+    loop->io.stop();
+    loop->thread.join();
+    loop->pool.Clear();
+  }
 }
 
 std::vector<uint16_t> Server::https_ports() const { return impl_->https_ports; }

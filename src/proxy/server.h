@@ -35,9 +35,11 @@ struct ProxyOptions {
   // exchange beyond it ends by closing a connection and the next one opens a new one: the
   // proxy's TIME_WAIT sockets then exhaust its ephemeral ports (~470 connections/s) and an app's
   // throughput collapses to that (bench/RESULTS.md, 2026-12-02).
+  // Per event loop: each keeps its own.
   size_t pool_size = 256;
-  int threads = 2;         // event-loop threads
-  int decide_threads = 4;  // Access::Decide runs on these
+  int threads = 2;  // event loops, a thread each; connections are spread over them in turn
+  // Access::Decide runs on these when Access::DecideCached has no answer.
+  int decide_threads = 4;
 };
 
 // "ADDR:PORT" or "[V6ADDR]:PORT" as a listen address; kInvalidArgument otherwise. Pure.
@@ -47,9 +49,10 @@ Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view tex
 // decided by `access`, then answered, forwarded to a VM's port, or forwarded to the API socket;
 // and the plain-HTTP listener, which redirects to HTTPS and answers ACME HTTP-01 challenges.
 //
-// Asynchronous: `threads` event-loop threads serve every connection (C++20 coroutines), so idle
-// connections cost memory, not threads. `certificates`, `access` and `challenges` (may be null)
-// must outlive the server. Threading: Start and Stop from one thread.
+// Asynchronous: `threads` event loops of one thread each serve every connection (C++20
+// coroutines), so idle connections cost memory, not threads; a connection stays on its loop.
+// `certificates`, `access` and `challenges` (may be null) must outlive the server. Threading: Start
+// and Stop from one thread.
 class Server {
  public:
   Server(ProxyOptions options, tls::CertificateSource& certificates, Access& access,

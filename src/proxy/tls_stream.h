@@ -1,0 +1,254 @@
+#ifndef VMCTL_PROXY_TLS_STREAM_H_
+#define VMCTL_PROXY_TLS_STREAM_H_
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace vmctl::proxy {
+
+// The server side of a TLS connection with OpenSSL on the socket itself, as nginx runs it:
+// OpenSSL reads and writes the non-blocking socket, and Asio only waits for the readiness it
+// asks for. asio::ssl::stream instead keeps four buffers of about 17 KiB per connection for its
+// whole life (two in stream_core, a BIO pair's two) and copies every record through them; here
+// SSL_MODE_RELEASE_BUFFERS leaves an idle connection with no buffer at all, and a write of a
+// response head and body is one record and one send(2) (buffers are coalesced as in
+// beast::flat_stream).
+//
+// An Asio AsyncReadStream and AsyncWriteStream (Beast's HTTP operations take it), with a
+// deadline like beast::tcp_stream's: expires_after arms it for every operation that follows, and
+// operations pending or started after it passes end with beast::error::timeout (the socket is
+// closed then). Lifetime: the stream owns the socket and the SSL object; operations must have
+// ended before it is destroyed. Threading: like any Asio socket, one read and one write may be
+// outstanding at once; its executor must run on a single thread (a readiness wait may otherwise
+// miss the wake-up another thread took).
+//
+// Errors: net::error::eof for the peer's close_notify, net::ssl::error::stream_truncated for an
+// EOF without one, beast::error::timeout, the system error of a failed send/recv, or an
+// OpenSSL error (net::error::get_ssl_category()) for a failed handshake or a bad record.
+class TlsStream {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using Clock = std::chrono::steady_clock;
+
+  // `context` is the one connections start in (the servername callback may move them to
+  // another). If OpenSSL cannot make a connection object (out of memory), every operation ends
+  // with net::error::no_memory.
+  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
+  ~TlsStream();
+  TlsStream(TlsStream&&) = default;
+  TlsStream& operator=(TlsStream&&) = default;
+
+  executor_type get_executor();
+  SSL* native_handle();  // null when OpenSSL could not make the connection
+  boost::asio::ip::tcp::socket& socket();
+
+  // The deadline of every operation from now on, as beast::tcp_stream's.
+  void expires_after(Clock::duration after) { SetDeadline(Clock::now() + after); }
+  void expires_never() { SetDeadline(Clock::time_point::max()); }
+
+  // Completes with (error_code) once the server side of the handshake is done.
+  template <class Token>
+  auto async_handshake(Token&& token) {
+    return Run<void(boost::beast::error_code)>(HandshakeStep{}, std::forward<Token>(token));
+  }
+  // Sends close_notify and waits for the peer's, then completes with (error_code).
+  template <class Token>
+  auto async_shutdown(Token&& token) {
+    return Run<void(boost::beast::error_code)>(ShutdownStep{}, std::forward<Token>(token));
+  }
+  // Completes with (error_code) once a read would find something: decrypted bytes held by
+  // OpenSSL or bytes on the socket. Lets an idle connection wait without a buffer.
+  template <class Token>
+  auto async_wait_readable(Token&& token) {
+    return Run<void(boost::beast::error_code)>(WaitReadableStep{}, std::forward<Token>(token));
+  }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return Run<void(boost::beast::error_code, size_t)>(ReadStep{FirstBuffer(buffers)},
+                                                       std::forward<Token>(token));
+  }
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return Run<void(boost::beast::error_code, size_t)>(WriteStep(buffers),
+                                                       std::forward<Token>(token));
+  }
+
+ private:
+  struct State;
+
+  // What one attempt of an OpenSSL call asks for next.
+  enum class Next { kDone, kWantRead, kWantWrite };
+  struct Attempt {
+    Next next = Next::kDone;
+    boost::beast::error_code ec;
+    size_t bytes = 0;
+  };
+
+  // Each step is one OpenSSL call, retried after every readiness wait it asks for.
+  struct HandshakeStep {
+    Attempt operator()(State& state);
+  };
+  struct ShutdownStep {
+    Attempt operator()(State& state);
+  };
+  struct WaitReadableStep {
+    bool waited = false;
+    Attempt operator()(State& state);
+  };
+  struct ReadStep {
+    boost::asio::mutable_buffer buffer;
+    Attempt operator()(State& state);
+  };
+  // Holds a coalesced copy when the sequence has more than one buffer: OpenSSL then writes one
+  // record, and a retry after a wait gets the same bytes again, as SSL_write requires.
+  struct WriteStep {
+    template <class ConstBuffers>
+    explicit WriteStep(const ConstBuffers& buffers);
+    boost::asio::const_buffer buffer;
+    std::vector<char> coalesced;
+    Attempt operator()(State& state);
+  };
+
+  template <class Signature, class Step>
+  struct Op;
+
+  // The outcome of an OpenSSL call on `ssl` that returned `ret` (not success).
+  static Attempt Outcome(SSL* ssl, int ret);
+
+  template <class Signature, class Step, class Token>
+  auto Run(Step step, Token&& token);
+
+  static boost::asio::mutable_buffer FirstBuffer(const auto& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      boost::asio::mutable_buffer buffer(*it);
+      if (buffer.size() > 0) return buffer;
+    }
+    return {};
+  }
+
+  void SetDeadline(Clock::time_point deadline);
+  static void Arm(const std::shared_ptr<State>& state, Clock::time_point at);
+  static void OnTimer(const std::shared_ptr<State>& state);
+  // The error a readiness wait ended with, as the operation reports it.
+  static boost::beast::error_code WaitError(const State& state, boost::beast::error_code ec);
+  static void Wait(State& state, Next next, auto&& handler);
+
+  // Shared with the deadline timer's handler, which may run after the stream is gone.
+  std::shared_ptr<State> state_;
+};
+
+struct TlsStream::State {
+  State(boost::asio::ip::tcp::socket s, SSL* c)
+      : socket(std::move(s)), timer(socket.get_executor()), ssl(c) {}
+  ~State();
+  boost::asio::ip::tcp::socket socket;
+  boost::asio::steady_timer timer;
+  SSL* ssl;
+  Clock::time_point deadline = Clock::time_point::max();
+  // What the timer is set for: it only ever moves the deadline later lazily, so that the many
+  // expires_after calls of a request cost no timer operation.
+  Clock::time_point armed = Clock::time_point::max();
+  int waiting = 0;  // operations waiting for readiness: a deadline passing closes only then
+  bool timed_out = false;
+};
+
+inline TlsStream::executor_type TlsStream::get_executor() { return state_->socket.get_executor(); }
+inline SSL* TlsStream::native_handle() { return state_->ssl; }
+inline boost::asio::ip::tcp::socket& TlsStream::socket() { return state_->socket; }
+
+template <class ConstBuffers>
+TlsStream::WriteStep::WriteStep(const ConstBuffers& buffers) {
+  // One record holds at most 16 KiB: coalescing more would only copy more.
+  constexpr size_t kRecord = 16 * 1024;
+  auto begin = boost::asio::buffer_sequence_begin(buffers);
+  auto end = boost::asio::buffer_sequence_end(buffers);
+  size_t count = 0, total = 0;
+  for (auto it = begin; it != end; ++it) {
+    boost::asio::const_buffer one(*it);
+    if (one.size() == 0) continue;
+    if (count++ == 0) buffer = one;
+    total += one.size();
+  }
+  if (count <= 1 || buffer.size() >= kRecord) return;
+  coalesced.reserve(std::min(total, kRecord));
+  for (auto it = begin; it != end && coalesced.size() < kRecord; ++it) {
+    boost::asio::const_buffer one(*it);
+    size_t take = std::min(one.size(), kRecord - coalesced.size());
+    const char* data = static_cast<const char*>(one.data());
+    coalesced.insert(coalesced.end(), data, data + take);
+  }
+  buffer = boost::asio::buffer(coalesced);
+}
+
+// Runs `step` until it is done, waiting for the readiness it asks for in between. A step that
+// is done at once completes through a post: a handler must not run inside the initiating call.
+template <class Signature, class Step>
+struct TlsStream::Op {
+  State& state;
+  Step step;
+  bool started = false;
+  bool posted = false;
+  Attempt result;
+
+  template <class Self>
+  void operator()(Self& self, boost::beast::error_code ec = {}) {
+    if (posted) return Complete(self);
+    bool first = !started;
+    if (started) --state.waiting;
+    started = true;
+    if (ec) {
+      result = Attempt{Next::kDone, WaitError(state, ec)};
+    } else if (state.timed_out) {
+      result = Attempt{Next::kDone, boost::beast::error::timeout};
+    } else if (state.ssl == nullptr) {
+      result = Attempt{Next::kDone, boost::asio::error::no_memory};
+    } else {
+      result = step(state);
+    }
+    if (result.next != Next::kDone) return Wait(state, result.next, std::move(self));
+    if (!first) return Complete(self);
+    posted = true;
+    boost::asio::post(state.socket.get_executor(), std::move(self));
+  }
+
+  template <class Self>
+  void Complete(Self& self) {
+    if constexpr (std::is_same_v<Signature, void(boost::beast::error_code)>) {
+      self.complete(result.ec);
+    } else {
+      self.complete(result.ec, result.bytes);
+    }
+  }
+};
+
+template <class Signature, class Step, class Token>
+auto TlsStream::Run(Step step, Token&& token) {
+  return boost::asio::async_compose<Token, Signature>(Op<Signature, Step>{*state_, std::move(step)},
+                                                      token, state_->socket);
+}
+
+void TlsStream::Wait(State& state, Next next, auto&& handler) {
+  ++state.waiting;
+  state.socket.async_wait(next == Next::kWantRead ? boost::asio::socket_base::wait_read
+                                                  : boost::asio::socket_base::wait_write,
+                          std::forward<decltype(handler)>(handler));
+}
+
+}  // namespace vmctl::proxy
+
+#endif  // VMCTL_PROXY_TLS_STREAM_H_
