@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -137,8 +138,11 @@ struct Server::Impl {
   template <class Stream>
   net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
                                                      RequestParser& parser);
-  net::awaitable<void> ServeRequests(TlsStream& stream, Loop& loop, Registration& registration,
-                                     const std::string& client);
+  struct TlsConnection;
+  // Parks an idle connection: no coroutine, no buffer, until its next bytes come (or its idle
+  // timeout passes, which closes it).
+  void Park(std::unique_ptr<TlsConnection> connection);
+  net::awaitable<void> ServeRequests(std::unique_ptr<TlsConnection> connection);
   net::awaitable<Decision> Decide(const http::request_header<>& head, const WebHost& host,
                                   const std::string& client);
   template <class Stream>
@@ -263,21 +267,47 @@ net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
   }
 }
 
+// What is left of a TLS connection between requests, when thousands idle: about 1 KiB beside
+// OpenSSL's own state (bench/RESULTS.md), as a coroutine's frames alone would take more.
+struct Server::Impl::TlsConnection {
+  TlsConnection(Tracker& tracker, int fd, Loop& l, std::string c)
+      : registration(tracker, fd, true), loop(l), client(std::move(c)) {}
+  Registration registration;
+  Loop& loop;
+  std::string client;
+  std::optional<TlsStream> stream;
+  // The context the servername callback chose, kept while the connection may use it.
+  std::shared_ptr<SSL_CTX> certificate;
+};
+
 net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket, Loop& loop) {
   beast::error_code ec;
   std::string client = socket.remote_endpoint(ec).address().to_string();
   if (ec) co_return;
-  Registration registration(tracker, socket.native_handle(), true);
-  if (!registration) co_return;
+  auto connection =
+      std::make_unique<TlsConnection>(tracker, socket.native_handle(), loop, std::move(client));
+  if (!connection->registration) co_return;
   co_await AwaitCertificate(socket);
-  TlsStream stream(std::move(socket), tls.native_handle());
-  std::shared_ptr<SSL_CTX> certificate;
-  if (SSL* ssl = stream.native_handle()) SSL_set_ex_data(ssl, CertificateSlot(), &certificate);
+  TlsStream& stream = connection->stream.emplace(std::move(socket), tls.native_handle());
+  if (SSL* ssl = stream.native_handle()) {
+    SSL_set_ex_data(ssl, CertificateSlot(), &connection->certificate);
+  }
   stream.expires_after(options.header_timeout);
   auto [handshake_ec] = co_await stream.async_handshake(kTuple);
   if (handshake_ec) co_return;
-  co_await ServeRequests(stream, loop, registration, client);
-  co_await CloseTls(stream);
+  Park(std::move(connection));
+}
+
+void Server::Impl::Park(std::unique_ptr<TlsConnection> connection) {
+  TlsStream& stream = *connection->stream;
+  stream.expires_after(options.idle_timeout);
+  stream.async_wait_readable(net::bind_allocator(
+      ExactAllocator<void>(),
+      [this, connection = std::move(connection)](beast::error_code ec) mutable {
+        if (ec) return;  // idle too long, or cut off: it closes here
+        auto executor = connection->stream->get_executor();
+        net::co_spawn(executor, ServeRequests(std::move(connection)), net::detached);
+      }));
 }
 
 // Ends a connection with TLS close_notify, so that the client can tell the end of a response
@@ -387,24 +417,24 @@ net::awaitable<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream,
   co_return std::nullopt;
 }
 
-net::awaitable<void> Server::Impl::ServeRequests(TlsStream& stream, Loop& loop,
-                                                 Registration& registration,
-                                                 const std::string& client) {
+// Serves requests while they come back to back (pipelined, or already decrypted), then parks
+// the connection again, as nginx does with its keep-alive connections.
+net::awaitable<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> connection) {
+  TlsConnection& c = *connection;
+  TlsStream& stream = *c.stream;
   beast::flat_buffer buffer;
   for (;;) {
-    if (buffer.size() == 0) {
-      // Between requests a connection holds no buffer (thousands of them idle): it waits for
-      // the next bytes first, as nginx does.
-      buffer.shrink_to_fit();
-      stream.expires_after(options.idle_timeout);
-      if (auto [ec] = co_await stream.async_wait_readable(kTuple); ec) co_return;
-    }
     RequestParser parser;
     parser.body_limit(boost::none);
     std::optional<WebHost> host = co_await ReadRequest(stream, buffer, parser);
-    if (!host) co_return;
-    if (!co_await Handle(stream, loop, buffer, parser, *host, registration, client)) co_return;
+    if (!host) break;
+    if (!co_await Handle(stream, c.loop, buffer, parser, *host, c.registration, c.client)) break;
+    if (buffer.size() == 0 && !SSL_has_pending(stream.native_handle())) {
+      Park(std::move(connection));
+      co_return;
+    }
   }
+  co_await CloseTls(stream);
 }
 
 // Answers inline when the access decision is known without blocking (a recent one for the same

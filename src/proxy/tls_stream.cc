@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 
@@ -95,9 +96,9 @@ void TlsStream::SetDeadline(Clock::time_point deadline) {
 void TlsStream::Arm(const std::shared_ptr<State>& state, Clock::time_point at) {
   state->armed = at;
   state->timer.expires_at(at);
-  state->timer.async_wait([state](error_code ec) {
+  state->timer.async_wait(net::bind_allocator(ExactAllocator<void>(), [state](error_code ec) {
     if (!ec) OnTimer(state);
-  });
+  }));
 }
 
 // Deadlines moved later since the timer was set only re-arm it now, once.
