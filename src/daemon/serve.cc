@@ -29,6 +29,7 @@
 #include "image/builder.h"
 #include "model/host_name.h"
 #include "network/host_network.h"
+#include "proxy/server.h"
 #include "ssh_gateway/gateway.h"
 #include "ssh_gateway/routing.h"
 #include "storage/backends.h"
@@ -351,6 +352,7 @@ int Fail(const Error& e) {
 
 int Serve(const ServeOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
+  proxy::KeepFreedHeap();
   Daemon daemon(o);
   if (auto r = daemon.OpenState(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.BuildImageService(); !r.ok()) return Fail(r.error());
