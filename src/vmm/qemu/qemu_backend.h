@@ -1,6 +1,7 @@
 #ifndef VMCTL_VMM_QEMU_QEMU_BACKEND_H_
 #define VMCTL_VMM_QEMU_QEMU_BACKEND_H_
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -34,10 +35,14 @@ struct AccelDecision {
 };
 
 // Whether QEMU can really run a vCPU under KVM. A /dev/kvm that opens is not enough: nested KVM
-// may lack what QEMU needs ("failed to set MSR"), and QEMU then aborts at every start.
+// may lack what QEMU needs ("failed to set MSR"), and QEMU then aborts at every start, or run a
+// vCPU far slower than TCG.
 using KvmProbe = std::function<Result<void>()>;
-// Starts `binary` with KVM and the vCPU model VMs get, paused, and quits it over QMP (~50 ms).
-// kUnavailable with QEMU's first error line when it does not get that far.
+// Runs `binary`'s firmware with KVM and the vCPU model VMs get, until it finds nothing to boot
+// (0.1-0.2 s). kUnavailable with QEMU's first error line when it fails, or when it takes longer
+// than kKvmProbeLimit: nested KVM that opens, starts and then crawls (15x slower than TCG on
+// these hosts; Linux guests stall before their console).
+inline constexpr std::chrono::milliseconds kKvmProbeLimit{1500};
 Result<void> ProbeKvm(const std::string& binary);
 
 // Resolves the accelerator: kAuto picks KVM when kvm_device opens read-write and the probe (if

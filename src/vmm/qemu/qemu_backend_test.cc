@@ -44,8 +44,8 @@ TEST(ResolveAccelTest, AKvmDeviceQemuCannotUseMeansTcg) {
             Accel::kKvm);
 }
 
-// The real probe against this host's QEMU agrees with a real start: where it passes, QEMU with
-// KVM gets as far as QMP.
+// The real probe against this host's QEMU: it passes only where a vCPU on KVM runs the firmware
+// in time, and a failure says why (on these hosts: too slow, or QEMU's MSR error).
 TEST(ProbeKvmTest, RunsQemuAndReportsItsError) {
   auto missing = ProbeKvm("/nonexistent/qemu");
   EXPECT_FALSE(missing.ok());
