@@ -11,7 +11,7 @@ FUZZERS     ?=
 SHELL       := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: all setup build image run test unit browser-test asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench bench-proxy \
+.PHONY: all setup configure build image run test unit browser-test asan-configure test-sanitize fuzz-build fuzz fuzz-regression format bench bench-proxy \
         clean
 
 all: build
@@ -19,8 +19,10 @@ all: build
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+configure: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Builds the default guest image into the shared cache (a cache hit takes about a second).
@@ -32,13 +34,10 @@ run: image
 	    --registration open
 
 # The whole suite: unit tests, spec tests for Cloud Hypervisor/Firecracker, real QEMU guests; then
-# the unit and agent suites under ASan+UBSan, and every fuzz corpus replayed once.
-test: build
-	@image=$$($(BUILD)/bin/vmctl serve --state-dir $(STATE_DIR) --image-cache $(IMAGE_CACHE) \
-	    --prepare-only 2>&1 | tee >(cat >&2) | sed -n "s/^Image 'default' ready in //p"); \
-	  VMCTL_IMAGE_CACHE=$(IMAGE_CACHE) VMCTL_TEST_IMAGE_DIR=$$image \
-	    ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
-	@$(MAKE) --no-print-directory test-sanitize fuzz-regression
+# the unit and agent suites under ASan+UBSan, and every fuzz corpus replayed once. The sanitizer
+# build runs at the lowest priority beside the rest (scripts/test.sh says why).
+test: configure asan-configure
+	@bash scripts/test.sh $(BUILD) $(ASAN_BUILD) $(JOBS) $(STATE_DIR) $(IMAGE_CACHE)
 
 unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L 'unit|spec|agent'
