@@ -2,6 +2,7 @@
 #define VMCTL_PROXY_ACCESS_H_
 
 #include <boost/beast/http.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,12 +50,14 @@ class Access {
 
   // Decide's answer for the same arguments when it is known without blocking (an answer Decide
   // gave lately for the same host and credentials; an implementation says how old it may be),
-  // else nothing, and then the caller runs Decide. It saves the hand-off to Decide's threads,
-  // which costs about half the proxy's throughput. This default never knows.
-  virtual std::optional<Decision> DecideCached(const boost::beast::http::request_header<>& /*head*/,
-                                               std::string_view /*host*/,
-                                               const std::string& /*client*/) {
-    return std::nullopt;
+  // else null, and then the caller runs Decide. It saves the hand-off to Decide's threads,
+  // which costs about half the proxy's throughput. Shared, not copied: a copy of a Decision
+  // (its route's VM record, the response) was the largest allocation of a proxied request.
+  // This default never knows.
+  virtual std::shared_ptr<const Decision> DecideCached(
+      const boost::beast::http::request_header<>& /*head*/, std::string_view /*host*/,
+      const std::string& /*client*/) {
+    return nullptr;
   }
 };
 

@@ -238,21 +238,21 @@ Decision Gatekeeper::Decide(const Head& head, std::string_view host, const std::
   return decision;
 }
 
-std::optional<Decision> Gatekeeper::DecideCached(const Head& head, std::string_view host,
-                                                 const std::string& client) {
+std::shared_ptr<const Decision> Gatekeeper::DecideCached(const Head& head, std::string_view host,
+                                                         const std::string& client) {
   std::optional<CacheKey> key = CacheKeyOf(head, host, client);
-  if (!key) return std::nullopt;
+  if (!key) return nullptr;
   std::chrono::steady_clock::time_point now = options_.steady_now();
   std::shared_ptr<const Decision> decision;
   {
     std::lock_guard lock(cache_mutex_);
     auto found = cache_.find(*key);
     if (found == cache_.end() || now - found->second.decided_at >= options_.decision_ttl) {
-      return std::nullopt;
+      return nullptr;
     }
     decision = found->second.decision;
   }
-  return *decision;
+  return decision;
 }
 
 size_t Gatekeeper::CacheKeyHash::operator()(const CacheKey& key) const {

@@ -71,8 +71,9 @@ class Gatekeeper final : public Access {
 
   Decision Decide(const boost::beast::http::request_header<>& head, std::string_view host,
                   const std::string& client) override;
-  std::optional<Decision> DecideCached(const boost::beast::http::request_header<>& head,
-                                       std::string_view host, const std::string& client) override;
+  std::shared_ptr<const Decision> DecideCached(const boost::beast::http::request_header<>& head,
+                                               std::string_view host,
+                                               const std::string& client) override;
 
  private:
   struct Request;

@@ -105,9 +105,10 @@ class GatekeeperTest : public ::testing::Test {
   Decision Get(std::string_view host, std::string_view target, const Headers& headers = {}) {
     return Send(http::verb::get, host, target, headers);
   }
-  std::optional<Decision> Cached(std::string_view host, std::string_view target,
-                                 const Headers& headers = {}, std::string_view client = kClient,
-                                 http::verb method = http::verb::get) {
+  std::shared_ptr<const Decision> Cached(std::string_view host, std::string_view target,
+                                         const Headers& headers = {},
+                                         std::string_view client = kClient,
+                                         http::verb method = http::verb::get) {
     return gatekeeper_->DecideCached(Request(method, target, headers).base(), host,
                                      std::string(client));
   }
@@ -664,7 +665,7 @@ TEST_F(GatekeeperTest, ForwardsAreAnsweredFromTheCache) {
   Decision decided = Get("web.vmctl.test", "/", WithCookie(alice));
   ASSERT_EQ(decided.kind, Kind::kForwardToVm);
   // Neither the method nor the path changes a forward.
-  std::optional<Decision> cached =
+  std::shared_ptr<const Decision> cached =
       Cached("web.vmctl.test", "/other?x=1", WithCookie(alice), kClient, http::verb::post);
   ASSERT_TRUE(cached);
   EXPECT_EQ(cached->kind, Kind::kForwardToVm);
@@ -684,7 +685,7 @@ TEST_F(GatekeeperTest, ForwardsAreAnsweredFromTheCache) {
   Headers bearer = {{"Authorization", "Bearer " + token->secret}};
   ASSERT_EQ(Get("web.vmctl.test", "/", bearer).kind, Kind::kForwardToVm);
   int checks = auth_.token_checks();
-  std::optional<Decision> by_token = Cached("web.vmctl.test", "/", bearer);
+  std::shared_ptr<const Decision> by_token = Cached("web.vmctl.test", "/", bearer);
   ASSERT_TRUE(by_token);
   EXPECT_TRUE(by_token->consumed_authorization);
   EXPECT_EQ(auth_.token_checks(), checks);
@@ -838,7 +839,7 @@ TEST_F(GatekeeperTest, CacheIsSharedByConcurrentCalls) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 300; ++i) {
         Headers cookie = WithCookie("anonymous-" + std::to_string(t) + "-" + std::to_string(i % 7));
-        std::optional<Decision> cached = Cached("blog.vmctl.test", "/", cookie);
+        std::shared_ptr<const Decision> cached = Cached("blog.vmctl.test", "/", cookie);
         if (cached) {
           EXPECT_EQ(cached->kind, Kind::kForwardToVm);
         }

@@ -150,8 +150,9 @@ struct Server::Impl {
   // timeout passes, which closes it).
   void Park(std::unique_ptr<TlsConnection> connection);
   net::awaitable<void> ServeRequests(std::unique_ptr<TlsConnection> connection);
-  net::awaitable<Decision> Decide(const http::request_header<>& head, const WebHost& host,
-                                  const std::string& client);
+  net::awaitable<std::shared_ptr<const Decision>> Decide(const http::request_header<>& head,
+                                                         const WebHost& host,
+                                                         const std::string& client);
   template <class Stream>
   net::awaitable<bool> Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
                               RequestParser& parser, const WebHost& host,
@@ -447,14 +448,16 @@ net::awaitable<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> 
 // Answers inline when the access decision is known without blocking (a recent one for the same
 // host and credentials); otherwise Decide runs on its own threads, as it may block on the store,
 // which the event loop must never do.
-net::awaitable<Decision> Server::Impl::Decide(const http::request_header<>& head,
-                                              const WebHost& host, const std::string& client) {
-  if (std::optional<Decision> known = access.DecideCached(head, host.host, client)) {
-    co_return std::move(*known);
+net::awaitable<std::shared_ptr<const Decision>> Server::Impl::Decide(
+    const http::request_header<>& head, const WebHost& host, const std::string& client) {
+  if (std::shared_ptr<const Decision> known = access.DecideCached(head, host.host, client)) {
+    co_return known;
   }
   co_return co_await net::co_spawn(
       decide_pool,
-      [&]() -> net::awaitable<Decision> { co_return access.Decide(head, host.host, client); },
+      [&]() -> net::awaitable<std::shared_ptr<const Decision>> {
+        co_return std::make_shared<const Decision>(access.Decide(head, host.host, client));
+      },
       net::use_awaitable);
 }
 
@@ -463,18 +466,21 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::fla
                                           RequestParser& parser, const WebHost& host,
                                           Registration& registration, const std::string& client) {
   const auto& head = parser.get().base();
-  Decision decision = co_await Decide(head, host, client);
+  std::shared_ptr<const Decision> decided = co_await Decide(head, host, client);
+  const Decision& decision = *decided;
   // A body nobody reads would be taken for the next request: such a connection ends.
   bool client_keep_alive = parser.get().keep_alive();
   bool keep_alive = client_keep_alive && parser.is_done();
   unsigned version = parser.get().version();
   switch (decision.kind) {
-    case Decision::Kind::kRespond:
-      decision.response.version(version);
-      decision.response.keep_alive(keep_alive);
-      if (co_await Send(stream, decision.response)) co_return true;
+    case Decision::Kind::kRespond: {
+      Page page = decision.response;
+      page.version(version);
+      page.keep_alive(keep_alive);
+      if (co_await Send(stream, page)) co_return true;
       if (!parser.is_done()) co_await Linger(stream);  // the unread body must not cause a reset
       co_return false;
+    }
     case Decision::Kind::kForwardToVm:
       if (decision.route.vm.state != VmState::kRunning) {
         Page page = VmNotRunningPage(decision.route, options.ssh_command, WantsHtml(head), version,
@@ -503,11 +509,16 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
   bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
   request.erase(http::field::expect);
   request.version(11);
-  std::string key = fmt::format("{}:{}", route.vm.address, route.port);
+  UpstreamAddress key{route.vm.address, route.port};
+  // Sent again without harm when a pooled connection turns out closed (kRetry below), so that
+  // connection need not be checked first.
+  http::verb method = request.method();
+  bool retry_safe = parser.is_done() && (method == http::verb::get || method == http::verb::head ||
+                                         method == http::verb::options);
   ExchangeResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::optional<beast::tcp_stream> upstream =
-        attempt == 0 ? loop.pool.Take(key) : std::optional<beast::tcp_stream>();
+        attempt == 0 ? loop.pool.Take(key, retry_safe) : std::optional<beast::tcp_stream>();
     bool reused = upstream.has_value();
     if (!upstream) {
       beast::error_code address_ec;

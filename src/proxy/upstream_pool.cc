@@ -7,6 +7,9 @@
 namespace vmctl::proxy {
 namespace {
 
+constexpr std::chrono::seconds kTrustedFor{1};
+constexpr std::chrono::seconds kSweepEvery{1};
+
 // An idle HTTP connection has nothing to read: readable means the peer closed it (or sent
 // bytes nobody asked for), either way it cannot carry another request.
 bool StillOpen(boost::beast::tcp_stream& stream) {
@@ -17,40 +20,48 @@ bool StillOpen(boost::beast::tcp_stream& stream) {
 
 }  // namespace
 
-std::optional<boost::beast::tcp_stream> UpstreamPool::Take(const std::string& upstream) {
-  std::lock_guard lock(mutex_);
-  DropExpired(std::chrono::steady_clock::now());
+std::optional<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddress& upstream,
+                                                           bool retried_if_closed) {
+  auto now = Clock::now();
+  Sweep(now);
   auto it = idle_.find(upstream);
-  while (it != idle_.end() && !it->second.empty()) {
-    Idle idle = std::move(it->second.back());
-    it->second.pop_back();
-    if (StillOpen(idle.stream)) return std::move(idle.stream);
+  if (it == idle_.end()) return std::nullopt;
+  auto& idle = it->second;
+  std::optional<boost::beast::tcp_stream> taken;
+  while (!taken && !idle.empty()) {
+    Idle last = std::move(idle.back());
+    idle.pop_back();
+    if (now - last.since > idle_timeout_) {
+      idle.clear();  // the rest are older still
+      break;
+    }
+    if ((retried_if_closed && now - last.since < kTrustedFor) || StillOpen(last.stream)) {
+      taken.emplace(std::move(last.stream));
+    }
   }
-  return std::nullopt;
+  if (idle.empty()) idle_.erase(it);
+  return taken;
 }
 
-void UpstreamPool::Put(const std::string& upstream, boost::beast::tcp_stream stream) {
-  std::lock_guard lock(mutex_);
-  auto now = std::chrono::steady_clock::now();
-  DropExpired(now);
+void UpstreamPool::Put(const UpstreamAddress& upstream, boost::beast::tcp_stream stream) {
+  auto now = Clock::now();
+  Sweep(now);
   auto& idle = idle_[upstream];
   if (idle.size() >= per_upstream_) idle.pop_front();
   idle.push_back({std::move(stream), now});
 }
 
-void UpstreamPool::Clear() {
-  std::lock_guard lock(mutex_);
-  idle_.clear();
-}
+void UpstreamPool::Clear() { idle_.clear(); }
 
-size_t UpstreamPool::size() {
-  std::lock_guard lock(mutex_);
+size_t UpstreamPool::size() const {
   size_t n = 0;
   for (const auto& [upstream, idle] : idle_) n += idle.size();
   return n;
 }
 
-void UpstreamPool::DropExpired(std::chrono::steady_clock::time_point now) {
+void UpstreamPool::Sweep(Clock::time_point now) {
+  if (now - last_sweep_ < kSweepEvery) return;
+  last_sweep_ = now;
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& idle = it->second;
     while (!idle.empty() && now - idle.front().since > idle_timeout_) idle.pop_front();
