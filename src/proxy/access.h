@@ -52,8 +52,8 @@ class Access {
   // gave lately for the same host and credentials; an implementation says how old it may be),
   // else null, and then the caller runs Decide. It saves the hand-off to Decide's threads,
   // which costs about half the proxy's throughput. Shared, not copied: a copy of a Decision
-  // (its route's VM record, the response) was the largest allocation of a proxied request.
-  // This default never knows.
+  // (its route's VM record, the response) for every request showed in the proxy's profile
+  // under load. This default never knows.
   virtual std::shared_ptr<const Decision> DecideCached(
       const boost::beast::http::request_header<>& /*head*/, std::string_view /*host*/,
       const std::string& /*client*/) {
