@@ -38,25 +38,29 @@ bool LooksNumeric(std::string_view name) {
   return std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
+void LowercaseInPlace(std::string& text) {
+  for (char& c : text) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
+}
+
+std::string Lowercase(std::string_view text) {
+  std::string out(text);
+  LowercaseInPlace(out);
   return out;
 }
 
 // "host[:port]" without brackets: IPv6 literals are never VM hosts.
-Result<std::string> StripPort(std::string_view host_header) {
+Result<std::string_view> StripPort(std::string_view host_header) {
   auto colon = host_header.find(':');
-  if (colon == std::string_view::npos) return std::string(host_header);
+  if (colon == std::string_view::npos) return host_header;
   std::string_view port = host_header.substr(colon + 1);
   unsigned value = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
     return InvalidArgument("bad port in the Host header");
   }
-  return std::string(host_header.substr(0, colon));
+  return host_header.substr(0, colon);
 }
 
 // The label before DOMAIN: "web" or "web--8080".
@@ -99,8 +103,10 @@ std::string VmForDestination(std::string_view host) {
 
 Result<WebHost> ParseWebHost(std::string_view host_header, std::string_view domain) {
   if (host_header.size() > 260) return InvalidArgument("the Host header is too long");
-  VMCTL_ASSIGN_OR_RETURN(std::string host, StripPort(host_header));
-  host = Lowercase(host);
+  // One copy of the name per request, made here: the proxy parses every request's Host.
+  VMCTL_ASSIGN_OR_RETURN(std::string_view name, StripPort(host_header));
+  std::string host(name);
+  LowercaseInPlace(host);
   if (!host.empty() && host.back() == '.') host.pop_back();
   if (!DnsName(host) || LooksNumeric(host)) {
     return InvalidArgument("the Host header is not a DNS name");
@@ -112,7 +118,10 @@ Result<WebHost> ParseWebHost(std::string_view host_header, std::string_view doma
     if (label.find('.') != std::string_view::npos) {
       return InvalidArgument(fmt::format("'{}' names no VM", host));
     }
-    return ParseVmLabel(label, host);
+    // The label is copied before `host` moves (a short string's bytes do not move with it),
+    // in a statement of its own: the order of a call's arguments is unspecified.
+    std::string vm_label(label);
+    return ParseVmLabel(vm_label, std::move(host));
   }
   return WebHost{WebHost::Kind::kCustom, std::move(host), "", 0};
 }
