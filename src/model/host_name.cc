@@ -63,9 +63,11 @@ Result<std::string_view> StripPort(std::string_view host_header) {
   return host_header.substr(0, colon);
 }
 
-// The label before DOMAIN: "web" or "web--8080".
-Result<WebHost> ParseVmLabel(std::string_view label, std::string host) {
-  WebHost web{WebHost::Kind::kVm, std::move(host), std::string(label), 0};
+// The label before DOMAIN, the first `label_length` bytes of `host`: "web" or "web--8080".
+Result<WebHost> ParseVmLabel(std::string host, size_t label_length) {
+  WebHost web{WebHost::Kind::kVm, std::move(host), "", 0};
+  std::string_view label = std::string_view(web.host).substr(0, label_length);
+  web.vm = std::string(label);
   if (auto dashes = label.rfind("--"); dashes != std::string_view::npos) {
     std::string_view port = label.substr(dashes + 2);
     unsigned value = 0;
@@ -118,10 +120,7 @@ Result<WebHost> ParseWebHost(std::string_view host_header, std::string_view doma
     if (label.find('.') != std::string_view::npos) {
       return InvalidArgument(fmt::format("'{}' names no VM", host));
     }
-    // The label is copied before `host` moves (a short string's bytes do not move with it),
-    // in a statement of its own: the order of a call's arguments is unspecified.
-    std::string vm_label(label);
-    return ParseVmLabel(vm_label, std::move(host));
+    return ParseVmLabel(std::move(host), label.size());
   }
   return WebHost{WebHost::Kind::kCustom, std::move(host), "", 0};
 }
