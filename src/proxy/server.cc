@@ -58,11 +58,19 @@ bool WantsHtml(const http::request_header<>& head) {
   return head[http::field::accept].find("text/html") != std::string_view::npos;
 }
 
+// Whether a request may go out twice: the app acting on it twice does no harm, and its body
+// (it has none) need not have been kept.
+bool RetrySafe(const RequestParser& parser) {
+  http::verb method = parser.get().method();
+  return parser.is_done() &&
+         (method == http::verb::get || method == http::verb::head || method == http::verb::options);
+}
+
 // How one forwarded exchange ended.
 enum class Exchanged {
   kKeepAlive,  // the client may send the next request
   kClose,      // the client connection must end (something was cut off)
-  kRetry,      // a pooled upstream connection failed before anything happened: try a fresh one
+  kRetry,      // a pooled upstream connection failed before the app could act: try a new one
   kRefused,    // the upstream broke off before its response: 502
   kTimedOut,   // no response head in time: 504
 };
@@ -510,15 +518,10 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
   request.erase(http::field::expect);
   request.version(11);
   UpstreamAddress key{route.vm.address, route.port};
-  // Sent again without harm when a pooled connection turns out closed (kRetry below), so that
-  // connection need not be checked first.
-  http::verb method = request.method();
-  bool retry_safe = parser.is_done() && (method == http::verb::get || method == http::verb::head ||
-                                         method == http::verb::options);
   ExchangeResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::optional<beast::tcp_stream> upstream =
-        attempt == 0 ? loop.pool.Take(key, retry_safe) : std::optional<beast::tcp_stream>();
+        attempt == 0 ? loop.pool.Take(key, RetrySafe(parser)) : std::optional<beast::tcp_stream>();
     bool reused = upstream.has_value();
     if (!upstream) {
       beast::error_code address_ec;
@@ -593,6 +596,7 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
                                                       unsigned version, bool keep_alive,
                                                       bool expect_continue) {
   bool has_body = !parser.is_done();
+  bool retry_safe = RetrySafe(parser);  // before the body is read, which makes the parser done
   bool head_request = parser.get().method() == http::verb::head;
   http::request_serializer<http::buffer_body> request_writer{parser.get()};
   beast::get_lowest_layer(upstream).expires_after(options.idle_timeout);
@@ -619,7 +623,9 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
     beast::get_lowest_layer(upstream).expires_after(options.upstream_response_timeout);
     auto [ec, n] = co_await http::async_read_header(upstream, upstream_buffer, *response, kTuple);
     if (ec == beast::error::timeout) co_return ExchangeResult{Exchanged::kTimedOut};
-    if (ec) co_return ExchangeResult{has_body ? Exchanged::kRefused : Exchanged::kRetry};
+    // The app may have acted on a request it read before closing: only one that can be sent
+    // twice goes again.
+    if (ec) co_return ExchangeResult{retry_safe ? Exchanged::kRetry : Exchanged::kRefused};
     unsigned status = response->get().result_int();
     // Interim responses (100 Continue, 103 Early Hints) are the upstream's business alone.
     if (status < 100 || status >= 200 || status == 101) break;

@@ -151,6 +151,7 @@ class FakeCertificates : public tls::CertificateSource {
 //   /sha256      the SHA-256 of the request body
 //   /bytes/N     N bytes ("0123456789" repeated), chunked when the query says ?chunked
 //   /hang        reads until the client goes, never answers
+//   /vanish      closes the connection without an answer
 //   /reset       a response head promising 1 MB, 1000 bytes, then a TCP reset
 //   /ws          a WebSocket echo
 class Upstream {
@@ -208,6 +209,11 @@ class Upstream {
       auto& request = parser.get();
       std::string target(request.target());
       if (websocket::is_upgrade(request)) return Echo(socket, request);
+      if (target == "/vanish") {
+        // Not just closed: the curl processes this process starts hold copies of the fd.
+        socket.shutdown(tcp::socket::shutdown_both, ec);
+        return;
+      }
       if (target == "/hang") {
         char byte;
         socket.read_some(net::buffer(&byte, 1), ec);
@@ -519,6 +525,27 @@ TEST_F(ServerTest, KeepsConnectionsAliveOnBothSides) {
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(upstream_.requests(), 3);
   EXPECT_EQ(upstream_.accepted(), 1) << "the pooled upstream connection is reused";
+}
+
+// An app may close a pooled connection just as the next request goes out on it: then a GET goes
+// again on a new connection, but a POST, which the app may have acted on, does not.
+TEST_F(ServerTest, OnlyIdempotentRequestsGoAgainWhenAPooledConnectionCloses) {
+  ProxyOptions options = Options();
+  options.threads = 1;  // one loop, one pool, for every connection
+  StartServer(options);
+  auto vanish = [&](const std::string& flags) {
+    auto [pooled, s1] = Curl("web.vmctl.localhost", "/headers", "-o /dev/null -w %{http_code}");
+    EXPECT_EQ(pooled, "200");
+    int before = upstream_.requests();
+    auto [out, s2] =
+        Curl("web.vmctl.localhost", "/vanish", flags + " -o /dev/null -w %{http_code}");
+    EXPECT_EQ(out, "502");
+    return upstream_.requests() - before;
+  };
+  EXPECT_EQ(vanish(""), 2) << "a GET goes again";
+  EXPECT_EQ(vanish("-X POST"), 1) << "a POST does not";
+  EXPECT_EQ(vanish("-X DELETE"), 1);
+  EXPECT_EQ(upstream_.accepted(), 4) << "each try after the pooled one is on a new connection";
 }
 
 TEST_F(ServerTest, PagesForStoppedVmsClosedPortsAndSilentApps) {
