@@ -16,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <memory>
 #include <variant>
 
 #include "proxy/request_checks.h"
@@ -87,24 +88,26 @@ net::awaitable<HeadRead> ReadHead(Stream& stream, beast::flat_buffer& buffer,
 
 // Moves a message body from `in` (parsed by `parser`, its head already read) to `out` (whose
 // serializer `sr` has written the head), `kChunk` bytes at a time: constant memory for any size.
-// Every read and write may take `idle`.
+// Every read and write may take `idle`. Nothing to call for a message whose parser is done
+// after its head: its serializer has nothing left to write.
 template <bool isRequest, class In, class Out>
 net::awaitable<Outcome> RelayBody(In& in, beast::flat_buffer& in_buffer,
                                   http::parser<isRequest, http::buffer_body>& parser, Out& out,
                                   http::serializer<isRequest, http::buffer_body>& sr,
                                   std::chrono::milliseconds idle) {
-  std::array<char, kChunk> chunk;
+  // Not in the frame: a frame that large is a large allocation (the slow kind for malloc).
+  auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
   auto& body = parser.get().body();
   do {
     if (!parser.is_done()) {
-      body.data = chunk.data();
-      body.size = chunk.size();
+      body.data = chunk.get();
+      body.size = kChunk;
       beast::get_lowest_layer(in).expires_after(idle);
       auto [ec, n] = co_await http::async_read_some(in, in_buffer, parser, kTuple);
       if (ec && ec != http::error::need_buffer) co_return Outcome::kReadFailed;
-      body.size = chunk.size() - body.size;
+      body.size = kChunk - body.size;
       // No data at all must be a null buffer: an empty one would serialize as the last chunk.
-      body.data = body.size > 0 ? chunk.data() : nullptr;
+      body.data = body.size > 0 ? chunk.get() : nullptr;
       body.more = !parser.is_done();
     } else {
       body.data = nullptr;

@@ -453,14 +453,10 @@ net::awaitable<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> 
   co_await CloseTls(stream);
 }
 
-// Answers inline when the access decision is known without blocking (a recent one for the same
-// host and credentials); otherwise Decide runs on its own threads, as it may block on the store,
-// which the event loop must never do.
+// Access::Decide may block on the store, which the event loop must never do: it runs on threads
+// of its own (Handle asks DecideCached first, which answers inline for a recent decision).
 net::awaitable<std::shared_ptr<const Decision>> Server::Impl::Decide(
     const http::request_header<>& head, const WebHost& host, const std::string& client) {
-  if (std::shared_ptr<const Decision> known = access.DecideCached(head, host.host, client)) {
-    co_return known;
-  }
   co_return co_await net::co_spawn(
       decide_pool,
       [&]() -> net::awaitable<std::shared_ptr<const Decision>> {
@@ -474,7 +470,8 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::fla
                                           RequestParser& parser, const WebHost& host,
                                           Registration& registration, const std::string& client) {
   const auto& head = parser.get().base();
-  std::shared_ptr<const Decision> decided = co_await Decide(head, host, client);
+  std::shared_ptr<const Decision> decided = access.DecideCached(head, host.host, client);
+  if (!decided) decided = co_await Decide(head, host, client);
   const Decision& decision = *decided;
   // A body nobody reads would be taken for the next request: such a connection ends.
   bool client_keep_alive = parser.get().keep_alive();
@@ -520,9 +517,9 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
   UpstreamAddress key{route.vm.address, route.port};
   ExchangeResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::optional<beast::tcp_stream> upstream =
-        attempt == 0 ? loop.pool.Take(key, RetrySafe(parser)) : std::optional<beast::tcp_stream>();
-    bool reused = upstream.has_value();
+    std::unique_ptr<beast::tcp_stream> upstream =
+        attempt == 0 ? loop.pool.Take(key, RetrySafe(parser)) : nullptr;
+    bool reused = upstream != nullptr;
     if (!upstream) {
       beast::error_code address_ec;
       tcp::endpoint endpoint(net::ip::make_address(route.vm.address, address_ec), route.port);
@@ -530,7 +527,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
         Page page = NotListeningPage(route, html, version, false);
         co_return co_await Send(stream, page);
       }
-      upstream.emplace(co_await net::this_coro::executor);
+      upstream = std::make_unique<beast::tcp_stream>(co_await net::this_coro::executor);
       upstream->expires_after(options.upstream_connect_timeout);
       auto [ec] = co_await upstream->async_connect(endpoint, kTuple);
       // A request head and its body go out as separate sends; Nagle would hold the body back.
@@ -547,7 +544,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
     result =
         co_await Exchange(stream, buffer, parser, *upstream, version, keep_alive, expect_continue);
     registration.SetUpstream(-1);
-    if (result.upstream_reusable) loop.pool.Put(key, std::move(*upstream));
+    if (result.upstream_reusable) loop.pool.Put(key, std::move(upstream));
     if (result.how != Exchanged::kRetry) break;
     if (!reused) {
       result.how = Exchanged::kRefused;
@@ -608,10 +605,12 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
     auto [ec, n] = co_await net::async_write(client, net::buffer(kContinue), kTuple);
     if (ec) co_return ExchangeResult{};
   }
-  Outcome sent = co_await relay::RelayBody(client, buffer, parser, upstream, request_writer,
-                                           options.idle_timeout);
-  if (sent == Outcome::kReadFailed) co_return ExchangeResult{};  // the client left or lied
-  if (sent == Outcome::kWriteFailed) co_return ExchangeResult{Exchanged::kRefused, false, true};
+  if (has_body) {
+    Outcome sent = co_await relay::RelayBody(client, buffer, parser, upstream, request_writer,
+                                             options.idle_timeout);
+    if (sent == Outcome::kReadFailed) co_return ExchangeResult{};  // the client left or lied
+    if (sent == Outcome::kWriteFailed) co_return ExchangeResult{Exchanged::kRefused, false, true};
+  }
 
   beast::flat_buffer upstream_buffer;
   std::optional<http::response_parser<http::buffer_body>> response;
@@ -653,9 +652,11 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
     co_return ExchangeResult{keep_alive ? Exchanged::kKeepAlive : Exchanged::kClose,
                              upstream_keeps};
   }
-  Outcome received = co_await relay::RelayBody(upstream, upstream_buffer, *response, client,
-                                               response_writer, options.idle_timeout);
-  if (received != Outcome::kDone) co_return ExchangeResult{};
+  if (!response->is_done()) {
+    Outcome received = co_await relay::RelayBody(upstream, upstream_buffer, *response, client,
+                                                 response_writer, options.idle_timeout);
+    if (received != Outcome::kDone) co_return ExchangeResult{};
+  }
   co_return ExchangeResult{keep_alive ? Exchanged::kKeepAlive : Exchanged::kClose,
                            upstream_keeps && upstream_buffer.size() == 0};
 }

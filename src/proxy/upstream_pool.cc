@@ -20,14 +20,14 @@ bool StillOpen(boost::beast::tcp_stream& stream) {
 
 }  // namespace
 
-std::optional<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddress& upstream,
-                                                           bool retried_if_closed) {
+std::unique_ptr<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddress& upstream,
+                                                             bool retried_if_closed) {
   auto now = Clock::now();
   Sweep(now);
   auto it = idle_.find(upstream);
-  if (it == idle_.end()) return std::nullopt;
+  if (it == idle_.end()) return nullptr;
   auto& idle = it->second;
-  std::optional<boost::beast::tcp_stream> taken;
+  std::unique_ptr<boost::beast::tcp_stream> taken;
   while (!taken && !idle.empty()) {
     Idle last = std::move(idle.back());
     idle.pop_back();
@@ -35,15 +35,16 @@ std::optional<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddress
       idle.clear();  // the rest are older still
       break;
     }
-    if ((retried_if_closed && now - last.since < kTrustedFor) || StillOpen(last.stream)) {
-      taken.emplace(std::move(last.stream));
+    if ((retried_if_closed && now - last.since < kTrustedFor) || StillOpen(*last.stream)) {
+      taken = std::move(last.stream);
     }
   }
   if (idle.empty()) idle_.erase(it);
   return taken;
 }
 
-void UpstreamPool::Put(const UpstreamAddress& upstream, boost::beast::tcp_stream stream) {
+void UpstreamPool::Put(const UpstreamAddress& upstream,
+                       std::unique_ptr<boost::beast::tcp_stream> stream) {
   auto now = Clock::now();
   Sweep(now);
   auto& idle = idle_[upstream];

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <optional>
+#include <memory>
 #include <string>
 
 namespace vmctl::proxy {
@@ -40,15 +40,17 @@ class UpstreamPool {
   // whether the peer closed it: that check is a system call for every request, and an app
   // closes a keep-alive connection it has just used only when it said so in its response
   // (which keeps the connection out of the pool).
-  std::optional<boost::beast::tcp_stream> Take(const UpstreamAddress& upstream,
-                                               bool retried_if_closed);
-  void Put(const UpstreamAddress& upstream, boost::beast::tcp_stream stream);
+  // Null when there is none. Streams are held by pointer because moving a beast::tcp_stream
+  // allocates (a new shared state with its timers), and a pooled one moved four times a request.
+  std::unique_ptr<boost::beast::tcp_stream> Take(const UpstreamAddress& upstream,
+                                                 bool retried_if_closed);
+  void Put(const UpstreamAddress& upstream, std::unique_ptr<boost::beast::tcp_stream> stream);
   void Clear();
   size_t size() const;
 
  private:
   struct Idle {
-    boost::beast::tcp_stream stream;
+    std::unique_ptr<boost::beast::tcp_stream> stream;
     Clock::time_point since;
   };
   // Drops what has idled too long, in every upstream's list, at most once a second.
