@@ -3,10 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <algorithm>
 #include <cctype>
 #include <vector>
 
+#include "base/ascii.h"
 #include "base/frame.h"
 
 namespace vmctl::acme {
@@ -73,11 +73,6 @@ struct Tokenizer {
   }
 };
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string StripDot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
   return s;
@@ -94,7 +89,7 @@ Result<TsigKey> ParseKeyBlock(Tokenizer& t) {
     if (word == "}") break;
     VMCTL_ASSIGN_OR_RETURN(std::string value, t.Next());
     if (word == "algorithm") {
-      algorithm = Lower(value);
+      algorithm = LowercaseAscii(value);
     } else if (word == "secret") {
       secret = value;
     } else {
@@ -108,7 +103,7 @@ Result<TsigKey> ParseKeyBlock(Tokenizer& t) {
   }
   VMCTL_ASSIGN_OR_RETURN(std::string decoded, Base64Decode(secret).WithContext("the key's secret"));
   if (decoded.empty()) return InvalidArgument("the key has no secret");
-  return TsigKey{Lower(StripDot(name)), std::move(decoded)};
+  return TsigKey{LowercaseAscii(StripDot(name)), std::move(decoded)};
 }
 
 // ---- wire format ----
@@ -215,7 +210,7 @@ struct Reader {
       if (len & 0xC0) return InvalidArgument("bad DNS label type");
       if (len == 0) {
         if (!jumped) pos = at + 1;
-        return Lower(name);
+        return LowercaseAscii(name);
       }
       if (at + 1 + len > msg.size()) return InvalidArgument("bad DNS name");
       if (!name.empty()) name += '.';
@@ -299,8 +294,8 @@ Result<TsigKey> ParseTsigKeyFile(std::string_view text) {
 
 Result<SignedUpdate> BuildTxtUpdate(const TxtUpdate& update, uint16_t id, const TsigKey& key,
                                     uint64_t time_signed) {
-  std::string zone = Lower(StripDot(update.zone));
-  std::string name = Lower(StripDot(update.name));
+  std::string zone = LowercaseAscii(StripDot(update.zone));
+  std::string name = LowercaseAscii(StripDot(update.name));
   if (name != zone && !(name.size() > zone.size() &&
                         name.compare(name.size() - zone.size(), zone.size(), zone) == 0 &&
                         name[name.size() - zone.size() - 1] == '.')) {

@@ -9,8 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <cctype>
 #include <charconv>
+
+#include "base/ascii.h"
 
 namespace vmctl::acme {
 namespace {
@@ -88,9 +89,7 @@ class Exchange {
     auto& res = parser_.get();
     response.status = static_cast<int>(res.result_int());
     for (const auto& field : res) {
-      std::string name(field.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      response.headers[name] = std::string(field.value());
+      response.headers[LowercaseAscii(field.name_string())] = std::string(field.value());
     }
     response.body = std::move(res.body());
     done = true;

@@ -55,15 +55,6 @@ bool ConnectionEnded(const beast::error_code& ec) {
          ec == net::error::connection_reset || ec == net::error::broken_pipe;
 }
 
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::string HtmlEscape(std::string_view text) {
   std::string out;
   out.reserve(text.size());

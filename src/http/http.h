@@ -37,11 +37,6 @@ Result<void> CheckFraming(const boost::beast::http::request_header<>& header);
 // answer), rather than because of what it sent.
 bool ConnectionEnded(const boost::beast::error_code& ec);
 
-// ASCII case-insensitive equality, as header names, tokens and cookie attributes compare. Use it
-// over beast::iequals for views that may end where their buffer ends: Boost 1.81's reads one
-// byte past the end of its arguments when they differ in case (proxy_parse_fuzz found it).
-bool EqualsIgnoringCase(std::string_view a, std::string_view b);
-
 // `text` with & < > " ' replaced by character references, safe in HTML element content and in
 // quoted attribute values.
 std::string HtmlEscape(std::string_view text);

@@ -46,15 +46,6 @@ TEST(CheckFramingTest, RefusesTransferCodingsOtherThanChunked) {
   }
 }
 
-TEST(EqualsIgnoringCaseTest, FoldsAsciiOnly) {
-  EXPECT_TRUE(EqualsIgnoringCase("Domain", "domain"));
-  EXPECT_FALSE(EqualsIgnoringCase("Domain", "domains"));
-  EXPECT_FALSE(EqualsIgnoringCase("\xc4", "\xe4"));
-  // The view ends where its buffer does (what Boost 1.81's beast::iequals reads past).
-  std::string buffer = "xDomain";
-  EXPECT_TRUE(EqualsIgnoringCase(std::string_view(buffer).substr(1), "domain"));
-}
-
 TEST(HtmlEscapeTest, EscapesWhatEndsTextOrAnAttribute) {
   EXPECT_EQ(HtmlEscape(R"(<a href="x" title='y'>&</a>)"),
             "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;");

@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "base/ascii.h"
+
 namespace vmctl {
 namespace {
 
@@ -70,9 +72,7 @@ std::string CheckDomain(std::string& domain) {
     start = end + 1;
   }
   if (labels < 2) return "the domain needs a dot, as in example.com";
-  for (char& c : domain) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  LowercaseAsciiInPlace(domain);
   return "";
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "base/ascii.h"
 #include "model/vm.h"
 
 namespace vmctl {
@@ -36,18 +37,6 @@ bool DnsName(std::string_view name) {
 bool LooksNumeric(std::string_view name) {
   std::string_view last = name.substr(name.rfind('.') + 1);
   return std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-void LowercaseInPlace(std::string& text) {
-  for (char& c : text) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-}
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  LowercaseInPlace(out);
-  return out;
 }
 
 // "host[:port]" without brackets: IPv6 literals are never VM hosts.
@@ -99,7 +88,7 @@ Result<void> ValidateDomain(std::string_view domain) {
 
 std::string VmForDestination(std::string_view host) {
   std::string_view label = host.substr(0, host.find('.'));
-  if (host.size() > 256 || !ValidateVmName(label).ok() || !DnsName(Lowercase(host))) return "";
+  if (host.size() > 256 || !ValidateVmName(label).ok() || !DnsName(LowercaseAscii(host))) return "";
   return std::string(label);
 }
 
@@ -108,7 +97,7 @@ Result<WebHost> ParseWebHost(std::string_view host_header, std::string_view doma
   // One copy of the name per request, made here: the proxy parses every request's Host.
   VMCTL_ASSIGN_OR_RETURN(std::string_view name, StripPort(host_header));
   std::string host(name);
-  LowercaseInPlace(host);
+  LowercaseAsciiInPlace(host);
   if (!host.empty() && host.back() == '.') host.pop_back();
   if (!DnsName(host) || LooksNumeric(host)) {
     return InvalidArgument("the Host header is not a DNS name");

@@ -7,6 +7,8 @@
 #include <random>
 #include <utility>
 
+#include "base/ascii.h"
+
 namespace vmctl {
 namespace {
 
@@ -175,8 +177,7 @@ Result<int64_t> ParseBandwidthKbit(std::string_view text) {
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0 || digits > 9) return bad();
   int64_t number = std::stoll(std::string(text.substr(0, digits)));
-  std::string unit(text.substr(digits));
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string unit = LowercaseAscii(text.substr(digits));
   if (unit.empty() && number == 0) return int64_t{0};
   if (unit == "kbit") return number;
   if (unit == "mbit") return number * 1000;

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdint>
 
+#include "base/ascii.h"
+
 namespace vmctl::proxy {
 namespace {
 
@@ -146,8 +148,7 @@ Result<WebOrigin> ParseWebOrigin(std::string_view url) {
   if (!IsHostName(origin.host) || !port_ok) {
     return InvalidArgument("web URL '" + std::string(url) + "' is not http(s)://HOST[:PORT]");
   }
-  std::transform(origin.host.begin(), origin.host.end(), origin.host.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  LowercaseAsciiInPlace(origin.host);
   if ((origin.scheme == "https" && origin.port == "443") ||
       (origin.scheme == "http" && origin.port == "80")) {
     origin.port.clear();

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "base/ascii.h"
 #include "http/http.h"
 
 namespace vmctl::proxy {
@@ -40,12 +41,12 @@ std::string Join(const std::vector<std::string_view>& parts, std::string_view se
 
 bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() &&
-         ::vmctl::http::EqualsIgnoringCase(text.substr(0, prefix.size()), prefix);
+         ::vmctl::EqualsIgnoringAsciiCase(text.substr(0, prefix.size()), prefix);
 }
 
 bool IsUpgradeToWebSocket(const http::fields& fields) {
   for (std::string_view token : Split(fields[http::field::upgrade], ',')) {
-    if (::vmctl::http::EqualsIgnoringCase(token, "websocket")) return true;
+    if (::vmctl::EqualsIgnoringAsciiCase(token, "websocket")) return true;
   }
   return false;
 }
@@ -59,7 +60,7 @@ void RemoveHopByHop(http::fields& fields, bool keep_upgrade) {
     for (std::string_view token : Split(field.value(), ',')) named.emplace_back(token);
   }
   for (const std::string& name : named) {
-    if (!(keep_upgrade && ::vmctl::http::EqualsIgnoringCase(name, "upgrade"))) fields.erase(name);
+    if (!(keep_upgrade && ::vmctl::EqualsIgnoringAsciiCase(name, "upgrade"))) fields.erase(name);
   }
   for (http::field f :
        {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
@@ -107,7 +108,7 @@ std::string RemoveCookieDomain(std::string_view set_cookie) {
   bool first = true;
   for (std::string_view part : Split(set_cookie, ';')) {
     std::string_view attribute = Trim(part.substr(0, part.find('=')));
-    if (first || !::vmctl::http::EqualsIgnoringCase(attribute, "domain")) kept.push_back(part);
+    if (first || !::vmctl::EqualsIgnoringAsciiCase(attribute, "domain")) kept.push_back(part);
     first = false;
   }
   return Join(kept, "; ");

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <variant>
 
+#include "base/ascii.h"
 #include "http/http.h"
 #include "proxy/cookies.h"
 #include "proxy/forward_headers.h"
@@ -34,7 +35,7 @@ void CheckForwarded(http::request_header<>& head) {
   size_t own = 0;
   for (const auto& field : head) {
     std::string_view name = field.name_string();
-    if (name.size() >= 8 && vmctl::http::EqualsIgnoringCase(name.substr(0, 8), "x-vmctl-")) ++own;
+    if (name.size() >= 8 && vmctl::EqualsIgnoringAsciiCase(name.substr(0, 8), "x-vmctl-")) ++own;
   }
   if (own != 2 || head["X-Vmctl-User-Id"] != "u-1" || head["X-Vmctl-Email"] != "a@example.com") {
     std::abort();
@@ -92,7 +93,7 @@ void CheckRemoveDomain(std::string_view set_cookie) {
     std::string_view name = part.substr(0, part.find('='));
     while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (!first && vmctl::http::EqualsIgnoringCase(name, "domain")) std::abort();
+    if (!first && vmctl::EqualsIgnoringAsciiCase(name, "domain")) std::abort();
     first = false;
     if (end == std::string_view::npos) break;
     text.remove_prefix(end + 1);

@@ -3,10 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cctype>
 #include <set>
 #include <system_error>
 
+#include "base/ascii.h"
 #include "base/io.h"
 #include "tls/durable_file.h"
 #include "tls/names.h"
@@ -17,13 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::system_clock;
-
-std::string Lowercase(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 std::string FormatTime(Clock::time_point t) {
   std::time_t tt = Clock::to_time_t(t);
@@ -127,7 +120,7 @@ void CertStore::Register(const std::shared_ptr<const Entry>& entry) {
 }
 
 std::shared_ptr<const CertStore::Entry> CertStore::Find(std::string_view server_name) const {
-  std::string name = server_name.empty() ? default_name_ : Lowercase(server_name);
+  std::string name = server_name.empty() ? default_name_ : LowercaseAscii(server_name);
   // A literal "*" in SNI names no host; it must not pick a wildcard entry by its key.
   if (name.find('*') != std::string::npos) return nullptr;
   std::string wildcard = WildcardFor(name);

@@ -5,9 +5,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <algorithm>
-#include <cctype>
 #include <ctime>
+
+#include "base/ascii.h"
 
 namespace vmctl::tls {
 namespace {
@@ -127,8 +127,7 @@ std::vector<std::string> DnsNames(X509* cert) {
     const ASN1_IA5STRING* s = gn->d.dNSName;
     std::string name(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
                      static_cast<size_t>(ASN1_STRING_length(s)));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    LowercaseAsciiInPlace(name);
     names.push_back(std::move(name));
   }
   GENERAL_NAMES_free(sans);
