@@ -3,7 +3,6 @@
 #include <vector>
 
 #include "base/ascii.h"
-#include "http/http.h"
 
 namespace vmctl::proxy {
 namespace {

@@ -16,7 +16,6 @@
 #include <variant>
 
 #include "base/ascii.h"
-#include "http/http.h"
 #include "proxy/cookies.h"
 #include "proxy/forward_headers.h"
 #include "proxy/request_checks.h"
