@@ -29,7 +29,6 @@ int Fail(const std::string& what, const Error& error) {
 }
 
 int Main(int argc, char** argv) {
-  proxy::KeepFreedHeap();  // as vmctl serve does
   CLI::App app{"vmctl HTTPS proxy, for its benchmark"};
   std::string certs, listen, upstream;
   int upstream_port = 80;

@@ -11,6 +11,7 @@ packages=(
   libboost1.81-dev libssl-dev libssh-dev libsqlite3-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libyaml-cpp-dev
   libnl-3-dev libnl-route-3-dev libnftables-dev libarchive-dev xfsprogs
+  libtcmalloc-minimal4
   # fuzz build (make fuzz): clang and its sanitizer and libFuzzer runtimes
   clang libclang-rt-dev
   # runtime: VMM, disks, guest image build

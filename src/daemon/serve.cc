@@ -352,7 +352,6 @@ int Fail(const Error& e) {
 
 int Serve(const ServeOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
-  proxy::KeepFreedHeap();
   Daemon daemon(o);
   if (auto r = daemon.OpenState(); !r.ok()) return Fail(r.error());
   if (auto r = daemon.BuildImageService(); !r.ok()) return Fail(r.error());

@@ -8,10 +8,7 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -19,6 +16,7 @@
 #include <memory>
 #include <variant>
 
+#include "proxy/loop_executor.h"
 #include "proxy/request_checks.h"
 
 namespace vmctl::proxy::relay {
@@ -27,7 +25,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-inline constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 inline constexpr size_t kChunk = 64 * 1024;
 inline constexpr size_t kHeadRead = 4 * 1024;
 
@@ -46,10 +43,9 @@ struct HeadRead {
   std::optional<Refusal> refusal;
 };
 template <class Stream>
-net::awaitable<HeadRead> ReadHead(Stream& stream, beast::flat_buffer& buffer,
-                                  http::request_parser<http::buffer_body>& parser,
-                                  size_t header_limit, std::chrono::milliseconds idle,
-                                  std::chrono::milliseconds header_timeout) {
+Task<HeadRead> ReadHead(Stream& stream, beast::flat_buffer& buffer,
+                        http::request_parser<http::buffer_body>& parser, size_t header_limit,
+                        std::chrono::milliseconds idle, std::chrono::milliseconds header_timeout) {
   auto& lowest = beast::get_lowest_layer(stream);
   bool started = buffer.size() > 0;
   if (started) lowest.expires_after(header_timeout);
@@ -86,15 +82,16 @@ net::awaitable<HeadRead> ReadHead(Stream& stream, beast::flat_buffer& buffer,
   }
 }
 
-// Moves a message body from `in` (parsed by `parser`, its head already read) to `out` (whose
-// serializer `sr` has written the head), `kChunk` bytes at a time: constant memory for any size.
+// Moves a message body from `in` (parsed by `parser`, its head already read) to `out` through
+// the serializer `sr` (a head it has not written yet goes with the first chunk), `kChunk` bytes
+// at a time: constant memory for any size.
 // Every read and write may take `idle`. Nothing to call for a message whose parser is done
 // after its head: its serializer has nothing left to write.
 template <bool isRequest, class In, class Out>
-net::awaitable<Outcome> RelayBody(In& in, beast::flat_buffer& in_buffer,
-                                  http::parser<isRequest, http::buffer_body>& parser, Out& out,
-                                  http::serializer<isRequest, http::buffer_body>& sr,
-                                  std::chrono::milliseconds idle) {
+Task<Outcome> RelayBody(In& in, beast::flat_buffer& in_buffer,
+                        http::parser<isRequest, http::buffer_body>& parser, Out& out,
+                        http::serializer<isRequest, http::buffer_body>& sr,
+                        std::chrono::milliseconds idle) {
   // Not in the frame: a frame that large is a large allocation (the slow kind for malloc).
   auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
   auto& body = parser.get().body();
@@ -124,7 +121,7 @@ net::awaitable<Outcome> RelayBody(In& in, beast::flat_buffer& in_buffer,
 // Copies raw bytes one way until `from` ends, then shuts both sockets so the other direction
 // ends too.
 template <class From, class To>
-net::awaitable<void> Pump(From& from, To& to, int from_fd, int to_fd) {
+Task<void> Pump(From& from, To& to, int from_fd, int to_fd) {
   std::array<char, 16 * 1024> chunk;
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(net::buffer(chunk), kTuple);
@@ -139,8 +136,7 @@ net::awaitable<void> Pump(From& from, To& to, int from_fd, int to_fd) {
 // After a 101: the bytes each side sent beyond the HTTP exchange first, then both directions at
 // once until either side closes (WebSocket frames pass untouched).
 template <class A, class B>
-net::awaitable<void> Tunnel(A& a, beast::flat_buffer& a_buffer, B& b,
-                            beast::flat_buffer& b_buffer) {
+Task<void> Tunnel(A& a, beast::flat_buffer& a_buffer, B& b, beast::flat_buffer& b_buffer) {
   using namespace net::experimental::awaitable_operators;
   beast::get_lowest_layer(a).expires_never();
   beast::get_lowest_layer(b).expires_never();

@@ -1,7 +1,6 @@
 #include "proxy/server.h"
 
 #include <fmt/format.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/bind_allocator.hpp>
@@ -11,7 +10,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
 #include <span>
@@ -19,6 +17,7 @@
 
 #include "model/host_name.h"
 #include "proxy/forward_headers.h"
+#include "proxy/loop_executor.h"
 #include "proxy/pages.h"
 #include "proxy/relay.h"
 #include "proxy/request_checks.h"
@@ -35,9 +34,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
-using relay::kTuple;
 using relay::Outcome;
-using UnixStream = beast::basic_stream<net::local::stream_protocol>;
+using UnixStream = beast::basic_stream<net::local::stream_protocol, LoopExecutor>;
 using RequestParser = http::request_parser<http::buffer_body>;
 
 // How long an ending TLS connection waits for the client's close_notify after sending its own.
@@ -82,12 +80,6 @@ struct ExchangeResult {
 };
 
 }  // namespace
-
-void KeepFreedHeap() {
-  // Up to this much free memory at a heap's top stays; growing takes a little more each time.
-  ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
-  ::mallopt(M_TOP_PAD, 1 << 20);
-}
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view text) {
   auto bad = [&] {
@@ -145,42 +137,39 @@ struct Server::Impl {
   void ConfigureTls();
   static int OnServerName(SSL* ssl, int* alert, void* arg);
 
-  net::awaitable<void> Accept(tcp::acceptor acceptor, bool https);
-  net::awaitable<void> ServeTls(tcp::socket socket, Loop& loop);
-  net::awaitable<void> AwaitCertificate(tcp::socket& socket);
-  net::awaitable<void> CloseTls(TlsStream& stream);
-  net::awaitable<void> ServeHttp(tcp::socket socket);
+  Task<void> Accept(TcpAcceptor acceptor, bool https);
+  Task<void> ServeTls(TcpSocket socket, Loop& loop);
+  Task<void> AwaitCertificate(TcpSocket& socket);
+  Task<void> CloseTls(TlsStream& stream);
+  Task<void> ServeHttp(TcpSocket socket);
   template <class Stream>
-  net::awaitable<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
-                                                     RequestParser& parser);
+  Task<std::optional<WebHost>> ReadRequest(Stream& stream, beast::flat_buffer& buffer,
+                                           RequestParser& parser);
   struct TlsConnection;
   // Parks an idle connection: no coroutine, no buffer, until its next bytes come (or its idle
   // timeout passes, which closes it).
   void Park(std::unique_ptr<TlsConnection> connection);
-  net::awaitable<void> ServeRequests(std::unique_ptr<TlsConnection> connection);
-  net::awaitable<std::shared_ptr<const Decision>> Decide(const http::request_header<>& head,
-                                                         const WebHost& host,
-                                                         const std::string& client);
+  Task<void> ServeRequests(std::unique_ptr<TlsConnection> connection);
+  Task<std::shared_ptr<const Decision>> Decide(const http::request_header<>& head,
+                                               const WebHost& host, const std::string& client);
   template <class Stream>
-  net::awaitable<bool> Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
-                              RequestParser& parser, const WebHost& host,
-                              Registration& registration, const std::string& client);
+  Task<bool> Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer, RequestParser& parser,
+                    const WebHost& host, Registration& registration, const std::string& client);
   // `keep_alive`: whether the client's request asked for it (read before the head is rewritten
   // for the upstream, which drops its Connection header).
   template <class Stream>
-  net::awaitable<bool> ForwardToVm(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
-                                   RequestParser& parser, const Decision& decision, bool keep_alive,
-                                   Registration& registration);
+  Task<bool> ForwardToVm(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
+                         RequestParser& parser, const Decision& decision, bool keep_alive,
+                         Registration& registration);
   template <class Stream>
-  net::awaitable<bool> ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
-                                    RequestParser& parser, bool keep_alive,
-                                    Registration& registration);
+  Task<bool> ForwardToApi(Stream& stream, beast::flat_buffer& buffer, RequestParser& parser,
+                          bool keep_alive, Registration& registration);
   template <class Client, class Upstream>
-  net::awaitable<ExchangeResult> Exchange(Client& client, beast::flat_buffer& buffer,
-                                          RequestParser& parser, Upstream& upstream,
-                                          unsigned version, bool keep_alive, bool expect_continue);
+  Task<ExchangeResult> Exchange(Client& client, beast::flat_buffer& buffer, RequestParser& parser,
+                                Upstream& upstream, unsigned version, bool keep_alive,
+                                bool expect_continue);
   template <class Stream>
-  net::awaitable<bool> Send(Stream& stream, Page& page);
+  Task<bool> Send(Stream& stream, Page& page);
 
   ProxyOptions options;
   tls::CertificateSource& certificates;
@@ -190,17 +179,17 @@ struct Server::Impl {
   net::thread_pool decide_pool;
   ssl::context tls;
   Tracker tracker;
-  std::vector<tcp::acceptor> acceptors;  // bound, until Start hands them to their loops
+  std::vector<TcpAcceptor> acceptors;  // bound, until Start hands them to their loops
   std::vector<uint16_t> https_ports;
   uint16_t http_port = 0;
   bool started = false;
 };
 
 Result<void> Server::Impl::Listen() {
-  auto bind = [&](const std::string& text) -> Result<tcp::acceptor> {
+  auto bind = [&](const std::string& text) -> Result<TcpAcceptor> {
     VMCTL_ASSIGN_OR_RETURN(auto address, ParseListenAddress(text));
     tcp::endpoint endpoint(net::ip::make_address(address.first), address.second);
-    tcp::acceptor acceptor(loops.front()->io);
+    TcpAcceptor acceptor(loops.front()->io);
     beast::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -210,12 +199,12 @@ Result<void> Server::Impl::Listen() {
     return acceptor;
   };
   for (const std::string& text : options.https_listen) {
-    VMCTL_ASSIGN_OR_RETURN(tcp::acceptor acceptor, bind(text));
+    VMCTL_ASSIGN_OR_RETURN(TcpAcceptor acceptor, bind(text));
     https_ports.push_back(acceptor.local_endpoint().port());
     acceptors.push_back(std::move(acceptor));
   }
   if (!options.http_listen.empty()) {
-    VMCTL_ASSIGN_OR_RETURN(tcp::acceptor acceptor, bind(options.http_listen));
+    VMCTL_ASSIGN_OR_RETURN(TcpAcceptor acceptor, bind(options.http_listen));
     http_port = acceptor.local_endpoint().port();
     acceptors.push_back(std::move(acceptor));
   }
@@ -257,7 +246,7 @@ int Server::Impl::OnServerName(SSL* ssl, int* alert, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
+Task<void> Server::Impl::Accept(TcpAcceptor acceptor, bool https) {
   Registration registration(tracker, acceptor.native_handle(), false);
   if (!registration) co_return;
   // Each listener hands its connections to the loops in turn.
@@ -268,7 +257,7 @@ net::awaitable<void> Server::Impl::Accept(tcp::acceptor acceptor, bool https) {
     auto [ec, socket] = co_await acceptor.async_accept(loop.io, kTuple);
     if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
       // Out of fds: back off instead of spinning; the connection waits in the backlog.
-      net::steady_timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
+      Timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
       co_await timer.async_wait(kTuple);
       continue;
     }
@@ -296,7 +285,7 @@ struct Server::Impl::TlsConnection {
   std::shared_ptr<SSL_CTX> certificate;
 };
 
-net::awaitable<void> Server::Impl::ServeTls(tcp::socket socket, Loop& loop) {
+Task<void> Server::Impl::ServeTls(TcpSocket socket, Loop& loop) {
   beast::error_code ec;
   std::string client = socket.remote_endpoint(ec).address().to_string();
   if (ec) co_return;
@@ -330,7 +319,7 @@ void Server::Impl::Park(std::unique_ptr<TlsConnection> connection) {
 // that has no length from a truncation (RFC 8446 section 6.1), and answers a client's own
 // close_notify. A client that closed without one, or that never answers ours, costs at most
 // kCloseNotifyTimeout. After a timeout the socket is closed already and nothing is sent.
-net::awaitable<void> Server::Impl::CloseTls(TlsStream& stream) {
+Task<void> Server::Impl::CloseTls(TlsStream& stream) {
   if (!stream.socket().is_open()) co_return;
   stream.expires_after(kCloseNotifyTimeout);
   co_await stream.async_shutdown(kTuple);
@@ -339,12 +328,12 @@ net::awaitable<void> Server::Impl::CloseTls(TlsStream& stream) {
 // Peeks at the ClientHello's SNI name and, when it has no certificate yet but one is being
 // issued (a custom domain's first use), holds the handshake until it is served, for at most
 // certificate_wait: the servername callback cannot wait without blocking its event loop.
-net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
+Task<void> Server::Impl::AwaitCertificate(TcpSocket& socket) {
   // The socket's waits end when `wake` cancels them: at a deadline, when the certificate is
   // ready, or at Stop's shutdown(2) (readable, and EPOLLHUP ends a wait for errors). Wake-ups
   // run on the connection's loop, through a state that outlives this frame if they come late.
   struct Waiting {
-    tcp::socket* socket;
+    TcpSocket* socket;
   };
   auto waiting = std::make_shared<Waiting>(&socket);
   auto wake = [waiting] {
@@ -354,7 +343,7 @@ net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
     Waiting& waiting;
     ~Done() { waiting.socket = nullptr; }
   } done{*waiting};
-  net::steady_timer deadline(socket.get_executor());
+  Timer deadline(socket.get_executor());
   auto wake_after = [&](std::chrono::milliseconds after) {
     deadline.expires_after(after);
     deadline.async_wait([wake](beast::error_code ec) {
@@ -366,15 +355,15 @@ net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
   std::vector<uint8_t> peeked(tls::kMaxClientHelloPeek);
   std::optional<std::string> sent;
   while (!sent && std::chrono::steady_clock::now() < until) {
-    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+    auto [ec] = co_await socket.async_wait(TcpSocket::wait_read, kTuple);
     if (ec) co_return;
-    size_t n = socket.receive(net::buffer(peeked), tcp::socket::message_peek, ec);
+    size_t n = socket.receive(net::buffer(peeked), TcpSocket::message_peek, ec);
     if (ec || n == 0) co_return;
     sent = tls::PeekServerName(std::span(peeked).first(n));
     if (!sent) {
       // The rest of a ClientHello split across segments: peeking does not consume, so the
       // socket stays readable; look again shortly instead of spinning.
-      net::steady_timer again(socket.get_executor(), std::chrono::milliseconds(5));
+      Timer again(socket.get_executor(), std::chrono::milliseconds(5));
       co_await again.async_wait(kTuple);
     }
   }
@@ -386,14 +375,14 @@ net::awaitable<void> Server::Impl::AwaitCertificate(tcp::socket& socket) {
     co_return;
   }
   wake_after(options.certificate_wait);
-  co_await socket.async_wait(tcp::socket::wait_error, kTuple);
+  co_await socket.async_wait(TcpSocket::wait_error, kTuple);
 }
 
 // After refusing a request, reads what the client still sends for a moment before closing:
 // closing with unread bytes makes the kernel send a reset, which may destroy the refusal before
 // the client reads it.
 template <class Stream>
-net::awaitable<void> Linger(Stream& stream) {
+Task<void> Linger(Stream& stream) {
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
   std::array<char, 4096> sink;
   for (size_t total = 0; total < 256 * 1024;) {
@@ -404,7 +393,7 @@ net::awaitable<void> Linger(Stream& stream) {
 }
 
 template <class Stream>
-net::awaitable<bool> Server::Impl::Send(Stream& stream, Page& page) {
+Task<bool> Server::Impl::Send(Stream& stream, Page& page) {
   beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
   bool keep_alive = page.keep_alive();
   auto [ec, n] = co_await http::async_write(stream, page, kTuple);
@@ -414,9 +403,8 @@ net::awaitable<bool> Server::Impl::Send(Stream& stream, Page& page) {
 // The next request head and the host it names; nothing when the connection ends (the client
 // left, or its request was refused: the refusal is sent first).
 template <class Stream>
-net::awaitable<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream,
-                                                                 beast::flat_buffer& buffer,
-                                                                 RequestParser& parser) {
+Task<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream, beast::flat_buffer& buffer,
+                                                       RequestParser& parser) {
   auto read = co_await relay::ReadHead(stream, buffer, parser, options.header_limit,
                                        options.idle_timeout, options.header_timeout);
   if (read.closed) co_return std::nullopt;
@@ -435,7 +423,7 @@ net::awaitable<std::optional<WebHost>> Server::Impl::ReadRequest(Stream& stream,
 
 // Serves requests while they come back to back (pipelined, or already decrypted), then parks
 // the connection again, as nginx does with its keep-alive connections.
-net::awaitable<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> connection) {
+Task<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> connection) {
   TlsConnection& c = *connection;
   TlsStream& stream = *c.stream;
   beast::flat_buffer buffer;
@@ -455,20 +443,21 @@ net::awaitable<void> Server::Impl::ServeRequests(std::unique_ptr<TlsConnection> 
 
 // Access::Decide may block on the store, which the event loop must never do: it runs on threads
 // of its own (Handle asks DecideCached first, which answers inline for a recent decision).
-net::awaitable<std::shared_ptr<const Decision>> Server::Impl::Decide(
-    const http::request_header<>& head, const WebHost& host, const std::string& client) {
+Task<std::shared_ptr<const Decision>> Server::Impl::Decide(const http::request_header<>& head,
+                                                           const WebHost& host,
+                                                           const std::string& client) {
   co_return co_await net::co_spawn(
       decide_pool,
       [&]() -> net::awaitable<std::shared_ptr<const Decision>> {
         co_return std::make_shared<const Decision>(access.Decide(head, host.host, client));
       },
-      net::use_awaitable);
+      kAwait);
 }
 
 template <class Stream>
-net::awaitable<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
-                                          RequestParser& parser, const WebHost& host,
-                                          Registration& registration, const std::string& client) {
+Task<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
+                                RequestParser& parser, const WebHost& host,
+                                Registration& registration, const std::string& client) {
   const auto& head = parser.get().base();
   std::shared_ptr<const Decision> decided = access.DecideCached(head, host.host, client);
   if (!decided) decided = co_await Decide(head, host, client);
@@ -503,10 +492,9 @@ net::awaitable<bool> Server::Impl::Handle(Stream& stream, Loop& loop, beast::fla
 }
 
 template <class Stream>
-net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
-                                               beast::flat_buffer& buffer, RequestParser& parser,
-                                               const Decision& decision, bool keep_alive,
-                                               Registration& registration) {
+Task<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop, beast::flat_buffer& buffer,
+                                     RequestParser& parser, const Decision& decision,
+                                     bool keep_alive, Registration& registration) {
   auto& request = parser.get();
   const controller::WebRoute& route = decision.route;
   bool html = WantsHtml(request);
@@ -517,7 +505,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
   UpstreamAddress key{route.vm.address, route.port};
   ExchangeResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<beast::tcp_stream> upstream =
+    std::unique_ptr<TcpStream> upstream =
         attempt == 0 ? loop.pool.Take(key, RetrySafe(parser)) : nullptr;
     bool reused = upstream != nullptr;
     if (!upstream) {
@@ -527,7 +515,7 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
         Page page = NotListeningPage(route, html, version, false);
         co_return co_await Send(stream, page);
       }
-      upstream = std::make_unique<beast::tcp_stream>(co_await net::this_coro::executor);
+      upstream = std::make_unique<TcpStream>(co_await net::this_coro::executor);
       upstream->expires_after(options.upstream_connect_timeout);
       auto [ec] = co_await upstream->async_connect(endpoint, kTuple);
       // A request head and its body go out as separate sends; Nagle would hold the body back.
@@ -560,9 +548,9 @@ net::awaitable<bool> Server::Impl::ForwardToVm(Stream& stream, Loop& loop,
 }
 
 template <class Stream>
-net::awaitable<bool> Server::Impl::ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
-                                                RequestParser& parser, bool keep_alive,
-                                                Registration& registration) {
+Task<bool> Server::Impl::ForwardToApi(Stream& stream, beast::flat_buffer& buffer,
+                                      RequestParser& parser, bool keep_alive,
+                                      Registration& registration) {
   auto& request = parser.get();
   unsigned version = request.version();
   bool expect_continue = beast::iequals(request[http::field::expect], "100-continue");
@@ -588,10 +576,10 @@ net::awaitable<bool> Server::Impl::ForwardToApi(Stream& stream, beast::flat_buff
 }
 
 template <class Client, class Upstream>
-net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::flat_buffer& buffer,
-                                                      RequestParser& parser, Upstream& upstream,
-                                                      unsigned version, bool keep_alive,
-                                                      bool expect_continue) {
+Task<ExchangeResult> Server::Impl::Exchange(Client& client, beast::flat_buffer& buffer,
+                                            RequestParser& parser, Upstream& upstream,
+                                            unsigned version, bool keep_alive,
+                                            bool expect_continue) {
   bool has_body = !parser.is_done();
   bool retry_safe = RetrySafe(parser);  // before the body is read, which makes the parser done
   bool head_request = parser.get().method() == http::verb::head;
@@ -640,9 +628,16 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
   if (!framed && version == 10) keep_alive = false;
   if (!upgrade) res.keep_alive(keep_alive);
   http::response_serializer<http::buffer_body> response_writer{res};
+  // Body bytes that came with the head go out with it, in one TLS record and one segment, as
+  // nginx sends them: a separate write costs a second record, send(2) and wake-up of the client.
+  // Without any, the head goes now, lest a streamed response wait for its first bytes.
+  bool head_with_body =
+      !upgrade && !head_request && !response->is_done() && upstream_buffer.size() > 0;
   beast::get_lowest_layer(client).expires_after(options.idle_timeout);
-  if (auto [ec, n] = co_await http::async_write_header(client, response_writer, kTuple); ec) {
-    co_return ExchangeResult{};
+  if (!head_with_body) {
+    if (auto [ec, n] = co_await http::async_write_header(client, response_writer, kTuple); ec) {
+      co_return ExchangeResult{};
+    }
   }
   if (upgrade) {
     co_await relay::Tunnel(client, buffer, upstream, upstream_buffer);
@@ -661,8 +656,8 @@ net::awaitable<ExchangeResult> Server::Impl::Exchange(Client& client, beast::fla
                            upstream_keeps && upstream_buffer.size() == 0};
 }
 
-net::awaitable<void> Server::Impl::ServeHttp(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+Task<void> Server::Impl::ServeHttp(TcpSocket socket) {
+  TcpStream stream(std::move(socket));
   Registration registration(tracker, FdOf(stream), true);
   if (!registration) co_return;
   beast::flat_buffer buffer;

@@ -45,13 +45,6 @@ struct ProxyOptions {
 // "ADDR:PORT" or "[V6ADDR]:PORT" as a listen address; kInvalidArgument otherwise. Pure.
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view text);
 
-// Process-wide, once at start before threads: freed heap memory stays for reuse instead of going
-// back to the kernel at once. With SSL_MODE_RELEASE_BUFFERS OpenSSL takes and frees a 17 KiB
-// buffer per read and write; glibc gave the top of a thread's heap back with madvise each time,
-// and in a process with threads every such return interrupts every core to flush its TLB (about
-// 11 % of the proxy's time under load, bench/RESULTS.md).
-void KeepFreedHeap();
-
 // The HTTPS front end (docs/proxy.md): TLS with the certificate SNI selects, each request head
 // decided by `access`, then answered, forwarded to a VM's port, or forwarded to the API socket;
 // and the plain-HTTP listener, which redirects to HTTPS and answers ACME HTTP-01 challenges.

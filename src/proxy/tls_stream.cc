@@ -67,7 +67,7 @@ SSL* NewConnection(SSL_CTX* context, int fd) {
 
 }  // namespace
 
-TlsStream::TlsStream(net::ip::tcp::socket socket, SSL_CTX* context) {
+TlsStream::TlsStream(TcpSocket socket, SSL_CTX* context) {
   error_code ec;
   socket.non_blocking(true, ec);
   // OpenSSL sends each handshake flight and session ticket on its own: with Nagle's algorithm a

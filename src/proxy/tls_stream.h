@@ -4,18 +4,17 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <vector>
+
+#include "proxy/loop_executor.h"
 
 namespace vmctl::proxy {
 
@@ -55,20 +54,20 @@ struct ExactAllocator {
 // OpenSSL error (net::error::get_ssl_category()) for a failed handshake or a bad record.
 class TlsStream {
  public:
-  using executor_type = boost::asio::any_io_executor;
+  using executor_type = LoopExecutor;
   using Clock = std::chrono::steady_clock;
 
   // `context` is the one connections start in (the servername callback may move them to
   // another). If OpenSSL cannot make a connection object (out of memory), every operation ends
   // with net::error::no_memory.
-  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
+  TlsStream(TcpSocket socket, SSL_CTX* context);
   ~TlsStream();
   TlsStream(TlsStream&&) = default;
   TlsStream& operator=(TlsStream&&) = default;
 
   executor_type get_executor();
   SSL* native_handle();  // null when OpenSSL could not make the connection
-  boost::asio::ip::tcp::socket& socket();
+  TcpSocket& socket();
 
   // The deadline of every operation from now on, as beast::tcp_stream's.
   void expires_after(Clock::duration after) { SetDeadline(Clock::now() + after); }
@@ -168,11 +167,10 @@ class TlsStream {
 };
 
 struct TlsStream::State {
-  State(boost::asio::ip::tcp::socket s, SSL* c)
-      : socket(std::move(s)), timer(socket.get_executor()), ssl(c) {}
+  State(TcpSocket s, SSL* c) : socket(std::move(s)), timer(socket.get_executor()), ssl(c) {}
   ~State();
-  boost::asio::ip::tcp::socket socket;
-  boost::asio::steady_timer timer;
+  TcpSocket socket;
+  Timer timer;
   SSL* ssl;
   Clock::time_point deadline = Clock::time_point::max();
   // What the timer is set for: it only ever moves the deadline later lazily, so that the many
@@ -184,7 +182,7 @@ struct TlsStream::State {
 
 inline TlsStream::executor_type TlsStream::get_executor() { return state_->socket.get_executor(); }
 inline SSL* TlsStream::native_handle() { return state_->ssl; }
-inline boost::asio::ip::tcp::socket& TlsStream::socket() { return state_->socket; }
+inline TcpSocket& TlsStream::socket() { return state_->socket; }
 
 template <class ConstBuffers>
 TlsStream::WriteStep::WriteStep(const ConstBuffers& buffers) {

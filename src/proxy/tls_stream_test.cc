@@ -7,12 +7,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <filesystem>
@@ -28,7 +26,6 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using boost::beast::error_code;
 using namespace std::chrono_literals;
-constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
 class TlsStreamTest : public ::testing::Test {
  protected:
@@ -62,7 +59,7 @@ class TlsStreamTest : public ::testing::Test {
     std::promise<Result> result;
     net::co_spawn(
         io_,
-        [&]() -> net::awaitable<void> {
+        [&]() -> Task<void> {
           auto [ec, socket] = co_await acceptor_.async_accept(kTuple);
           EXPECT_FALSE(ec) << ec.message();
           TlsStream stream(std::move(socket), server_ctx_);
@@ -89,7 +86,7 @@ class TlsStreamTest : public ::testing::Test {
   std::filesystem::path dir_;
   SSL_CTX* server_ctx_ = nullptr;
   net::io_context io_;
-  tcp::acceptor acceptor_{io_};
+  TcpAcceptor acceptor_{io_};
 };
 
 std::string ReadAll(ssl::stream<tcp::socket>& stream, error_code& ec) {
@@ -106,7 +103,7 @@ TEST_F(TlsStreamTest, EchoesAndClosesWithCloseNotify) {
   std::string received;
   error_code client_end;
   error_code shut = Run(
-      [](TlsStream& stream) -> net::awaitable<error_code> {
+      [](TlsStream& stream) -> Task<error_code> {
         char buffer[64];
         auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
         EXPECT_FALSE(ec) << ec.message();
@@ -137,7 +134,7 @@ TEST_F(TlsStreamTest, LargeWriteWaitsForASlowReader) {
   for (size_t i = 0; i < kSize; ++i) sent[i] = static_cast<char>(i * 7 + i / 4096);
   std::string received;
   error_code written = Run(
-      [&](TlsStream& stream) -> net::awaitable<error_code> {
+      [&](TlsStream& stream) -> Task<error_code> {
         auto [ec, n] = co_await net::async_write(stream, net::buffer(sent), kTuple);
         EXPECT_EQ(n, kSize);
         co_return ec;
@@ -158,7 +155,7 @@ TEST_F(TlsStreamTest, LargeWriteWaitsForASlowReader) {
 
 TEST_F(TlsStreamTest, ReadTimesOutAtTheDeadline) {
   auto [ec, open] = Run(
-      [](TlsStream& stream) -> net::awaitable<std::pair<error_code, bool>> {
+      [](TlsStream& stream) -> Task<std::pair<error_code, bool>> {
         stream.expires_after(100ms);
         char buffer[64];
         auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
@@ -176,7 +173,7 @@ TEST_F(TlsStreamTest, ReadTimesOutAtTheDeadline) {
 // waits leaves the connection alone, and a new deadline applies to what follows.
 TEST_F(TlsStreamTest, DeadlinePassingBetweenOperationsClosesNothing) {
   std::string read = Run(
-      [](TlsStream& stream) -> net::awaitable<std::string> {
+      [](TlsStream& stream) -> Task<std::string> {
         stream.expires_after(20ms);
         net::steady_timer pause(stream.get_executor(), 200ms);
         co_await pause.async_wait(kTuple);
@@ -195,7 +192,7 @@ TEST_F(TlsStreamTest, DeadlinePassingBetweenOperationsClosesNothing) {
 
 TEST_F(TlsStreamTest, EofWithoutCloseNotifyIsTruncation) {
   error_code ec = Run(
-      [](TlsStream& stream) -> net::awaitable<error_code> {
+      [](TlsStream& stream) -> Task<error_code> {
         char buffer[64];
         auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
         co_return ec;
@@ -211,7 +208,7 @@ TEST_F(TlsStreamTest, EofWithoutCloseNotifyIsTruncation) {
 
 TEST_F(TlsStreamTest, WaitReadableConsumesNothing) {
   std::string read = Run(
-      [](TlsStream& stream) -> net::awaitable<std::string> {
+      [](TlsStream& stream) -> Task<std::string> {
         auto [wait] = co_await stream.async_wait_readable(kTuple);
         EXPECT_FALSE(wait) << wait.message();
         std::string all;

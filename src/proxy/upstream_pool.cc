@@ -12,7 +12,7 @@ constexpr std::chrono::seconds kSweepEvery{1};
 
 // An idle HTTP connection has nothing to read: readable means the peer closed it (or sent
 // bytes nobody asked for), either way it cannot carry another request.
-bool StillOpen(boost::beast::tcp_stream& stream) {
+bool StillOpen(TcpStream& stream) {
   char byte;
   ssize_t n = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -20,14 +20,14 @@ bool StillOpen(boost::beast::tcp_stream& stream) {
 
 }  // namespace
 
-std::unique_ptr<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddress& upstream,
-                                                             bool retried_if_closed) {
+std::unique_ptr<TcpStream> UpstreamPool::Take(const UpstreamAddress& upstream,
+                                              bool retried_if_closed) {
   auto now = Clock::now();
   Sweep(now);
   auto it = idle_.find(upstream);
   if (it == idle_.end()) return nullptr;
   auto& idle = it->second;
-  std::unique_ptr<boost::beast::tcp_stream> taken;
+  std::unique_ptr<TcpStream> taken;
   while (!taken && !idle.empty()) {
     Idle last = std::move(idle.back());
     idle.pop_back();
@@ -43,8 +43,7 @@ std::unique_ptr<boost::beast::tcp_stream> UpstreamPool::Take(const UpstreamAddre
   return taken;
 }
 
-void UpstreamPool::Put(const UpstreamAddress& upstream,
-                       std::unique_ptr<boost::beast::tcp_stream> stream) {
+void UpstreamPool::Put(const UpstreamAddress& upstream, std::unique_ptr<TcpStream> stream) {
   auto now = Clock::now();
   Sweep(now);
   auto& idle = idle_[upstream];

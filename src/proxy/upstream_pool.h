@@ -1,7 +1,6 @@
 #ifndef VMCTL_PROXY_UPSTREAM_POOL_H_
 #define VMCTL_PROXY_UPSTREAM_POOL_H_
 
-#include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <compare>
 #include <cstddef>
@@ -10,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <string>
+
+#include "proxy/loop_executor.h"
 
 namespace vmctl::proxy {
 
@@ -42,15 +43,14 @@ class UpstreamPool {
   // (which keeps the connection out of the pool).
   // Null when there is none. Streams are held by pointer because moving a beast::tcp_stream
   // allocates (a new shared state with its timers), and a pooled one moved four times a request.
-  std::unique_ptr<boost::beast::tcp_stream> Take(const UpstreamAddress& upstream,
-                                                 bool retried_if_closed);
-  void Put(const UpstreamAddress& upstream, std::unique_ptr<boost::beast::tcp_stream> stream);
+  std::unique_ptr<TcpStream> Take(const UpstreamAddress& upstream, bool retried_if_closed);
+  void Put(const UpstreamAddress& upstream, std::unique_ptr<TcpStream> stream);
   void Clear();
   size_t size() const;
 
  private:
   struct Idle {
-    std::unique_ptr<boost::beast::tcp_stream> stream;
+    std::unique_ptr<TcpStream> stream;
     Clock::time_point since;
   };
   // Drops what has idled too long, in every upstream's list, at most once a second.
