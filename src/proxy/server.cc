@@ -41,12 +41,6 @@ using RequestParser = http::request_parser<http::buffer_body>;
 // How long an ending TLS connection waits for the client's close_notify after sending its own.
 constexpr std::chrono::seconds kCloseNotifyTimeout{1};
 
-// Where the servername callback leaves the context it chose, so that it outlives the handshake.
-int CertificateSlot() {
-  static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-  return slot;
-}
-
 template <class Stream>
 int FdOf(Stream& stream) {
   return beast::get_lowest_layer(stream).socket().native_handle();
@@ -240,9 +234,9 @@ int Server::Impl::OnServerName(SSL* ssl, int* alert, void* arg) {
     *alert = SSL_AD_UNRECOGNIZED_NAME;
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
+  // The connection takes a reference of its own (OpenSSL's count, which SharedSslCtx's deleter
+  // decrements): the source may drop the context at a renewal meanwhile.
   SSL_set_SSL_CTX(ssl, chosen.get());
-  *static_cast<std::shared_ptr<SSL_CTX>*>(SSL_get_ex_data(ssl, CertificateSlot())) =
-      std::move(chosen);
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -281,8 +275,6 @@ struct Server::Impl::TlsConnection {
   Loop& loop;
   std::string client;
   std::optional<TlsStream> stream;
-  // The context the servername callback chose, kept while the connection may use it.
-  std::shared_ptr<SSL_CTX> certificate;
 };
 
 Task<void> Server::Impl::ServeTls(TcpSocket socket, Loop& loop) {
@@ -294,9 +286,6 @@ Task<void> Server::Impl::ServeTls(TcpSocket socket, Loop& loop) {
   if (!connection->registration) co_return;
   co_await AwaitCertificate(socket);
   TlsStream& stream = connection->stream.emplace(std::move(socket), tls.native_handle());
-  if (SSL* ssl = stream.native_handle()) {
-    SSL_set_ex_data(ssl, CertificateSlot(), &connection->certificate);
-  }
   stream.expires_after(options.header_timeout);
   auto [handshake_ec] = co_await stream.async_handshake(kTuple);
   if (handshake_ec) co_return;

@@ -4,44 +4,46 @@
 
 namespace vmctl::proxy {
 
-std::optional<uint64_t> Tracker::Add(int fd, bool counted) {
+bool Tracker::Add(Registration& entry) {
   std::lock_guard lock(mutex_);
-  if (stopping_ || (counted && counted_ >= max_connections_)) return std::nullopt;
-  uint64_t id = next_id_++;
-  entries_.emplace(id, Entry{fd, -1, counted});
-  if (counted) ++counted_;
-  return id;
+  if (stopping_ || (entry.counted_ && counted_ >= max_connections_)) return false;
+  entry.next_ = first_;
+  if (first_ != nullptr) first_->previous_ = &entry;
+  first_ = &entry;
+  if (entry.counted_) ++counted_;
+  return true;
 }
 
-void Tracker::SetUpstream(uint64_t id, int fd) {
+void Tracker::SetUpstream(Registration& entry, int fd) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  it->second.upstream = fd;
+  entry.upstream_ = fd;
   if (stopping_ && fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
-void Tracker::Remove(uint64_t id) {
+void Tracker::Remove(Registration& entry) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  if (it->second.counted) --counted_;
-  entries_.erase(it);
-  if (entries_.empty()) empty_.notify_all();
+  if (entry.previous_ != nullptr) {
+    entry.previous_->next_ = entry.next_;
+  } else {
+    first_ = entry.next_;
+  }
+  if (entry.next_ != nullptr) entry.next_->previous_ = entry.previous_;
+  if (entry.counted_) --counted_;
+  if (first_ == nullptr) empty_.notify_all();
 }
 
 void Tracker::ShutdownAll() {
   std::lock_guard lock(mutex_);
   stopping_ = true;
-  for (const auto& [id, entry] : entries_) {
-    ::shutdown(entry.fd, SHUT_RDWR);
-    if (entry.upstream >= 0) ::shutdown(entry.upstream, SHUT_RDWR);
+  for (Registration* entry = first_; entry != nullptr; entry = entry->next_) {
+    ::shutdown(entry->fd_, SHUT_RDWR);
+    if (entry->upstream_ >= 0) ::shutdown(entry->upstream_, SHUT_RDWR);
   }
 }
 
 void Tracker::WaitEmpty() {
   std::unique_lock lock(mutex_);
-  empty_.wait(lock, [&] { return entries_.empty(); });
+  empty_.wait(lock, [&] { return first_ == nullptr; });
 }
 
 size_t Tracker::connections() {

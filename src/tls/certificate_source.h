@@ -13,8 +13,9 @@ namespace vmctl::tls {
 //
 // Each certificate comes as a ready server SSL_CTX (certificate, key, chain, protocol versions,
 // ciphers and ALPN already set); the proxy moves a connection onto it with SSL_set_SSL_CTX from its
-// ClientHello callback. The source keeps ownership; a shared_ptr keeps a context alive for the
-// handshakes using it while a renewal swaps in a new one.
+// ClientHello callback. The source keeps ownership; a shared_ptr keeps a context alive while a
+// renewal swaps in a new one, and each connection moved onto it holds OpenSSL's own reference
+// (so the shared_ptr's deleter must be SSL_CTX_free, as tls::AdoptSslCtx's is).
 //
 // Threading: called concurrently from the proxy's event-loop threads, so it must not block: no
 // disk or network I/O (certificates are loaded ahead; one not yet issued is obtained in the
