@@ -117,10 +117,12 @@ struct Server::Impl {
   // An event loop: one thread, and the connections it serves never leave it, so that nothing
   // of theirs needs a lock or a strand, and each loop keeps its own idle upstream connections
   // (a pooled socket stays on the loop it was made on). TlsStream relies on this: its readiness
-  // waits must not race another thread of the same loop.
+  // waits must not race another thread of the same loop. So Asio's per-socket locks are off
+  // (UNSAFE_IO); what other threads hand to a loop (accepted sockets, Decide's answers,
+  // certificate wake-ups, Stop) still goes through its scheduler's and registration's locks.
   struct Loop {
     Loop(size_t pool_size, std::chrono::milliseconds pool_idle)
-        : io(1), pool(pool_size, pool_idle) {}
+        : io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), pool(pool_size, pool_idle) {}
     net::io_context io;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     std::thread thread;

@@ -178,6 +178,7 @@ struct TlsStream::State {
   Clock::time_point armed = Clock::time_point::max();
   int waiting = 0;  // operations waiting for readiness: a deadline passing closes only then
   bool timed_out = false;
+  char peeked = 0;  // where a readiness peek puts its byte, which stays on the socket
 };
 
 inline TlsStream::executor_type TlsStream::get_executor() { return state_->socket.get_executor(); }
@@ -186,26 +187,31 @@ inline TcpSocket& TlsStream::socket() { return state_->socket; }
 
 template <class ConstBuffers>
 TlsStream::WriteStep::WriteStep(const ConstBuffers& buffers) {
-  // One record holds at most 16 KiB: coalescing more would only copy more.
+  // One record holds at most 16 KiB: coalescing more would only copy more. One pass: stepping
+  // through a serializer's buffer sequence (a buffer per header field) costs more than the copy.
   constexpr size_t kRecord = 16 * 1024;
-  auto begin = boost::asio::buffer_sequence_begin(buffers);
-  auto end = boost::asio::buffer_sequence_end(buffers);
-  size_t count = 0, total = 0;
-  for (auto it = begin; it != end; ++it) {
+  auto append = [&](boost::asio::const_buffer one) {
+    const char* data = static_cast<const char*>(one.data());
+    coalesced.insert(coalesced.end(), data,
+                     data + std::min(one.size(), kRecord - coalesced.size()));
+  };
+  for (auto it = boost::asio::buffer_sequence_begin(buffers);
+       it != boost::asio::buffer_sequence_end(buffers); ++it) {
     boost::asio::const_buffer one(*it);
     if (one.size() == 0) continue;
-    if (count++ == 0) buffer = one;
-    total += one.size();
+    if (buffer.size() == 0) {
+      buffer = one;
+      if (buffer.size() >= kRecord) return;
+      continue;
+    }
+    if (coalesced.empty()) {
+      coalesced.reserve(kRecord);
+      append(buffer);
+    }
+    append(one);
+    if (coalesced.size() == kRecord) break;
   }
-  if (count <= 1 || buffer.size() >= kRecord) return;
-  coalesced.reserve(std::min(total, kRecord));
-  for (auto it = begin; it != end && coalesced.size() < kRecord; ++it) {
-    boost::asio::const_buffer one(*it);
-    size_t take = std::min(one.size(), kRecord - coalesced.size());
-    const char* data = static_cast<const char*>(one.data());
-    coalesced.insert(coalesced.end(), data, data + take);
-  }
-  buffer = boost::asio::buffer(coalesced);
+  if (!coalesced.empty()) buffer = boost::asio::buffer(coalesced);
 }
 
 // Runs `step` until it is done, waiting for the readiness it asks for in between. A step that
@@ -218,6 +224,11 @@ struct TlsStream::Op {
   bool posted = false;
   Attempt result;
 
+  // After a readable peek: an end of stream is for OpenSSL to read (close_notify or not).
+  template <class Self>
+  void operator()(Self& self, boost::beast::error_code ec, size_t) {
+    (*this)(self, ec == boost::asio::error::eof ? boost::beast::error_code() : ec);
+  }
   template <class Self>
   void operator()(Self& self, boost::beast::error_code ec = {}) {
     if (posted) return Complete(self);
@@ -257,9 +268,17 @@ auto TlsStream::Run(Step step, Token&& token) {
 
 void TlsStream::Wait(State& state, Next next, auto&& handler) {
   ++state.waiting;
-  state.socket.async_wait(next == Next::kWantRead ? boost::asio::socket_base::wait_read
-                                                  : boost::asio::socket_base::wait_write,
-                          std::forward<decltype(handler)>(handler));
+  if (next == Next::kWantWrite) {
+    state.socket.async_wait(boost::asio::socket_base::wait_write,
+                            std::forward<decltype(handler)>(handler));
+    return;
+  }
+  // Readable is a one-byte peek rather than async_wait(wait_read): Asio tries a receive first and
+  // then waits on the socket's edge-triggered registration, while a wait it cannot try re-arms
+  // that registration with epoll_ctl each time (a system call per request).
+  state.socket.async_receive(boost::asio::buffer(&state.peeked, 1),
+                             boost::asio::socket_base::message_peek,
+                             std::forward<decltype(handler)>(handler));
 }
 
 }  // namespace vmctl::proxy
