@@ -10,12 +10,13 @@
 // wrk connects to and sends as SNI and Host. Everything it starts runs there and is stopped by
 // pid; the namespaces go with it.
 //
-// Measures: wrk --latency requests/s and p50/p99 at 1 and 2 threads with 32 and 64 connections
+// Measures: wrk --latency requests/s and p50/p99 with 1 and 2 workers (vmctl's event-loop
+// threads, nginx's worker processes; wrk with as many threads) and 32 and 64 connections
 // (keep-alive), new TLS connections/s (full handshakes, by a client of its own), and the servers'
 // RSS growth per 1,000 idle TLS connections held by a separate client process (`vmctl_proxy_bench
 // hold`).
 //
-// Usage: vmctl_proxy_bench [--duration 10] [--idle 1000,5000]   (Markdown on stdout)
+// Usage: vmctl_proxy_bench [--duration 10] [--repeat 3] [--idle 1000,5000]   (Markdown on stdout)
 //        vmctl_proxy_bench hold --port P --connections N   (the idle-connection client)
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -182,14 +184,14 @@ void MakeCertificates() {
   if (!installed.ok()) Die("install", installed.error().message());
 }
 
-// nginx as close to vmctl's proxy as its configuration allows: two workers (vmctl's two
-// event-loop threads), TLS 1.3 with the suite and group vmctl's OpenSSL defaults negotiate with
-// wrk, upstream keep-alive with 128 idle connections per worker (256 in all, vmctl's default
-// ProxyOptions::pool_size), and the forwarding headers vmctl adds.
-std::string NginxConfig() {
+// nginx as close to vmctl's proxy as its configuration allows: as many workers as vmctl has
+// event-loop threads, TLS 1.3 with the suite and group vmctl's OpenSSL defaults negotiate with
+// wrk, upstream keep-alive with 128 idle connections per worker (vmctl's default
+// ProxyOptions::pool_size is 256 per loop), and the forwarding headers vmctl adds.
+std::string NginxConfig(int workers) {
   fs::path n = g.dir / "nginx";
   return fmt::format(R"(user root;
-worker_processes 2;
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 pid {n}/nginx.pid;
 error_log {n}/error.log warn;
@@ -224,9 +226,10 @@ http {{
   }}
 }}
 )",
-                     fmt::arg("n", n.string()), fmt::arg("up", kUpstream),
-                     fmt::arg("port", kNginxPort), fmt::arg("host", kHost),
-                     fmt::arg("certs", (g.dir / "certs").string()), fmt::arg("domain", kDomain));
+                     fmt::arg("workers", workers), fmt::arg("n", n.string()),
+                     fmt::arg("up", kUpstream), fmt::arg("port", kNginxPort),
+                     fmt::arg("host", kHost), fmt::arg("certs", (g.dir / "certs").string()),
+                     fmt::arg("domain", kDomain));
 }
 
 std::string Url(uint16_t port, const std::string& path) {
@@ -264,25 +267,37 @@ std::string Negotiated(uint16_t port) {
                      key.substr(0, key.find(',')));
 }
 
-void StartServers(const fs::path& bin_dir) {
+void StartUpstream(const fs::path& bin_dir) {
   g.upstream =
       Spawn({"ip", "netns", "exec", g.upstream_ns, (bin_dir / "web_upstream").string(), "--name",
              "bench-upstream", "--threads", "2", fmt::format("{}:80", kUpstream)},
             "upstream.log");
   WaitForLog(g.upstream, "upstream.log", "listening", std::chrono::seconds(10));
-  g.vmctl =
-      Spawn({(bin_dir / "vmctl_proxy_bench_server").string(), "--certs", (g.dir / "certs").string(),
-             "--listen", fmt::format("127.0.0.1:{}", kVmctlPort), "--upstream", kUpstream},
-            "vmctl.log");
-  WaitForLog(g.vmctl, "vmctl.log", "ready", std::chrono::seconds(10));
+}
+
+// Both proxies with `workers` event-loop threads (vmctl) or worker processes (nginx).
+void StartProxies(const fs::path& bin_dir, int workers) {
+  std::string vmctl_log = fmt::format("vmctl-{}.log", workers);
+  g.vmctl = Spawn({(bin_dir / "vmctl_proxy_bench_server").string(), "--certs",
+                   (g.dir / "certs").string(), "--listen", fmt::format("127.0.0.1:{}", kVmctlPort),
+                   "--upstream", kUpstream, "--threads", std::to_string(workers)},
+                  vmctl_log);
+  WaitForLog(g.vmctl, vmctl_log, "ready", std::chrono::seconds(10));
   fs::path n = g.dir / "nginx";
   fs::create_directories(n);
-  if (!WriteFileAtomic(n / "nginx.conf", NginxConfig(), 0644).ok()) Die("write nginx.conf");
+  if (!WriteFileAtomic(n / "nginx.conf", NginxConfig(workers), 0644).ok()) {
+    Die("write nginx.conf");
+  }
   g.nginx =
       Spawn({"nginx", "-p", n.string(), "-c", (n / "nginx.conf").string(), "-g", "daemon off;"},
-            "nginx.log");
+            fmt::format("nginx-{}.log", workers));
   CheckServes("vmctl", kVmctlPort);
   CheckServes("nginx", kNginxPort);
+}
+
+void StopProxies() {
+  Stop(g.vmctl);
+  Stop(g.nginx);
 }
 
 // --- wrk ---
@@ -336,6 +351,25 @@ WrkResult Wrk(uint16_t port, int threads, int connections, int seconds) {
   WrkResult r = ParseWrk(out.out);
   if (r.requests == 0) Die("wrk made no requests", out.out);
   return r;
+}
+
+// The median of each figure over runs of one load (each figure on its own).
+WrkResult Median(std::vector<WrkResult> runs) {
+  auto median = [&](auto field) {
+    std::vector<double> values;
+    for (const WrkResult& r : runs) values.push_back(static_cast<double>(r.*field));
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  };
+  WrkResult m;
+  m.rps = median(&WrkResult::rps);
+  m.p50_ms = median(&WrkResult::p50_ms);
+  m.p99_ms = median(&WrkResult::p99_ms);
+  for (const WrkResult& r : runs) {
+    m.requests += r.requests;
+    m.errors += r.errors;
+  }
+  return m;
 }
 
 // --- idle connections ---
@@ -495,9 +529,12 @@ std::string Ratio(double a, double b) { return b > 0 ? fmt::format("{:.2f}×", a
 
 int Main(int argc, char** argv) {
   CLI::App app{"vmctl HTTPS proxy benchmark against nginx"};
-  int duration = 10;
+  int duration = 10, repeat = 3;
   std::vector<int> idle = {1000, 5000};
   app.add_option("--duration", duration, "seconds per wrk run")->capture_default_str();
+  app.add_option("--repeat", repeat, "wrk runs per load and proxy (medians are reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
   app.add_option("--idle", idle, "idle connection counts")->delimiter(',')->capture_default_str();
   auto* hold = app.add_subcommand("hold", "hold idle TLS connections (internal)");
   int hold_port = 0, hold_connections = 0;
@@ -518,32 +555,47 @@ int Main(int argc, char** argv) {
   std::string load_start = LoadAverage();
   EnterNamespaces();
   MakeCertificates();
-  StartServers(bin_dir);
-  std::string tls_vmctl = Negotiated(kVmctlPort), tls_nginx = Negotiated(kNginxPort);
-  Log("TLS: vmctl " + tls_vmctl + "; nginx " + tls_nginx);
+  StartUpstream(bin_dir);
 
-  // Memory first, on fresh processes: the wrk runs would leave freed heap behind that idle
-  // connections then reuse unseen.
-  std::map<std::string, std::vector<IdleResult>> memory;
-  for (int n : idle) {
-    memory["vmctl"].push_back(MeasureIdle("vmctl", g.vmctl, false, kVmctlPort, n));
-    memory["nginx"].push_back(MeasureIdle("nginx", g.nginx, true, kNginxPort, n));
-  }
-
+  // One and two workers (vmctl's event-loop threads, nginx's worker processes), wrk with as
+  // many threads; the proxies are restarted for each.
   struct Load {
-    int threads, connections;
+    int workers, threads, connections;
   };
-  const std::vector<Load> loads = {{1, 32}, {1, 64}, {2, 32}, {2, 64}};
+  const std::vector<Load> loads = {{1, 1, 32}, {1, 1, 64}, {2, 2, 32}, {2, 2, 64}};
   std::map<std::string, std::vector<WrkResult>> keep_alive;
-  Wrk(kVmctlPort, 2, 64, 2);  // warm-up: pools, caches, heaps
-  Wrk(kNginxPort, 2, 64, 2);
-  // Alternating, so load from anything else on the host hits both alike.
-  for (const Load& load : loads) {
-    for (auto [name, port] : {std::pair{"vmctl", kVmctlPort}, {"nginx", kNginxPort}}) {
-      keep_alive[name].push_back(Wrk(port, load.threads, load.connections, duration));
-      Log(fmt::format("{} -t{} -c{}: {:.0f} req/s", name, load.threads, load.connections,
-                      keep_alive[name].back().rps));
+  std::map<std::string, std::vector<IdleResult>> memory;
+  std::string tls_vmctl, tls_nginx;
+  for (int workers : {1, 2}) {
+    StartProxies(bin_dir, workers);
+    tls_vmctl = Negotiated(kVmctlPort);
+    tls_nginx = Negotiated(kNginxPort);
+    Log("TLS: vmctl " + tls_vmctl + "; nginx " + tls_nginx);
+    if (workers == 2) {
+      // Memory on fresh processes with the daemon's default two loops, before any load: the
+      // wrk runs would leave freed heap behind that idle connections then reuse unseen.
+      for (int n : idle) {
+        memory["vmctl"].push_back(MeasureIdle("vmctl", g.vmctl, false, kVmctlPort, n));
+        memory["nginx"].push_back(MeasureIdle("nginx", g.nginx, true, kNginxPort, n));
+      }
     }
+    Wrk(kVmctlPort, workers, 64, 2);  // warm-up: pools, caches, heaps
+    Wrk(kNginxPort, workers, 64, 2);
+    // Alternating, so load from anything else on the host hits both alike; single runs vary by
+    // ±10 %, hence medians.
+    for (const Load& load : loads) {
+      if (load.workers != workers) continue;
+      std::map<std::string, std::vector<WrkResult>> runs;
+      for (int r = 0; r < repeat; ++r) {
+        for (auto [name, port] : {std::pair{"vmctl", kVmctlPort}, {"nginx", kNginxPort}}) {
+          runs[name].push_back(Wrk(port, load.threads, load.connections, duration));
+          Log(fmt::format("{} {} worker(s), -t{} -c{}: {:.0f} req/s", name, workers, load.threads,
+                          load.connections, runs[name].back().rps));
+        }
+      }
+      for (auto& [name, results] : runs) keep_alive[name].push_back(Median(results));
+    }
+    if (workers == 1) StopProxies();
   }
   WrkResult direct = Wrk(80, 2, 64, duration);
   std::map<std::string, HandshakeResult> handshakes;
@@ -564,24 +616,25 @@ int Main(int argc, char** argv) {
   };
   fmt::print("Host: {} cores ({}); load average (1, 5, 15 min) at the start {}, at the end {}.\n",
              trim(nproc), trim(cpu), load_start, load_end);
-  fmt::print("TLS negotiated with `openssl s_client`: vmctl {}; nginx {}.\n\n", tls_vmctl,
-             tls_nginx);
+  fmt::print("TLS negotiated with `openssl s_client`: vmctl {}; nginx {}.\n", tls_vmctl, tls_nginx);
+  fmt::print("Each row: the medians of {} wrk runs of {} s per proxy, alternating.\n\n", repeat,
+             duration);
   fmt::print(
-      "| wrk | vmctl req/s | nginx req/s | vmctl / nginx | vmctl p50 | nginx p50 | vmctl p99 | "
-      "nginx p99 | errors (vmctl / nginx) |\n|---|---|---|---|---|---|---|---|---|\n");
+      "| workers, wrk | vmctl req/s | nginx req/s | vmctl / nginx | vmctl p50 | nginx p50 | "
+      "vmctl p99 | nginx p99 | errors (vmctl / nginx) |\n|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < loads.size(); ++i) {
     const WrkResult& v = keep_alive["vmctl"][i];
     const WrkResult& n = keep_alive["nginx"][i];
     fmt::print(
-        "| -t{} -c{} | {:.0f} | {:.0f} | {} | {:.2f} ms | {:.2f} ms | {:.2f} ms | {:.2f} ms "
+        "| {}, -t{} -c{} | {:.0f} | {:.0f} | {} | {:.2f} ms | {:.2f} ms | {:.2f} ms | {:.2f} ms "
         "| {} / {} |\n",
-        loads[i].threads, loads[i].connections, v.rps, n.rps, Ratio(v.rps, n.rps), v.p50_ms,
-        n.p50_ms, v.p99_ms, n.p99_ms, v.errors, n.errors);
+        loads[i].workers, loads[i].threads, loads[i].connections, v.rps, n.rps, Ratio(v.rps, n.rps),
+        v.p50_ms, n.p50_ms, v.p99_ms, n.p99_ms, v.errors, n.errors);
   }
   const HandshakeResult& hv = handshakes["vmctl"];
   const HandshakeResult& hn = handshakes["nginx"];
   fmt::print(
-      "| new TLS connections/s ({} clients: full handshake, one request, close) | {:.0f} | "
+      "| 2, new TLS connections/s ({} clients: full handshake, one request, close) | {:.0f} | "
       "{:.0f} | {} | {:.2f} ms | {:.2f} ms | {:.2f} ms | {:.2f} ms | {} / {} |\n",
       kHandshakeClients, hv.per_second, hn.per_second, Ratio(hv.per_second, hn.per_second),
       hv.p50_ms, hn.p50_ms, hv.p99_ms, hn.p99_ms, hv.failures, hn.failures);
@@ -599,8 +652,8 @@ int Main(int argc, char** argv) {
                v.before_kib, v.after_kib, n.before_kib, n.after_kib, v.per_thousand_kib,
                n.per_thousand_kib, Ratio(v.per_thousand_kib, n.per_thousand_kib));
   }
-  fmt::print("\nRSS at the end: vmctl's proxy {} KiB, nginx's workers {} KiB.\n", vmctl_rss,
-             nginx_rss);
+  fmt::print("\nRSS at the end (2 workers): vmctl's proxy {} KiB, nginx's workers {} KiB.\n",
+             vmctl_rss, nginx_rss);
   return 0;
 }
 
