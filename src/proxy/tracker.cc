@@ -14,10 +14,15 @@ bool Tracker::Add(Registration& entry) {
   return true;
 }
 
+// Sequentially consistent, with ShutdownAll's store of stopping_ and loads of upstream_: either
+// ShutdownAll sees the new value, or this sees stopping_ and locks. So a socket given up here is
+// closed only after ShutdownAll is done with it, never while it may still shut its fd (which
+// the kernel may hand to something else once it is closed).
 void Tracker::SetUpstream(Registration& entry, int fd) {
+  entry.upstream_.store(fd);
+  if (!stopping_.load()) return;
   std::lock_guard lock(mutex_);
-  entry.upstream_ = fd;
-  if (stopping_ && fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 void Tracker::Remove(Registration& entry) {
@@ -37,7 +42,7 @@ void Tracker::ShutdownAll() {
   stopping_ = true;
   for (Registration* entry = first_; entry != nullptr; entry = entry->next_) {
     ::shutdown(entry->fd_, SHUT_RDWR);
-    if (entry->upstream_ >= 0) ::shutdown(entry->upstream_, SHUT_RDWR);
+    if (int upstream = entry->upstream_.load(); upstream >= 0) ::shutdown(upstream, SHUT_RDWR);
   }
 }
 

@@ -1,6 +1,7 @@
 #ifndef VMCTL_PROXY_TRACKER_H_
 #define VMCTL_PROXY_TRACKER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -40,7 +41,9 @@ class Tracker {
   std::condition_variable empty_;
   Registration* first_ = nullptr;
   size_t counted_ = 0;
-  bool stopping_ = false;
+  // Written under the mutex; read without it by SetUpstream, which runs twice a request on
+  // every event loop and so takes the mutex only once stopping.
+  std::atomic<bool> stopping_ = false;
 };
 
 // One socket in a Tracker, for the registration's lifetime (RAII). It does not move: the
@@ -66,7 +69,8 @@ class Registration {
   Tracker& tracker_;
   const int fd_;
   const bool counted_;
-  int upstream_ = -1;  // the next three are the tracker's, under its mutex
+  std::atomic<int> upstream_ = -1;
+  // The tracker's list links, under its mutex.
   Registration* previous_ = nullptr;
   Registration* next_ = nullptr;
   const bool registered_;
