@@ -170,12 +170,6 @@ TlsStream::Attempt TlsStream::ShutdownStep::operator()(State& state) {
   return ret == 1 ? Attempt{} : Outcome(state.ssl, ret);
 }
 
-TlsStream::Attempt TlsStream::WaitReadableStep::operator()(State& state) {
-  if (waited || SSL_has_pending(state.ssl)) return Attempt{};
-  waited = true;
-  return Attempt{Next::kWantRead};
-}
-
 TlsStream::Attempt TlsStream::ReadStep::operator()(State& state) {
   if (buffer.size() == 0) return Attempt{};
   ERR_clear_error();

@@ -5,6 +5,11 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
@@ -84,10 +89,14 @@ class TlsStream {
     return Run<void(boost::beast::error_code)>(ShutdownStep{}, std::forward<Token>(token));
   }
   // Completes with (error_code) once a read would find something: decrypted bytes held by
-  // OpenSSL or bytes on the socket. Lets an idle connection wait without a buffer.
+  // OpenSSL or bytes on the socket. Lets an idle connection wait without a buffer, and with
+  // less than the other operations keep while they wait: one socket operation holding the
+  // handler (with its allocator and executor), no composed operation around it.
   template <class Token>
   auto async_wait_readable(Token&& token) {
-    return Run<void(boost::beast::error_code)>(WaitReadableStep{}, std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(boost::beast::error_code)>(
+        [](auto handler, State* state) { WaitReadable(*state, std::move(handler)); }, token,
+        state_.get());
   }
 
   template <class MutableBuffers, class Token>
@@ -117,10 +126,6 @@ class TlsStream {
     Attempt operator()(State& state);
   };
   struct ShutdownStep {
-    Attempt operator()(State& state);
-  };
-  struct WaitReadableStep {
-    bool waited = false;
     Attempt operator()(State& state);
   };
   struct ReadStep {
@@ -161,6 +166,8 @@ class TlsStream {
   // The error a readiness wait ended with, as the operation reports it.
   static boost::beast::error_code WaitError(const State& state, boost::beast::error_code ec);
   static void Wait(State& state, Next next, auto&& handler);
+  template <class Handler>
+  static void WaitReadable(State& state, Handler handler);
 
   // Shared with the deadline timer's handler, which may run after the stream is gone.
   std::shared_ptr<State> state_;
@@ -279,6 +286,31 @@ void TlsStream::Wait(State& state, Next next, auto&& handler) {
   state.socket.async_receive(boost::asio::buffer(&state.peeked, 1),
                              boost::asio::socket_base::message_peek,
                              std::forward<decltype(handler)>(handler));
+}
+
+template <class Handler>
+void TlsStream::WaitReadable(State& state, Handler handler) {
+  auto executor = boost::asio::get_associated_executor(handler, state.socket.get_executor());
+  if (state.timed_out || state.ssl == nullptr || SSL_has_pending(state.ssl)) {
+    boost::beast::error_code ec;
+    if (state.timed_out) ec = boost::beast::error::timeout;
+    if (state.ssl == nullptr) ec = boost::asio::error::no_memory;
+    boost::asio::post(executor, boost::asio::append(std::move(handler), ec));
+    return;
+  }
+  auto allocator = boost::asio::get_associated_allocator(handler);
+  ++state.waiting;
+  // The same peek as Wait's; its end of stream, too, is for OpenSSL to read.
+  state.socket.async_receive(
+      boost::asio::buffer(&state.peeked, 1), boost::asio::socket_base::message_peek,
+      boost::asio::bind_executor(
+          executor,
+          boost::asio::bind_allocator(allocator, [&state, handler = std::move(handler)](
+                                                     boost::beast::error_code ec, size_t) mutable {
+            --state.waiting;
+            if (ec == boost::asio::error::eof) ec = {};
+            std::move(handler)(WaitError(state, ec));
+          })));
 }
 
 }  // namespace vmctl::proxy
