@@ -165,6 +165,11 @@ class TlsStream {
   static void OnTimer(const std::shared_ptr<State>& state);
   // The error a readiness wait ended with, as the operation reports it.
   static boost::beast::error_code WaitError(const State& state, boost::beast::error_code ec);
+  // A readiness peek's outcome as a wait's: an end of stream is readable, for OpenSSL to read
+  // (a close_notify before it, or none).
+  static boost::beast::error_code PeekedReadable(boost::beast::error_code ec) {
+    return ec == boost::asio::error::eof ? boost::beast::error_code() : ec;
+  }
   static void Wait(State& state, Next next, auto&& handler);
   template <class Handler>
   static void WaitReadable(State& state, Handler handler);
@@ -231,10 +236,10 @@ struct TlsStream::Op {
   bool posted = false;
   Attempt result;
 
-  // After a readable peek: an end of stream is for OpenSSL to read (close_notify or not).
+  // After a readable peek.
   template <class Self>
   void operator()(Self& self, boost::beast::error_code ec, size_t) {
-    (*this)(self, ec == boost::asio::error::eof ? boost::beast::error_code() : ec);
+    (*this)(self, PeekedReadable(ec));
   }
   template <class Self>
   void operator()(Self& self, boost::beast::error_code ec = {}) {
@@ -300,7 +305,7 @@ void TlsStream::WaitReadable(State& state, Handler handler) {
   }
   auto allocator = boost::asio::get_associated_allocator(handler);
   ++state.waiting;
-  // The same peek as Wait's; its end of stream, too, is for OpenSSL to read.
+  // The same peek as Wait's.
   state.socket.async_receive(
       boost::asio::buffer(&state.peeked, 1), boost::asio::socket_base::message_peek,
       boost::asio::bind_executor(
@@ -308,8 +313,7 @@ void TlsStream::WaitReadable(State& state, Handler handler) {
           boost::asio::bind_allocator(allocator, [&state, handler = std::move(handler)](
                                                      boost::beast::error_code ec, size_t) mutable {
             --state.waiting;
-            if (ec == boost::asio::error::eof) ec = {};
-            std::move(handler)(WaitError(state, ec));
+            std::move(handler)(WaitError(state, PeekedReadable(ec)));
           })));
 }
 
